@@ -3,6 +3,11 @@
  */
 export * as Budget from "./Budget.js"
 export * as Cost from "./Cost.js"
+export * as Event from "./Event.js"
 export * as Ledger from "./Ledger.js"
+export * as Pipeline from "./Pipeline.js"
+export * as PipelineError from "./PipelineError.js"
 export * as Result from "./Result.js"
+export * as Router from "./Router.js"
+export * as Step from "./Step.js"
 export * as Usage from "./Usage.js"

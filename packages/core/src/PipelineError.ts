@@ -1,0 +1,83 @@
+/**
+ * How a run can fail. Every run-time failure carries the partial result: outputs finished and usage so far.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import type { BudgetExceeded } from "./Ledger.js"
+import type { PartialResult } from "./Result.js"
+import type { StepTimeout } from "./Step.js"
+
+/**
+ * A pipeline definition was rejected when it was made: duplicate step names, a cycle, a dependency that is not
+ * a step, or a bad option. The message names the steps (or option) involved.
+ *
+ * @since 0.1.0
+ */
+export class InvalidPipeline extends Data.TaggedError("InvalidPipeline")<{
+  readonly pipeline: string
+  readonly reason: "DuplicateName" | "Cycle" | "UnknownStep" | "InvalidOption"
+  readonly steps: ReadonlyArray<string>
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Invalid pipeline "${this.pipeline}": ${this.detail}`
+  }
+}
+
+/**
+ * A step failed after its retries (or died with a defect). Running siblings were interrupted and nothing new
+ * was started. `cause` keeps the step's full failure; `error` is its typed error, if it had one.
+ *
+ * @since 0.1.0
+ */
+export class StepFailed<out E> extends Data.TaggedError("StepFailed")<{
+  readonly pipeline: string
+  readonly step: string
+  readonly cause: Cause.Cause<E | StepTimeout>
+  readonly partial: PartialResult
+}> {
+  /** The step's typed error, or `undefined` when it died of a defect. */
+  get error(): E | StepTimeout | undefined {
+    const failure = Cause.failureOption(this.cause)
+    return failure._tag === "Some" ? failure.value : undefined
+  }
+  override get message(): string {
+    return `Step "${this.step}" of pipeline "${this.pipeline}" failed: ${describe(this.cause)}`
+  }
+}
+
+/**
+ * The whole run took longer than the pipeline's `timeout`. Every running step was interrupted.
+ *
+ * @since 0.1.0
+ */
+export class PipelineTimeout extends Data.TaggedError("PipelineTimeout")<{
+  readonly pipeline: string
+  readonly timeout: Duration.Duration
+  readonly partial: PartialResult
+}> {
+  override get message(): string {
+    return `Pipeline "${this.pipeline}" timed out after ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
+ * Any way a run can fail, given the union `E` of its steps' errors.
+ *
+ * @since 0.1.0
+ */
+export type PipelineError<E> = StepFailed<E> | BudgetExceeded | PipelineTimeout
+
+const describe = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  const reason = failure._tag === "Some" ? failure.value : Cause.squash(cause)
+  if (reason instanceof Error) {
+    const tag = "_tag" in reason && typeof reason._tag === "string" ? reason._tag : reason.name
+    return reason.message === "" ? tag : `${tag}: ${reason.message}`
+  }
+  if (typeof reason === "object" && reason !== null && "_tag" in reason) return String(reason._tag)
+  return String(reason)
+}

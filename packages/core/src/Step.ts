@@ -1,0 +1,253 @@
+/**
+ * A step: a named value around an Effect, with the steps it depends on, a timeout and a retry policy.
+ *
+ * Dependencies are declared by value (`after: { extract }`), so their outputs arrive typed and reading one that
+ * is not declared does not compile. The pipeline input and the application's services reach a step as ordinary
+ * Effect requirements, provided by Layers.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { pipeArguments, type Pipeable } from "effect/Pipeable"
+import * as Schedule from "effect/Schedule"
+
+/**
+ * @since 0.1.0
+ */
+export const TypeId: unique symbol = Symbol.for("@trellis/core/Step")
+
+/**
+ * @since 0.1.0
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * How a failing step is retried: a number of retries, a `Schedule`, or both with a predicate on the error.
+ * `0` (or `{ times: 0 }`) means no retry at all, even when the pipeline sets a default.
+ *
+ * @since 0.1.0
+ */
+export type Retry<E> =
+  | number
+  | Schedule.Schedule<unknown, E, never>
+  | {
+    readonly times?: number | undefined
+    readonly schedule?: Schedule.Schedule<unknown, E, never> | undefined
+    readonly while?: ((error: E) => boolean) | undefined
+  }
+
+/**
+ * The dependencies of a step: a record of steps, keyed by the name their outputs arrive under.
+ *
+ * @since 0.1.0
+ */
+export type Dependencies = { readonly [key: string]: Any }
+
+/**
+ * A step.
+ *
+ * @since 0.1.0
+ */
+export interface Step<out Name extends string, out A, out E, out R, Deps extends Dependencies>
+  extends Pipeable
+{
+  readonly [TypeId]: TypeId
+  readonly name: Name
+  readonly after: Deps
+  readonly timeout: Duration.Duration | undefined
+  readonly retry: Retry<any> | undefined
+  /** The step's own work, given its dependencies' outputs. */
+  readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
+}
+
+/**
+ * Any step.
+ *
+ * @since 0.1.0
+ */
+export interface Any extends Step<string, any, any, any, any> {}
+
+/**
+ * The outputs a step receives from its dependencies.
+ *
+ * @since 0.1.0
+ */
+export type Inputs<Deps extends Dependencies> = { readonly [K in keyof Deps]: Output<Deps[K]> }
+
+/**
+ * The output of a step.
+ *
+ * @since 0.1.0
+ */
+export type Output<S> = S extends Step<any, infer A, any, any, any> ? A : never
+
+/**
+ * A step together with every step it depends on, directly or not.
+ *
+ * @since 0.1.0
+ */
+export type Closure<S> = S extends Step<any, any, any, any, infer D> ? S | (0 extends 1 & D ? never : Closure<D[keyof D]>)
+  : never
+
+/**
+ * The errors of a step and of all its dependencies.
+ *
+ * @since 0.1.0
+ */
+export type Errors<S> = Closure<S> extends infer C ? C extends Step<any, any, infer E, any, any> ? E : never : never
+
+/**
+ * The requirements of a step and of all its dependencies.
+ *
+ * @since 0.1.0
+ */
+export type Requirements<S> = Closure<S> extends infer C ? C extends Step<any, any, any, infer R, any> ? R
+  : never
+  : never
+
+/**
+ * The outputs of a step and of all its dependencies, by step name.
+ *
+ * @since 0.1.0
+ */
+export type Outputs<S> = { readonly [C in Closure<S> as C["name"]]: Output<C> }
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ */
+export interface Options<Deps extends Dependencies, A, E, R> {
+  /** The steps this one needs; their outputs arrive under the same keys. */
+  readonly after?: Deps
+  /** Time allowed for one attempt; the step fails with `StepTimeout` past it. */
+  readonly timeout?: Duration.DurationInput
+  /** How failures are retried (each attempt gets the full timeout). Overrides the pipeline's default. */
+  readonly retry?: Retry<NoInfer<E>>
+  readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
+}
+
+const Proto = {
+  [TypeId]: TypeId,
+  pipe() {
+    return pipeArguments(this, arguments)
+  },
+  toString(this: Any) {
+    return `Step(${this.name})`
+  }
+}
+
+/**
+ * Makes a step.
+ *
+ * @example
+ * ```ts
+ * const classify = Step.make("classify", {
+ *   after: { extract },
+ *   timeout: "30 seconds",
+ *   retry: { times: 2, schedule: Schedule.exponential("500 millis") },
+ *   run: ({ extract }) => Classifier.run(extract.summary)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const make = <const Name extends string, A, E = never, R = never, const Deps extends Dependencies = {}>(
+  name: Name,
+  options: Options<Deps, A, E, R>
+): Step<Name, A, E, R, Deps> => {
+  const step = Object.create(Proto)
+  step.name = name
+  step.after = options.after ?? {}
+  step.timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+  step.retry = options.retry
+  step.run = options.run
+  return step
+}
+
+/**
+ * Whether a value is a step.
+ *
+ * @since 0.1.0
+ */
+export const isStep = (u: unknown): u is Any => typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * A step's attempt took longer than its timeout.
+ *
+ * @since 0.1.0
+ */
+export class StepTimeout extends Data.TaggedError("StepTimeout")<{
+  readonly step: string
+  readonly timeout: Duration.Duration
+}> {
+  override get message(): string {
+    return `Step "${this.step}" timed out after ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
+ * The signal a step fails with to end the run on purpose (see {@link stop}). Never retried.
+ *
+ * @since 0.1.0
+ */
+export class StopSignal<out D> extends Data.TaggedError("StopSignal")<{ readonly data: D }> {}
+
+/**
+ * Ends the run on purpose from inside a step. The run's result is then `Stopped`, not an error, carrying `data`,
+ * the stopping step, the outputs finished before it and the usage.
+ *
+ * @since 0.1.0
+ */
+export const stop = <D>(data: D): Effect.Effect<never, StopSignal<D>> => Effect.fail(new StopSignal({ data }))
+
+/** Stopping and running out of budget are decisions, not accidents: retrying them would be wrong. */
+const isRetryable = (error: unknown): boolean =>
+  !(error instanceof StopSignal) && !(typeof error === "object" && error !== null && "_tag" in error &&
+    error._tag === "BudgetExceeded")
+
+/**
+ * Wraps one attempt of a step with its timeout and a retry policy.
+ *
+ * @since 0.1.0
+ */
+export const withPolicy = <A, E, R>(
+  attempt: Effect.Effect<A, E, R>,
+  options: {
+    readonly step: string
+    readonly timeout?: Duration.Duration | undefined
+    readonly retry?: Retry<any> | undefined
+  }
+): Effect.Effect<A, E | StepTimeout, R> => {
+  const { retry, step, timeout } = options
+  const timed: Effect.Effect<A, E | StepTimeout, R> = timeout === undefined
+    ? attempt
+    : Effect.timeoutFail(attempt, { duration: timeout, onTimeout: () => new StepTimeout({ step, timeout }) })
+  if (retry === undefined || retry === 0) return timed
+  if (typeof retry === "number") return Effect.retry(timed, { times: retry, while: isRetryable })
+  if (Schedule.isSchedule(retry)) return Effect.retry(timed, { schedule: retry, while: isRetryable })
+  if (retry.times === 0) return timed
+  const userWhile = retry.while
+  const retryWhile = userWhile === undefined ? isRetryable : (e: any) => isRetryable(e) && userWhile(e)
+  const schedule = retry.schedule ?? Schedule.forever
+  return Effect.retry(
+    timed,
+    retry.times === undefined
+      ? { schedule, while: retryWhile }
+      : { schedule, times: retry.times, while: retryWhile }
+  )
+}
+
+/**
+ * Runs a step alone, as a pipeline would (timeout and retry applied), given its dependencies' outputs. This is how
+ * a step is tested on its own: provide its layers and call it.
+ *
+ * @since 0.1.0
+ */
+export const runWith = <Name extends string, A, E, R, Deps extends Dependencies>(
+  step: Step<Name, A, E, R, Deps>,
+  inputs: Inputs<Deps>
+): Effect.Effect<A, E | StepTimeout, R> =>
+  withPolicy(Effect.suspend(() => step.run(inputs)), { step: step.name, timeout: step.timeout, retry: step.retry })
