@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import * as Brand from "effect/Brand"
+import type * as Brand from "effect/Brand"
 import * as Order from "effect/Order"
 
 /**
@@ -24,10 +24,12 @@ const NANOS_PER_DOLLAR = 1_000_000_000
  *
  * @since 0.1.0
  */
-export const nanos: Brand.Brand.Constructor<Cost> = Brand.refined<Cost>(
-  (n) => Number.isSafeInteger(n) && n >= 0,
-  (n) => Brand.error(`Expected a non-negative whole number of nano-dollars, got ${n}`)
-)
+export const nanos = (n: number): Cost => {
+  if (!(Number.isSafeInteger(n) && n >= 0)) {
+    throw new RangeError(`Expected a non-negative whole number of nano-dollars, got ${n}`)
+  }
+  return n as Cost
+}
 
 /**
  * Zero dollars.

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cost, Ledger, Usage, Budget } from "@trellis/core"
+import { Effect, Exit, Fiber, FiberRef, Option, TestClock } from "effect"
+
+const paid = (nanos: number) => Usage.make({ requests: 1, cost: Cost.nanos(nanos) })
+
+describe("Ledger", () => {
+  it.effect("reserves the worst case, then settles to the real cost", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(1000) })
+      const reservation = yield* ledger.reserve(Cost.nanos(600))
+      expect((yield* ledger.snapshot).reserved).toBe(600)
+      expect(yield* ledger.remaining).toEqual(Option.some(400))
+      yield* ledger.settle(reservation, paid(250))
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.reserved).toBe(0)
+      expect(snapshot.total.cost).toBe(250)
+      expect(yield* ledger.remaining).toEqual(Option.some(750))
+    }))
+
+  it.effect("refuses a reservation that could pass the budget, naming the step and the amounts", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
+      const first = yield* ledger.reserve(Cost.dollars(0.5))
+      yield* ledger.settle(first, paid(Cost.dollars(0.25)))
+      yield* ledger.reserve(Cost.dollars(0.5))
+      const error = yield* Effect.flip(
+        Effect.locally(ledger.reserve(Cost.dollars(0.3)), Ledger.currentStep, "classify")
+      )
+      expect(error).toMatchObject({
+        _tag: "BudgetExceeded",
+        budget: Cost.dollars(1),
+        spent: Cost.dollars(0.25),
+        reserved: Cost.dollars(0.5),
+        requested: Cost.dollars(0.3),
+        step: "classify"
+      })
+      expect(error.message).toBe(
+        `Budget of $1.0000 would be exceeded in step "classify": spent $0.2500, reserved $0.5000, ` +
+          `the refused call could cost up to $0.3000`
+      )
+      // The refused call holds nothing; exactly the remaining amount still fits.
+      expect((yield* ledger.snapshot).reserved).toBe(Cost.dollars(0.5))
+      yield* ledger.reserve(Cost.dollars(0.25))
+    }))
+
+  it.effect("metered refuses before the call runs, and settles failures and interruptions", () =>
+    Effect.gen(function*() {
+      let started = 0
+      const call = (nanos: number) =>
+        Ledger.metered({
+          worstCase: Cost.nanos(nanos),
+          run: Effect.sync(() => ++started).pipe(Effect.zipRight(Effect.sleep("1 second"))),
+          usage: (exit) => Exit.isSuccess(exit) ? paid(nanos / 2) : Usage.make({ cost: Cost.nanos(1), estimated: true })
+        })
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(100) })
+      const program = Effect.provideService(Ledger.Ledger, ledger)
+      const fiber = yield* Effect.fork(program(call(60)))
+      yield* Effect.yieldNow()
+      const refused = yield* Effect.flip(program(call(60)))
+      expect(refused._tag).toBe("BudgetExceeded")
+      expect(started).toBe(1)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect((yield* ledger.snapshot).total.cost).toBe(30)
+      // An interrupted call is settled with what it may have been billed, marked estimated.
+      const interrupted = yield* Effect.fork(program(call(40)))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(interrupted)
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.total.cost).toBe(31)
+      expect(snapshot.total.estimated).toBe(true)
+      expect(snapshot.reserved).toBe(0)
+    }))
+
+  it.effect("attributes usage to the step of the fiber that records it", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make()
+      const inStep = (step: string, nanos: number) =>
+        Effect.zipRight(FiberRef.set(Ledger.currentStep, step), Ledger.record(paid(nanos)))
+      yield* Effect.all([inStep("a", 1), inStep("b", 2), inStep("a", 3)], { concurrency: "unbounded" }).pipe(
+        Effect.provideService(Ledger.Ledger, ledger)
+      )
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.byStep["a"]!.cost).toBe(4)
+      expect(snapshot.byStep["b"]!.cost).toBe(2)
+      expect(snapshot.total.requests).toBe(3)
+    }))
+
+  it.effect("an inner ledger reserves in and reports to its parent", () =>
+    Effect.gen(function*() {
+      const outer = yield* Ledger.make({ budget: Cost.nanos(100) })
+      const inner = yield* Effect.locally(Ledger.make({ parent: outer }), Ledger.currentStep, "sub")
+      const r = yield* inner.reserve(Cost.nanos(80))
+      expect(yield* Effect.flip(inner.reserve(Cost.nanos(30)))).toMatchObject({ _tag: "BudgetExceeded" })
+      yield* inner.settle(r, paid(50))
+      expect((yield* outer.snapshot).byStep["sub"]!.cost).toBe(50)
+      expect((yield* outer.snapshot).reserved).toBe(0)
+    }))
+
+  it.effect("close refuses every new reservation", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make()
+      yield* ledger.close
+      expect((yield* Effect.flip(ledger.reserve(Cost.nanos(1))))._tag).toBe("BudgetExceeded")
+    }))
+
+  it.effect("Budget.remaining is None outside a budgeted run", () =>
+    Effect.gen(function*() {
+      expect(yield* Budget.remaining).toEqual(Option.none())
+      const left = yield* Budget.remaining.pipe(Effect.provide(Ledger.layer({ budget: Cost.nanos(9) })))
+      expect(left).toEqual(Option.some(9))
+    }))
+})
