@@ -1,0 +1,515 @@
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Budget, Cost, Event, Ledger, Pipeline, Result, Step, Usage } from "@trellis/core"
+import { Context, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Stream, TestClock } from "effect"
+import { paidCall, sleeper, starts } from "./utils.js"
+
+class Doc extends Context.Tag("Doc")<Doc, { readonly text: string }>() {}
+
+const runWithClock = <A, E>(effect: Effect.Effect<A, E>, advance: Duration.DurationInput = "1 hour") =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(advance)
+    return yield* Fiber.join(fiber)
+  })
+
+describe("Pipeline types", () => {
+  it("carries the output, the union of step errors and the union of requirements", () => {
+    class Db extends Context.Tag("Db")<Db, { readonly find: (id: string) => number }>() {}
+    const a = Step.make("a", { run: () => Effect.map(Doc, (d) => d.text) })
+    const b = Step.make("b", {
+      after: { a },
+      run: ({ a }) => a.length > 3 ? Effect.succeed(a.length) : Effect.fail("short" as const)
+    })
+    const c = Step.make("c", { after: { a, b }, run: ({ a, b }) => Effect.map(Db, (db) => db.find(a) + b) })
+    const p = Pipeline.make("typed", { output: c })
+    const run = Pipeline.run(p)
+    expectTypeOf(run).toEqualTypeOf<
+      Effect.Effect<
+        Result.Result<number, never, { readonly a: string; readonly b: number; readonly c: number }>,
+        Pipeline.PipelineError<"short">,
+        Doc | Db
+      >
+    >()
+    Step.make("d", {
+      after: { a },
+      // @ts-expect-error reading a step that is not declared does not compile
+      run: ({ b }) => Effect.succeed(b)
+    })
+    const stopper = Step.make("s", { run: () => Pipeline.stop({ missing: ["email"] as Array<string> }) })
+    expectTypeOf(Pipeline.run(Pipeline.make("stops", { output: stopper }))).toEqualTypeOf<
+      Effect.Effect<
+        Result.Result<never, { missing: Array<string> }, { readonly s: never }>,
+        Pipeline.PipelineError<never>,
+        never
+      >
+    >()
+  })
+})
+
+describe("Pipeline.make checks the graph", () => {
+  const a = Step.make("a", { run: () => Effect.succeed(1) })
+
+  it("rejects two different steps with one name", () => {
+    const twin = Step.make("a", { run: () => Effect.succeed(2) })
+    const b = Step.make("b", { after: { a, twin }, run: () => Effect.void })
+    expect(() => Pipeline.make("dup", { output: b })).toThrow(
+      `Invalid pipeline "dup": two different steps are named "a"`
+    )
+    const error = Either.getLeft(Pipeline.makeEither("dup", { output: b })).pipe(Option.getOrThrow)
+    expect(error).toMatchObject({ _tag: "InvalidPipeline", reason: "DuplicateName", steps: ["a"] })
+  })
+
+  it("rejects a cycle and names its steps in order", () => {
+    // Cycles cannot be written with `after` by value, but graphs built at run time can make one.
+    const x = Step.make("x", { run: () => Effect.void })
+    const y = Step.make("y", { after: { x }, run: () => Effect.void })
+    const z = Step.make("z", { after: { y }, run: () => Effect.void })
+    ;(x.after as Record<string, Step.Any>)["z"] = z
+    const error = Either.getLeft(Pipeline.makeEither("loop", { output: z })).pipe(Option.getOrThrow)
+    expect(error.reason).toBe("Cycle")
+    expect(error.steps).toEqual(["z", "y", "x", "z"])
+    expect(error.message).toBe(`Invalid pipeline "loop": cycle "z" -> "y" -> "x" -> "z"`)
+  })
+
+  it("rejects a dependency that is not a step, naming the step and the key", () => {
+    const b = Step.make("b", { after: { a, ghost: undefined as unknown as Step.Any }, run: () => Effect.void })
+    expect(() => Pipeline.make("unknown", { output: b })).toThrow(
+      `Invalid pipeline "unknown": step "b" depends on "ghost", which is not a step (got undefined)`
+    )
+    expect(() => Pipeline.make("unknown", { output: {} as Step.Any })).toThrow(/the output is not a step/)
+    expect(() => Pipeline.make("unknown", { output: a, steps: [null as unknown as Step.Any] })).toThrow(
+      /steps\[0\] is not a step \(got null\)/
+    )
+  })
+
+  it("rejects bad options", () => {
+    const bad = (options: Partial<Pipeline.Options<typeof a, never>>) =>
+      Either.getLeft(Pipeline.makeEither("opts", { output: a, ...options })).pipe(
+        Option.map((e) => e.message),
+        Option.getOrElse(() => "accepted")
+      )
+    expect(bad({ concurrency: -1 })).toBe(`Invalid pipeline "opts": concurrency must be a whole number of at least 1, got -1`)
+    expect(bad({ concurrency: Number.NaN })).toMatch(/concurrency must be .* got NaN/)
+    expect(bad({ concurrency: 0 })).toMatch(/concurrency/)
+    expect(bad({ concurrency: 2.5 })).toMatch(/concurrency/)
+    expect(bad({ budget: -5 as Cost.Cost })).toMatch(/budget must be a non-negative Cost .* got -5/)
+    expect(bad({ budget: Number.NaN as Cost.Cost })).toMatch(/budget .* got NaN/)
+    expect(bad({ timeout: Number.NaN })).toMatch(/timeout must be a positive duration, got NaN/)
+    expect(bad({ timeout: -10 })).toMatch(/timeout must be a positive duration, got -10/)
+    expect(bad({ timeout: "soon" as any })).toMatch(/timeout must be a positive duration, got soon/)
+    expect(bad({ defaults: { timeout: 0 } })).toMatch(/defaults.timeout/)
+    expect(bad({ defaults: { retry: -1 } })).toMatch(/defaults.retry/)
+    expect(bad({ concurrency: 3, budget: Cost.dollars(1), timeout: "5 seconds" })).toBe("accepted")
+  })
+
+  it("lists steps in dependency order and draws the graph", () => {
+    const extract = Step.make("extract", { run: () => Effect.succeed("text") })
+    const classify = Step.make("classify", { after: { extract }, run: () => Effect.succeed("c") })
+    const market = Step.make("fetch_market", { after: { classify }, run: () => Effect.succeed(1) })
+    const user = Step.make("fetch_user", { after: { classify }, run: () => Effect.succeed(2) })
+    const combine = Step.make("combine", { after: { market, user }, run: () => Effect.succeed(3) })
+    const p = Pipeline.make("document", { output: combine })
+    expect(p.steps.map((s) => s.name)).toEqual(["extract", "classify", "fetch_market", "fetch_user", "combine"])
+    expect(Pipeline.toMermaid(p)).toBe([
+      "flowchart LR",
+      "  extract",
+      "  classify",
+      "  fetch_market",
+      "  fetch_user",
+      "  combine",
+      "  extract --> classify",
+      "  classify --> fetch_market",
+      "  classify --> fetch_user",
+      "  fetch_market --> combine",
+      "  fetch_user --> combine"
+    ].join("\n"))
+    const odd = Step.make("end", { after: { x: Step.make("a b", { run: () => Effect.void }) }, run: () => Effect.void })
+    expect(Pipeline.toMermaid(Pipeline.make("odd", { output: odd }))).toBe(
+      ["flowchart LR", `  s0["a b"]`, `  s1["end"]`, "  s0 --> s1"].join("\n")
+    )
+  })
+})
+
+describe("Pipeline.run scheduling", () => {
+  it.effect("starts a step the moment its last dependency finishes, not level by level", () =>
+    Effect.gen(function*() {
+      const slow = sleeper("slow", 10_000)
+      const fast = sleeper("fast", 1_000)
+      const next = sleeper("after_fast", 1_000, { fast })
+      const join = sleeper("join", 1_000, { slow, next })
+      const result = yield* runWithClock(Pipeline.run(Pipeline.make("eager", { output: join })))
+      // A level barrier would start after_fast at 10s (when level 0 is done); it starts at 1s.
+      expect(starts(result.timeline)).toEqual({ slow: 0, fast: 0, after_fast: 1_000, join: 10_000 })
+    }))
+
+  it.effect("bounds the number of steps running at once", () =>
+    Effect.gen(function*() {
+      let running = 0
+      let peak = 0
+      const leaf = (name: string) =>
+        Step.make(name, {
+          run: () =>
+            Effect.acquireUseRelease(
+              Effect.sync(() => (peak = Math.max(peak, ++running))),
+              () => Effect.sleep("1 second"),
+              () => Effect.sync(() => running--)
+            )
+        })
+      const leaves = ["l1", "l2", "l3", "l4", "l5"].map(leaf)
+      const out = Step.make("out", { after: Object.fromEntries(leaves.map((l) => [l.name, l])), run: () => Effect.void })
+      const result = yield* runWithClock(Pipeline.run(Pipeline.make("bounded", { output: out, concurrency: 2 })))
+      expect(peak).toBe(2)
+      expect(Object.values(starts(result.timeline)).sort((x, y) => x - y)).toEqual([0, 0, 1000, 1000, 2000, 3000])
+    }))
+
+  it.effect("runs a chain on the calling fiber and forks only where there is parallelism", () =>
+    Effect.gen(function*() {
+      const seen: Record<string, string> = {}
+      const where = (name: string) => Effect.map(Effect.fiberId, (id) => (seen[name] = JSON.stringify(id)))
+      const a = Step.make("a", { run: () => where("a") })
+      const b = Step.make("b", { after: { a }, run: () => where("b") })
+      const c = Step.make("c", { after: { b }, run: () => where("c") })
+      const d = Step.make("d", { after: { c }, run: () => where("d") })
+      const e = Step.make("e", { after: { c }, run: () => where("e") })
+      const f = Step.make("f", { after: { d, e }, run: () => where("f") })
+      const self = JSON.stringify(yield* Effect.fiberId)
+      yield* Pipeline.run(Pipeline.make("chain", { output: f }))
+      expect([seen["a"], seen["b"], seen["c"]]).toEqual([self, self, self])
+      expect(seen["d"]).not.toBe(self)
+      expect(seen["e"]).not.toBe(self)
+      expect(seen["d"]).not.toBe(seen["e"])
+      // The join runs on the fiber that finished its last dependency: no fork for it.
+      expect([seen["d"], seen["e"]]).toContain(seen["f"])
+    }))
+})
+
+describe("Pipeline.run timeouts and retries", () => {
+  it.effect("fails a step that passes its timeout with StepTimeout", () =>
+    Effect.gen(function*() {
+      const slow = Step.make("slow", { timeout: "1 second", run: () => Effect.sleep("10 seconds") })
+      const error = yield* runWithClock(Effect.flip(Pipeline.run(Pipeline.make("t", { output: slow }))))
+      expect(error._tag).toBe("StepFailed")
+      if (error._tag !== "StepFailed") return
+      expect(error.step).toBe("slow")
+      expect(error.error).toBeInstanceOf(Step.StepTimeout)
+      expect(error.message).toBe(`Step "slow" of pipeline "t" failed: StepTimeout: Step "slow" timed out after 1s`)
+    }))
+
+  it.effect("retries with a schedule, each attempt with its own timeout, and reports retries as events", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const flaky = Step.make("flaky", {
+        timeout: "2 seconds",
+        retry: { times: 3, schedule: Schedule.spaced("1 second") },
+        run: () => Effect.suspend(() => ++calls < 3 ? Effect.fail(`attempt ${calls}` as const) : Effect.succeed(calls))
+      })
+      const events: Array<Event.Event> = []
+      const result = yield* runWithClock(
+        Pipeline.run(Pipeline.make("r", { output: flaky }), { onEvent: (e) => events.push(e) })
+      )
+      expect(Result.isCompleted(result) && result.output).toBe(3)
+      expect(result.timeline[0]).toMatchObject({ step: "flaky", attempts: 3, status: "succeeded" })
+      expect(result.timeline[0]!.endedAt - result.timeline[0]!.startedAt).toBe(2000)
+      const retries = events.filter((e) => e._tag === "StepRetrying")
+      expect(retries.map((e) => e._tag === "StepRetrying" && e.attempt)).toEqual([2, 3])
+    }))
+
+  it.effect("resolves settings step > pipeline, and an explicit 0 retries wins over a default", () =>
+    Effect.gen(function*() {
+      const counts: Record<string, number> = {}
+      const failing = (name: string, retry?: Step.Retry<string>) =>
+        Step.make(name, {
+          ...(retry === undefined ? {} : { retry }),
+          run: () => Effect.suspend(() => Effect.fail(`${name} failed ${counts[name] = (counts[name] ?? 0) + 1}`))
+        })
+      const run = (step: Step.Step<string, unknown, unknown, never, any>) =>
+        Effect.either(Pipeline.run(Pipeline.make("defaults", { output: step, defaults: { retry: 3 } })))
+      yield* run(failing("inherits"))
+      yield* run(failing("explicit_zero", 0))
+      yield* run(failing("times_zero", { times: 0, schedule: Schedule.forever }))
+      yield* run(failing("own", 1))
+      expect(counts).toEqual({ inherits: 4, explicit_zero: 1, times_zero: 1, own: 2 })
+      const slow = Step.make("slow", { run: () => Effect.sleep("5 seconds") })
+      const quick = Step.make("quick", { timeout: "10 seconds", run: () => Effect.sleep("5 seconds") })
+      const timed = (step: Step.Step<string, unknown, unknown, never, any>) =>
+        runWithClock(Effect.either(Pipeline.run(Pipeline.make("d", { output: step, defaults: { timeout: "1 second" } }))))
+      expect(Either.isLeft(yield* timed(slow))).toBe(true)
+      expect(Either.isRight(yield* timed(quick))).toBe(true)
+    }))
+
+  it.effect("never retries a stop or a refused budget", () =>
+    Effect.gen(function*() {
+      let stops = 0
+      let refusals = 0
+      const stopper = Step.make("stopper", { retry: 5, run: () => Effect.suspend(() => (stops++, Pipeline.stop("done"))) })
+      const spender = Step.make("spender", {
+        retry: 5,
+        run: () => Effect.suspend(() => (refusals++, paidCall(100)))
+      })
+      yield* Pipeline.run(Pipeline.make("s", { output: stopper }))
+      yield* Effect.either(Pipeline.run(Pipeline.make("b", { output: spender, budget: Cost.nanos(10) })))
+      expect([stops, refusals]).toEqual([1, 1])
+    }))
+
+  it.effect("times out the whole run, keeping what finished", () =>
+    Effect.gen(function*() {
+      const first = sleeper("first", 1_000)
+      const second = sleeper("second", 10_000, { first })
+      const error = yield* runWithClock(
+        Effect.flip(Pipeline.run(Pipeline.make("whole", { output: second, timeout: "5 seconds" })))
+      )
+      expect(error._tag).toBe("PipelineTimeout")
+      if (error._tag !== "PipelineTimeout") return
+      expect(error.message).toBe(`Pipeline "whole" timed out after 5s`)
+      expect(error.partial.outputs).toEqual({ first: "first" })
+      expect(error.partial.timeline.map((t) => [t.step, t.status])).toEqual([
+        ["first", "succeeded"],
+        ["second", "interrupted"]
+      ])
+    }))
+})
+
+describe("Pipeline.run failures", () => {
+  it.effect("the first failure interrupts running siblings, starts nothing new, and keeps the partial result", () =>
+    Effect.gen(function*() {
+      const interrupted: Array<string> = []
+      const started: Array<string> = []
+      const root = Step.make("root", { run: () => Effect.as(Ledger.record(Usage.make({ cost: Cost.nanos(7) })), "r") })
+      const failing = Step.make("failing", {
+        after: { root },
+        run: () => Effect.zipRight(Effect.sleep("1 second"), Effect.fail({ _tag: "Boom" as const, reason: "bad input" }))
+      })
+      const slow = Step.make("slow", {
+        after: { root },
+        run: () =>
+          Effect.zipRight(paidCall(5), Effect.sleep("1 minute")).pipe(
+            Effect.onInterrupt(() => Effect.sync(() => interrupted.push("slow")))
+          )
+      })
+      const later = Step.make("later", {
+        after: { failing, slow },
+        run: () => Effect.sync(() => started.push("later"))
+      })
+      const error = yield* runWithClock(Effect.flip(Pipeline.run(Pipeline.make("fail", { output: later }))))
+      expect(error._tag).toBe("StepFailed")
+      if (error._tag !== "StepFailed") return
+      expect(error.step).toBe("failing")
+      expect(error.error).toEqual({ _tag: "Boom", reason: "bad input" })
+      expect(error.message).toBe(`Step "failing" of pipeline "fail" failed: Boom`)
+      expect(interrupted).toEqual(["slow"])
+      expect(started).toEqual([])
+      expect(error.partial.outputs).toEqual({ root: "r" })
+      // Paid for before the failure: kept.
+      expect(error.partial.usage.total.cost).toBe(12)
+      expect(error.partial.usage.byStep).toMatchObject({ root: { cost: 7 }, slow: { cost: 5 } })
+      const status = Object.fromEntries(error.partial.timeline.map((t) => [t.step, t.status]))
+      expect(status).toEqual({ root: "succeeded", failing: "failed", slow: "interrupted" })
+    }))
+
+  it.effect("reports a defect thrown inside a step as StepFailed, never as a crash", () =>
+    Effect.gen(function*() {
+      const a = Step.make("a", { run: () => Effect.succeed(1) })
+      const thrower = Step.make("thrower", {
+        after: { a },
+        run: (): Effect.Effect<number> => {
+          throw new TypeError("cannot read properties of undefined")
+        }
+      })
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("defect", { output: thrower })))
+      expect(error._tag).toBe("StepFailed")
+      if (error._tag !== "StepFailed") return
+      expect(error.step).toBe("thrower")
+      expect(error.error).toBeUndefined()
+      expect(error.message).toBe(
+        `Step "thrower" of pipeline "defect" failed: TypeError: cannot read properties of undefined`
+      )
+      expect(error.partial.outputs).toEqual({ a: 1 })
+    }))
+})
+
+describe("Pipeline.run early termination", () => {
+  it.effect("a step stops the run; the result holds its data, its dependencies' outputs and all usage", () =>
+    Effect.gen(function*() {
+      const start = Step.make("start", { run: () => Effect.succeed({ fields: { name: "Ada" } }) })
+      const quick = Step.make("quick", {
+        after: { start },
+        run: () => Effect.as(Ledger.record(Usage.make({ cost: Cost.nanos(3) })), "quick done")
+      })
+      const ask = Step.make("ask", {
+        after: { start },
+        run: ({ start }) =>
+          Effect.zipRight(Effect.sleep("1 second"), Pipeline.stop({ state: start.fields, missing: "email" }))
+      })
+      const slowSibling = Step.make("slow_sibling", { after: { start }, run: () => Effect.sleep("1 minute") })
+      const submit = Step.make("submit", { after: { ask, quick, slowSibling }, run: () => Effect.succeed("sent") })
+      const result = yield* runWithClock(Pipeline.run(Pipeline.make("form", { output: submit })))
+      expect(result._tag).toBe("Stopped")
+      if (result._tag !== "Stopped") return
+      expect(result.step).toBe("ask")
+      expect(result.data).toEqual({ state: { name: "Ada" }, missing: "email" })
+      // "quick" finished before the stop but is not upstream of "ask": kept out, so the set never depends on timing.
+      expect(result.steps).toEqual({ start: { fields: { name: "Ada" } } })
+      expect(result.usage.byStep["quick"]!.cost).toBe(3)
+      const status = Object.fromEntries(result.timeline.map((t) => [t.step, t.status]))
+      expect(status).toEqual({ start: "succeeded", quick: "succeeded", ask: "stopped", slow_sibling: "interrupted" })
+    }))
+})
+
+describe("Pipeline.run budget", () => {
+  it.effect("refuses the call that could pass the budget, lets reserved calls finish, and reports the spend", () =>
+    Effect.gen(function*() {
+      let sent = 0
+      const call = (nanos: number, ms: number) => Effect.zipRight(Effect.sync(() => sent++), paidCall(nanos, ms))
+      const a = Step.make("a", { run: () => Effect.as(call(40, 1000), "a") })
+      const b = Step.make("b", { run: () => Effect.as(call(40, 5000), "b") })
+      const c = Step.make("c", {
+        run: () => Effect.zipRight(Effect.sleep("2 seconds"), Effect.as(paidCall(40), "c"))
+      })
+      const d = Step.make("d", { after: { a, b, c }, run: () => call(1, 0) })
+      const error = yield* runWithClock(
+        Effect.flip(Pipeline.run(Pipeline.make("budget", { output: d, budget: Cost.nanos(100) })))
+      )
+      expect(error._tag).toBe("BudgetExceeded")
+      if (error._tag !== "BudgetExceeded") return
+      expect(error.step).toBe("c")
+      expect(error.budget).toBe(100)
+      // b was already reserved and in flight when c was refused: it finished and its output is kept.
+      expect(error.partial?.outputs).toEqual({ a: "a", b: "b" })
+      expect(error.spent).toBe(80)
+      expect(error.partial?.usage.total.cost).toBe(80)
+      expect(sent).toBe(2)
+    }))
+
+  it.effect("Budget.remaining is readable inside steps", () =>
+    Effect.gen(function*() {
+      const first = Step.make("first", { run: () => paidCall(30) })
+      const pick = Step.make("pick", {
+        after: { first },
+        run: () =>
+          Effect.map(Budget.remaining, (left) =>
+            Option.match(left, { onNone: () => "no budget", onSome: (n) => n < 50 ? "cheap model" : "big model" }))
+      })
+      const run = (budget?: number) =>
+        Pipeline.run(Pipeline.make("remaining", { output: pick, ...(budget ? { budget: Cost.nanos(budget) } : {}) }))
+      expect(yield* Effect.map(run(200), (r) => Result.isCompleted(r) && r.output)).toBe("big model")
+      expect(yield* Effect.map(run(70), (r) => Result.isCompleted(r) && r.output)).toBe("cheap model")
+      expect(yield* Effect.map(run(), (r) => Result.isCompleted(r) && r.output)).toBe("no budget")
+    }))
+
+  it.effect("a pipeline run inside a step meters into the outer run", () =>
+    Effect.gen(function*() {
+      const innerStep = Step.make("inner_call", { run: () => paidCall(25) })
+      const inner = Pipeline.make("inner", { output: innerStep })
+      const outerStep = Step.make("outer_call", { run: () => Pipeline.run(inner) })
+      const result = yield* Pipeline.run(Pipeline.make("outer", { output: outerStep, budget: Cost.nanos(100) }))
+      expect(result.usage.byStep).toMatchObject({ outer_call: { cost: 25 } })
+      expect(result.usage.total.cost).toBe(25)
+    }))
+})
+
+describe("Pipeline observability", () => {
+  it.effect("emits events in order, with usage", () =>
+    Effect.gen(function*() {
+      const a = Step.make("a", { run: () => paidCall(10) })
+      const b = Step.make("b", { after: { a }, run: () => Effect.void })
+      const events: Array<Event.Event> = []
+      yield* Pipeline.run(Pipeline.make("ev", { output: b }), { onEvent: (e) => events.push(e) })
+      expect(events.map((e) => `${e._tag}${"step" in e ? ` ${e.step}` : ""}`)).toEqual([
+        "RunStarted",
+        "StepStarted a",
+        "UsageRecorded a",
+        "StepSucceeded a",
+        "StepStarted b",
+        "StepSucceeded b",
+        "RunFinished"
+      ])
+      expect(events.at(-1)).toMatchObject({ status: "completed", usage: { cost: 10 } })
+    }))
+
+  it.effect("Pipeline.stream gives the events and ends with the result", () =>
+    Effect.gen(function*() {
+      const a = Step.make("a", { run: () => Effect.succeed(42) })
+      const items = yield* Stream.runCollect(Pipeline.stream(Pipeline.make("s", { output: a })))
+      const tags = Array.from(items, (i) => i._tag)
+      expect(tags).toEqual(["RunStarted", "StepStarted", "StepSucceeded", "RunFinished", "Done"])
+      const last = Array.from(items).at(-1)
+      expect(last?._tag === "Done" && last.result._tag === "Completed" && last.result.output).toBe(42)
+      const failing = Step.make("f", { run: () => Effect.fail("nope" as const) })
+      const error = yield* Effect.flip(Stream.runDrain(Pipeline.stream(Pipeline.make("s", { output: failing }))))
+      expect(error._tag).toBe("StepFailed")
+    }))
+
+  it.effect("opens a span per step under the pipeline's span", () =>
+    Effect.gen(function*() {
+      const spanOf = Effect.map(Effect.currentSpan, (span) => ({
+        name: span.name,
+        parent: Option.flatMap(span.parent, (p) => p._tag === "Span" ? Option.some(p.name) : Option.none()).pipe(
+          Option.getOrNull
+        )
+      }))
+      const a = Step.make("a", { run: () => spanOf })
+      const b = Step.make("b", { run: () => spanOf })
+      const both = Step.make("both", { after: { a, b }, run: (inputs) => Effect.succeed(inputs) })
+      const result = yield* Pipeline.run(Pipeline.make("traced", { output: both }))
+      expect(Result.isCompleted(result) && result.output).toEqual({
+        a: { name: "step a", parent: "pipeline traced" },
+        b: { name: "step b", parent: "pipeline traced" }
+      })
+    }))
+
+  it.effect("draws a finished run's timeline as a Gantt chart", () =>
+    Effect.gen(function*() {
+      const a = sleeper("a", 1000)
+      const b = sleeper("b", 500, { a })
+      const result = yield* runWithClock(Pipeline.run(Pipeline.make("g", { output: b })))
+      expect(Pipeline.toGantt(result)).toBe([
+        "gantt",
+        "  title pipeline g",
+        "  dateFormat x",
+        "  axisFormat %S.%L",
+        "  section steps",
+        "  a :done, t0, 0, 1000",
+        "  b :done, t1, 1000, 1500"
+      ].join("\n"))
+    }))
+})
+
+describe("Pipeline interruption", () => {
+  it.effect("interrupting the run interrupts every step and runs their finalizers", () =>
+    Effect.gen(function*() {
+      const released: Array<string> = []
+      const held = (name: string, ms: number) =>
+        Step.make(name, {
+          run: () =>
+            Effect.scoped(Effect.zipRight(
+              Effect.addFinalizer(() => Effect.sync(() => released.push(name))),
+              Effect.sleep(ms)
+            ))
+        })
+      const a = held("a", 10_000)
+      const b = held("b", 20_000)
+      const c = held("c", 30_000)
+      const out = Step.make("out", { after: { a, b, c }, run: () => Effect.void })
+      const fiber = yield* Effect.fork(Pipeline.run(Pipeline.make("cancel", { output: out })))
+      yield* TestClock.adjust("15 seconds")
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(released.sort()).toEqual(["a", "b", "c"])
+    }))
+})
+
+describe("Step.runWith", () => {
+  it.effect("runs one step alone with its inputs, timeout and retry", () =>
+    Effect.gen(function*() {
+      const extract = Step.make("extract", { run: () => Effect.succeed(["Ada"]) })
+      let attempts = 0
+      const classify = Step.make("classify", {
+        after: { extract },
+        retry: 1,
+        run: ({ extract }) => Effect.suspend(() => ++attempts === 1 ? Effect.fail("flaky") : Effect.map(Doc, (d) => `${d.text}:${extract.join()}`))
+      })
+      const out = yield* Step.runWith(classify, { extract: ["Grace"] }).pipe(Effect.provideService(Doc, { text: "doc" }))
+      expect(out).toBe("doc:Grace")
+      expect(attempts).toBe(2)
+    }))
+})
