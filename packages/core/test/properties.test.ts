@@ -1,0 +1,160 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
+import { Clock, Effect, Exit, Fiber, Supervisor, TestClock, TestContext } from "effect"
+import * as fc from "fast-check"
+
+/** A random DAG: step i depends on a subset of the steps before it, and sleeps `ms[i]`. */
+interface Dag {
+  readonly deps: ReadonlyArray<ReadonlyArray<number>>
+  readonly ms: ReadonlyArray<number>
+}
+
+const dagArbitrary: fc.Arbitrary<Dag> = fc.integer({ min: 1, max: 14 }).chain((n) =>
+  fc.record({
+    deps: fc.tuple(
+      ...Array.from({ length: n }, (_, i) =>
+        i === 0 ? fc.constant<Array<number>>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 4 }))
+    ),
+    ms: fc.array(fc.integer({ min: 0, max: 5 }).map((s) => s * 1000), { minLength: n, maxLength: n })
+  })
+)
+
+interface Log {
+  starts: Array<{ step: number; at: number; seq: number }>
+  ends: Array<{ step: number; at: number; seq: number }>
+  seq: number
+  running: number
+  acquired: number
+  released: number
+}
+
+/** Builds the DAG's steps, plus a sink depending on every step nothing else depends on. */
+const build = (dag: Dag, log: Log) => {
+  const steps: Array<Step.Any> = []
+  dag.deps.forEach((deps, i) => {
+    const after = Object.fromEntries(deps.map((d) => [`d${d}`, steps[d]!]))
+    steps.push(Step.make(`s${i}`, {
+      after,
+      run: () =>
+        Effect.acquireUseRelease(
+          Effect.flatMap(Clock.currentTimeMillis, (at) =>
+            Effect.sync(() => {
+              log.running++
+              log.acquired++
+              log.starts.push({ step: i, at, seq: log.seq++ })
+            })),
+          () =>
+            Effect.zipRight(
+              Effect.sleep(dag.ms[i]!),
+              Effect.flatMap(Clock.currentTimeMillis, (at) =>
+                Effect.sync(() => log.ends.push({ step: i, at, seq: log.seq++ })))
+            ),
+          () => Effect.sync(() => (log.running--, log.released++))
+        )
+    }))
+  })
+  const used = new Set(dag.deps.flat())
+  const leaves = steps.filter((_, i) => !used.has(i))
+  const sink = Step.make("sink", { after: Object.fromEntries(leaves.map((s) => [s.name, s])), run: () => Effect.void })
+  return Pipeline.make("random", { output: sink })
+}
+
+/** The longest path through the DAG, in milliseconds. */
+const criticalPath = (dag: Dag): number => {
+  const finish: Array<number> = []
+  dag.deps.forEach((deps, i) => {
+    finish[i] = Math.max(0, ...deps.map((d) => finish[d]!)) + dag.ms[i]!
+  })
+  return Math.max(...finish)
+}
+
+const newLog = (): Log => ({ starts: [], ends: [], seq: 0, running: 0, acquired: 0, released: 0 })
+
+const runTest = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(Effect.provide(effect, TestContext.TestContext))
+
+describe("Pipeline properties over random DAGs", () => {
+  it("runs each step exactly once, never before its dependencies, in the critical path's time", () =>
+    fc.assert(
+      fc.asyncProperty(dagArbitrary, (dag) =>
+        runTest(Effect.gen(function*() {
+          const log = newLog()
+          const fiber = yield* Effect.fork(Pipeline.run(build(dag, log)))
+          yield* TestClock.adjust("1 hour")
+          const result = yield* Fiber.join(fiber)
+          expect(result._tag).toBe("Completed")
+          expect(log.starts.map((s) => s.step).sort((a, b) => a - b)).toEqual(dag.ms.map((_, i) => i))
+          const startOf = new Map(log.starts.map((s) => [s.step, s]))
+          const endOf = new Map(log.ends.map((e) => [e.step, e]))
+          dag.deps.forEach((deps, i) => {
+            for (const d of deps) {
+              expect(endOf.get(d)!.seq).toBeLessThan(startOf.get(i)!.seq)
+              expect(endOf.get(d)!.at).toBeLessThanOrEqual(startOf.get(i)!.at)
+            }
+          })
+          const makespan = Math.max(...log.ends.map((e) => e.at)) - Math.min(...log.starts.map((s) => s.at))
+          expect(makespan).toBe(criticalPath(dag))
+        }))
+      ),
+      { numRuns: 60 }
+    ))
+
+  it("never overshoots the budget under random concurrent reservations", () =>
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ worst: fc.integer({ min: 1, max: 500 }), ms: fc.integer({ min: 0, max: 3000 }) }), {
+          minLength: 1,
+          maxLength: 60
+        }),
+        fc.integer({ min: 0, max: 5000 }),
+        fc.float({ min: 0, max: 1, noNaN: true }),
+        (calls, budget, spendRatio) =>
+          runTest(Effect.gen(function*() {
+            const ledger = yield* Ledger.make({ budget: Cost.nanos(budget) })
+            let peakCommitted = 0
+            const call = ({ ms, worst }: { worst: number; ms: number }) =>
+              Ledger.metered({
+                worstCase: Cost.nanos(worst),
+                run: Effect.zipRight(
+                  Effect.flatMap(ledger.snapshot, (s) =>
+                    Effect.sync(() => (peakCommitted = Math.max(peakCommitted, s.total.cost + s.reserved)))),
+                  Effect.sleep(ms)
+                ),
+                // Real cost is at most the worst case.
+                usage: () => Usage.make({ requests: 1, cost: Cost.nanos(Math.floor(worst * spendRatio)) })
+              }).pipe(Effect.either)
+            const fiber = yield* Effect.fork(
+              Effect.all(calls.map(call), { concurrency: "unbounded" }).pipe(
+                Effect.provideService(Ledger.Ledger, ledger)
+              )
+            )
+            yield* TestClock.adjust("1 hour")
+            const outcomes = yield* Fiber.join(fiber)
+            const snapshot = yield* ledger.snapshot
+            expect(snapshot.reserved).toBe(0)
+            expect(snapshot.total.cost).toBeLessThanOrEqual(budget)
+            expect(peakCommitted).toBeLessThanOrEqual(budget)
+            expect(snapshot.total.requests).toBe(outcomes.filter((o) => o._tag === "Right").length)
+          }))
+      ),
+      { numRuns: 100 }
+    ))
+
+  it("interrupting at a random moment leaves no running fiber and runs every acquired finalizer", () =>
+    fc.assert(
+      fc.asyncProperty(dagArbitrary, fc.integer({ min: 0, max: 12_000 }), (dag, at) =>
+        runTest(Effect.gen(function*() {
+          const log = newLog()
+          const supervisor = yield* Supervisor.track
+          const fiber = yield* Effect.fork(Effect.supervised(Pipeline.run(build(dag, log)), supervisor))
+          yield* TestClock.adjust(at)
+          const exit = yield* Fiber.interrupt(fiber)
+          expect(Exit.isSuccess(exit) || Exit.isInterrupted(exit)).toBe(true)
+          expect(log.released).toBe(log.acquired)
+          expect(log.running).toBe(0)
+          // The supervisor sees every fiber the run forked, while it lives.
+          expect(yield* supervisor.value).toEqual([])
+        }))
+      ),
+      { numRuns: 80 }
+    ))
+})
