@@ -22,7 +22,9 @@ import * as Usage from "./Usage.js"
 /**
  * A metered call was refused before it started: its worst-case cost could pass the budget.
  *
- * Inside a run the pipeline fails with this error and fills in `partial` with what was finished and spent.
+ * `spent` and `reserved` are the ledger's figures at the moment of refusal, which explain it. Inside a run the
+ * pipeline fails with this error and fills in `partial` with what was finished and the run's whole usage
+ * (including calls that were in flight at the refusal and finished after it).
  *
  * @since 0.1.0
  */

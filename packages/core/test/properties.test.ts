@@ -56,7 +56,7 @@ const build = (dag: Dag, log: Log) => {
   const used = new Set(dag.deps.flat())
   const leaves = steps.filter((_, i) => !used.has(i))
   const sink = Step.make("sink", { after: Object.fromEntries(leaves.map((s) => [s.name, s])), run: () => Effect.void })
-  return Pipeline.make("random", { output: sink })
+  return Pipeline.make("random", { output: sink }) as Pipeline.Pipeline<void, never, never, unknown, never>
 }
 
 /** The longest path through the DAG, in milliseconds. */

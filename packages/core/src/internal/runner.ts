@@ -312,7 +312,7 @@ export class Runner {
       }
       case "budget":
         return Effect.fail(
-          new Ledger.BudgetExceeded({ ...outcome.error, spent: usage.total.cost, partial: this.partial(usage) })
+          new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial(usage) })
         )
       case "failed":
         return Effect.fail(new StepFailed({ pipeline, step, cause: outcome.cause, partial: this.partial(usage) }))
