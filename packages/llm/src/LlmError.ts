@@ -1,0 +1,138 @@
+/**
+ * The typed failures of a language model call. Every provider maps its own errors to these, so a pipeline can
+ * retry, route or report on them without knowing which provider ran.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+
+/**
+ * The provider refused the credentials (HTTP 401 or 403). Never carries the key.
+ *
+ * @since 0.1.0
+ */
+export class AuthenticationError extends Data.TaggedError("AuthenticationError")<{
+  readonly provider: string
+  readonly status: number
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `${this.provider} refused the credentials (HTTP ${this.status}): ${this.detail}`
+  }
+}
+
+/**
+ * The provider rejected the request itself (HTTP 400, 404, 422...): a wrong model name, a bad parameter.
+ *
+ * @since 0.1.0
+ */
+export class BadRequest extends Data.TaggedError("BadRequest")<{
+  readonly provider: string
+  readonly status: number
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `${this.provider} rejected the request (HTTP ${this.status}): ${this.detail}`
+  }
+}
+
+/**
+ * The provider asked to slow down (HTTP 429), and retries did not get through.
+ *
+ * @since 0.1.0
+ */
+export class RateLimited extends Data.TaggedError("RateLimited")<{
+  readonly provider: string
+  readonly retryAfter: Duration.Duration | undefined
+  readonly detail: string
+}> {
+  override get message(): string {
+    const wait = this.retryAfter === undefined ? "" : `, retry after ${Duration.format(this.retryAfter)}`
+    return `${this.provider} rate limited the call${wait}: ${this.detail}`
+  }
+}
+
+/**
+ * A call (one attempt) took longer than its timeout.
+ *
+ * @since 0.1.0
+ */
+export class LlmTimeout extends Data.TaggedError("LlmTimeout")<{
+  readonly provider: string
+  readonly timeout: Duration.Duration
+}> {
+  override get message(): string {
+    return `${this.provider} did not answer within ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
+ * The provider withheld the answer under its content policy.
+ *
+ * @since 0.1.0
+ */
+export class ContentFiltered extends Data.TaggedError("ContentFiltered")<{
+  readonly provider: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `${this.provider} filtered the answer: ${this.detail}`
+  }
+}
+
+/**
+ * The provider failed (HTTP 5xx) or could not be reached (`status` is undefined for a connection failure).
+ *
+ * @since 0.1.0
+ */
+export class ServerError extends Data.TaggedError("ServerError")<{
+  readonly provider: string
+  readonly status: number | undefined
+  readonly detail: string
+}> {
+  override get message(): string {
+    return this.status === undefined
+      ? `${this.provider} could not be reached: ${this.detail}`
+      : `${this.provider} failed (HTTP ${this.status}): ${this.detail}`
+  }
+}
+
+/**
+ * The answer could not be used: a body that is not the protocol's JSON, or (from `generateObject`) text that
+ * never decoded to the schema within the allowed repairs. `text` keeps the last raw answer.
+ *
+ * @since 0.1.0
+ */
+export class MalformedOutput extends Data.TaggedError("MalformedOutput")<{
+  readonly provider: string
+  readonly text: string
+  readonly detail: string
+  readonly attempts: number
+}> {
+  override get message(): string {
+    return `${this.provider} gave an answer that could not be used after ${this.attempts} attempt(s): ${this.detail}`
+  }
+}
+
+/**
+ * Any failure of a language model call.
+ *
+ * @since 0.1.0
+ */
+export type LlmError =
+  | AuthenticationError
+  | BadRequest
+  | RateLimited
+  | LlmTimeout
+  | ContentFiltered
+  | ServerError
+  | MalformedOutput
+
+/**
+ * Whether a failure may pass if the same call is sent again: rate limits, timeouts and server failures.
+ *
+ * @since 0.1.0
+ */
+export const isTransient = (error: LlmError): boolean =>
+  error._tag === "RateLimited" || error._tag === "LlmTimeout" || error._tag === "ServerError"
