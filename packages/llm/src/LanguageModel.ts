@@ -295,8 +295,7 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
     const usage = reported === undefined
       ? Usage.make({
         inputTokens,
-        outputTokens: Tokenizer.count(completion.text) +
-          completion.toolCalls.reduce((n, call) => n + Tokenizer.count(call.name) + Tokenizer.count(call.arguments), 0),
+        outputTokens: Tokenizer.countOutput(completion.text, completion.toolCalls),
         requests: 1,
         toolCalls: completion.toolCalls.length,
         estimated: true

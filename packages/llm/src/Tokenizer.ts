@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base"
-import type { Message } from "./LanguageModel.js"
+import type { Message, ToolCall } from "./LanguageModel.js"
 
 /**
  * The tokens of a text.
@@ -33,10 +33,19 @@ export const countMessages = (
   let total = primer
   for (const message of messages) {
     total += perMessage + count(message.content)
-    if (message.role === "assistant" && message.toolCalls !== undefined) {
-      for (const call of message.toolCalls) total += count(call.name) + count(call.arguments)
-    }
+    if (message.role === "assistant" && message.toolCalls !== undefined) total += countOutput("", message.toolCalls)
   }
   for (const text of extra) total += count(text)
+  return total
+}
+
+/**
+ * The output tokens of an answer: its text and the tool calls it asked for.
+ *
+ * @since 0.1.0
+ */
+export const countOutput = (text: string, toolCalls: ReadonlyArray<ToolCall> = []): number => {
+  let total = count(text)
+  for (const call of toolCalls) total += count(call.name) + count(call.arguments)
   return total
 }
