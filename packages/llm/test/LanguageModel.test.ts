@@ -1,0 +1,250 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cost, Ledger, Pipeline, PipelineError, Step } from "@trellis/core"
+import { Chunk, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import { LanguageModel, LlmError, Pricing, ScriptedModel, Tokenizer } from "../src/index.js"
+import { capturingLogger, parentName, recordingTracer, withTracer } from "./support.js"
+
+// One dollar per million input tokens and two per million output tokens: 1,000 and 2,000 nano-dollars a token.
+const prices = Pricing.layer({ overrides: { "test-model": { inputPerMillion: 1, outputPerMillion: 2 } } })
+
+const scripted = (script: Omit<ScriptedModel.Script, "model">) => {
+  const model = ScriptedModel.make({ model: "test-model", ...script })
+  return { ...model, layer: Layer.provide(model.layer, prices) }
+}
+
+const inputTokens = (prompt: string) => Tokenizer.countMessages([{ role: "user", content: prompt }])
+
+describe("LanguageModel", () => {
+  it.effect("meters a call: usage counted, priced in exact nano-dollars and attributed to its step", () => {
+    const model = scripted({ reply: () => "Paris is the capital of France." })
+    const ask = Step.make("ask", { run: () => LanguageModel.generate("What is the capital of France?") })
+    const pipeline = Pipeline.make("geo", { output: ask })
+    return Effect.gen(function*() {
+      const result = yield* Pipeline.run(pipeline)
+      const input = inputTokens("What is the capital of France?")
+      const output = Tokenizer.count("Paris is the capital of France.")
+      expect(result.output.text).toBe("Paris is the capital of France.")
+      expect(result.output.usage).toMatchObject({ inputTokens: input, outputTokens: output, requests: 1 })
+      expect(result.output.usage.cost).toBe(input * 1000 + output * 2000)
+      expect(result.output.usage.estimated).toBe(false)
+      expect(result.usage.total.cost).toBe(result.output.usage.cost)
+      expect(result.usage.byStep["ask"]?.cost).toBe(result.output.usage.cost)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("reserves the worst case first and refuses, before sending, a call that could pass the budget", () => {
+    const model = scripted({ reply: () => "never sent" })
+    const prompt = "Summarise this."
+    const worstCase = inputTokens(prompt) * 1000 + 100 * 2000
+    const ask = Step.make("ask", { run: () => LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 100 }) })
+    return Effect.gen(function*() {
+      const fits = yield* Effect.exit(Pipeline.run(Pipeline.make("fits", { output: ask, budget: Cost.nanos(worstCase) })))
+      expect(Exit.isSuccess(fits)).toBe(true)
+      expect(model.calls).toHaveLength(1)
+
+      const error = yield* Effect.flip(
+        Pipeline.run(Pipeline.make("short", { output: ask, budget: Cost.nanos(worstCase - 1) }))
+      )
+      expect(error._tag).toBe("BudgetExceeded")
+      if (error._tag !== "BudgetExceeded") return
+      expect(error.requested).toBe(worstCase)
+      expect(error.step).toBe("ask")
+      expect(model.calls).toHaveLength(1)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("sends the request's max tokens, else the service's default, and bounds the reservation with it", () => {
+    const model = ScriptedModel.make({ model: "test-model", reply: () => "ok", options: { maxTokens: 50 } })
+    return Effect.gen(function*() {
+      yield* LanguageModel.generate("hi")
+      yield* LanguageModel.generate({ messages: [{ role: "user", content: "hi" }], maxTokens: 7, temperature: 0.2 })
+      expect(model.calls.map((c) => [c.maxTokens, c.temperature])).toEqual([[50, undefined], [7, 0.2]])
+      const error = yield* Effect.flip(
+        LanguageModel.generate("hi").pipe(
+          Effect.provideServiceEffect(Ledger.Ledger, Ledger.make({ budget: Cost.nanos(inputTokens("hi") * 1000 + 49 * 2000) }))
+        )
+      )
+      expect(error).toBeInstanceOf(Ledger.BudgetExceeded)
+    }).pipe(Effect.provide(Layer.provide(model.layer, prices)))
+  })
+
+  it.effect("counts the tokens itself when the server reports no usage, and marks the usage estimated", () => {
+    const model = scripted({ reply: () => ({ text: "Four words right here.", usage: null }) })
+    return Effect.gen(function*() {
+      const response = yield* LanguageModel.generate("Say four words.")
+      expect(response.usage).toMatchObject({
+        inputTokens: inputTokens("Say four words."),
+        outputTokens: Tokenizer.count("Four words right here."),
+        estimated: true
+      })
+      expect(response.usage.cost).toBeGreaterThan(0)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("keeps what an interrupted call may have cost, marked estimated", () => {
+    const model = scripted({ reply: () => "late", latency: "1 second" })
+    return Effect.gen(function*() {
+      const ledger = yield* Ledger.make()
+      const fiber = yield* LanguageModel.generate("Hello there").pipe(
+        Effect.provideService(Ledger.Ledger, ledger),
+        Effect.fork
+      )
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.interrupt(fiber)
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.reserved).toBe(0)
+      expect(snapshot.total).toMatchObject({ inputTokens: inputTokens("Hello there"), outputTokens: 0, estimated: true })
+      expect(snapshot.total.cost).toBe(inputTokens("Hello there") * 1000)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("waits its scripted latency on the test clock", () => {
+    const model = scripted({ reply: () => "done", latency: "2 seconds" })
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(LanguageModel.generate("go"))
+      yield* TestClock.adjust("1999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Fiber.join(fiber)).text).toBe("done")
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("passes a scripted failure through as its typed error", () => {
+    const model = scripted({
+      reply: () => Effect.fail(new LlmError.RateLimited({ provider: "scripted", retryAfter: undefined, detail: "slow down" }))
+    })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(LanguageModel.generate("hi"))
+      expect(error._tag).toBe("RateLimited")
+      expect(error.message).toContain("slow down")
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  describe("generateObject", () => {
+    const Invoice = Schema.Struct({ vendor: Schema.String, total: Schema.Number })
+
+    it.effect("decodes the answer with the schema and asks for JSON matching its JSON Schema", () => {
+      const model = scripted({ reply: () => "```json\n{\"vendor\":\"Acme\",\"total\":12.5}\n```" })
+      return Effect.gen(function*() {
+        const answer = yield* LanguageModel.generateObject(Invoice, "Invoice from Acme, total 12.50")
+        expect(answer.value).toEqual({ vendor: "Acme", total: 12.5 })
+        expect(answer.attempts).toBe(1)
+        const sent = model.calls[0]!
+        expect(sent.json?.name).toBe("output")
+        expect(sent.json?.schema).toMatchObject({ required: ["vendor", "total"] })
+        expect(sent.messages[0]?.content).toContain("JSON Schema")
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("re-asks with the decode error, and meters both calls", () => {
+      const answers = [`{"vendor":"Acme","total":"twelve"}`, `{"vendor":"Acme","total":12}`]
+      const model = scripted({ reply: (_, index) => answers[index]! })
+      const extract = Step.make("extract", { run: () => LanguageModel.generateObject(Invoice, "Invoice from Acme") })
+      return Effect.gen(function*() {
+        const result = yield* Pipeline.run(Pipeline.make("invoice", { output: extract }))
+        expect(result.output.value).toEqual({ vendor: "Acme", total: 12 })
+        expect(result.output.attempts).toBe(2)
+        expect(model.calls).toHaveLength(2)
+        const repair = model.calls[1]!.messages
+        expect(repair.at(-2)).toEqual({ role: "assistant", content: answers[0] })
+        expect(repair.at(-1)?.content).toContain("Expected number")
+        expect(result.usage.total.requests).toBe(2)
+        expect(result.output.usage.requests).toBe(2)
+        expect(result.usage.total.cost).toBe(result.output.usage.cost)
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("fails with MalformedOutput keeping the raw text after the bound of repairs", () => {
+      const model = scripted({ reply: (_, index) => `not json ${index}` })
+      return Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          LanguageModel.generateObject(Invoice, "Invoice from Acme", { maxRepairs: 2 })
+        )
+        expect(error._tag).toBe("MalformedOutput")
+        if (error._tag !== "MalformedOutput") return
+        expect(model.calls).toHaveLength(3)
+        expect(error.attempts).toBe(3)
+        expect(error.text).toBe("not json 2")
+        expect(error.message).toContain("3 attempt(s)")
+      }).pipe(Effect.provide(model.layer))
+    })
+  })
+
+  it.effect("streams text deltas and ends with the usage, metered like a call", () => {
+    const model = scripted({ reply: () => "One two three four." })
+    return Effect.gen(function*() {
+      const ledger = yield* Ledger.make()
+      const parts = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(LanguageModel.stream("Count to four")).pipe(Effect.provideService(Ledger.Ledger, ledger))
+      )
+      const deltas = parts.flatMap((p) => (p._tag === "TextDelta" ? [p.text] : []))
+      expect(deltas.length).toBeGreaterThan(1)
+      expect(deltas.join("")).toBe("One two three four.")
+      const last = parts.at(-1)!
+      expect(last._tag).toBe("Finish")
+      if (last._tag !== "Finish") return
+      expect(last.response.usage.outputTokens).toBe(Tokenizer.count("One two three four."))
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.total.cost).toBe(last.response.usage.cost)
+      expect(snapshot.reserved).toBe(0)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("refuses a stream over budget before anything is sent", () => {
+    const model = scripted({ reply: () => "never" })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Stream.runDrain(LanguageModel.stream("hi")).pipe(
+          Effect.provideServiceEffect(Ledger.Ledger, Ledger.make({ budget: Cost.nanos(1) }))
+        )
+      )
+      expect(error._tag).toBe("BudgetExceeded")
+      expect(model.calls).toHaveLength(0)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("opens an llm.generate span under the step with GenAI attributes and the cost", () => {
+    const model = scripted({ reply: () => "fine" })
+    const recorder = recordingTracer()
+    const ask = Step.make("ask", { run: () => LanguageModel.generate({ messages: [{ role: "user", content: "hi" }], maxTokens: 20 }) })
+    return Effect.gen(function*() {
+      const result = yield* Pipeline.run(Pipeline.make("p", { output: ask }))
+      const [span] = recorder.named("llm.generate")
+      expect(span).toBeDefined()
+      expect(parentName(span!)).toBe("step ask")
+      expect(Object.fromEntries(span!.attributes)).toMatchObject({
+        "gen_ai.request.model": "test-model",
+        "gen_ai.request.max_tokens": 20,
+        "gen_ai.usage.input_tokens": result.output.usage.inputTokens,
+        "gen_ai.usage.output_tokens": result.output.usage.outputTokens,
+        "trellis.cost_nano_usd": result.output.usage.cost
+      })
+    }).pipe(Effect.provide(model.layer), withTracer(recorder.tracer))
+  })
+
+  it.effect("warns once about a model without a price and counts it at $0", () => {
+    const model = ScriptedModel.make({ model: "mystery-model-9", reply: () => "hello" })
+    const logs = capturingLogger()
+    return Effect.gen(function*() {
+      const first = yield* LanguageModel.generate("a")
+      yield* LanguageModel.generate("b")
+      expect(first.usage.cost).toBe(0)
+      expect(first.usage.inputTokens).toBeGreaterThan(0)
+      const warnings = logs.lines.filter((l) => l.includes("mystery-model-9"))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/^WARN No price is known/)
+    }).pipe(Effect.provide(model.layer), Effect.provide(logs.layer))
+  })
+
+  it.effect("fails a pipeline step with the typed error, naming the step", () => {
+    const model = scripted({ reply: () => Effect.fail(new LlmError.ServerError({ provider: "scripted", status: 503, detail: "down" })) })
+    const ask = Step.make("ask", { run: () => LanguageModel.generate("hi") })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: ask })))
+      expect(error).toBeInstanceOf(PipelineError.StepFailed)
+      if (!(error instanceof PipelineError.StepFailed)) return
+      expect(error.step).toBe("ask")
+      expect(error.error).toBeInstanceOf(LlmError.ServerError)
+    }).pipe(Effect.provide(model.layer))
+  })
+})
