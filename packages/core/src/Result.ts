@@ -76,18 +76,19 @@ export interface Stopped<D, Outputs> {
 }
 
 /**
- * The result of a run.
+ * The result of a run: `Completed`, or `Stopped` when one of its steps can stop it.
  *
  * @since 0.1.0
  */
-export type Result<A, D, Outputs> = Completed<A, Outputs> | Stopped<D, Outputs>
+export type Result<A, D, Outputs> = [D] extends [never] ? Completed<A, Outputs>
+  : Completed<A, Outputs> | Stopped<D, Outputs>
 
 /**
  * Whether the run completed.
  *
  * @since 0.1.0
  */
-export const isCompleted = <A, D, O>(result: Result<A, D, O>): result is Completed<A, O> =>
+export const isCompleted = <A, D, O>(result: Completed<A, O> | Stopped<D, O>): result is Completed<A, O> =>
   result._tag === "Completed"
 
 /**
@@ -95,4 +96,5 @@ export const isCompleted = <A, D, O>(result: Result<A, D, O>): result is Complet
  *
  * @since 0.1.0
  */
-export const isStopped = <A, D, O>(result: Result<A, D, O>): result is Stopped<D, O> => result._tag === "Stopped"
+export const isStopped = <A, D, O>(result: Completed<A, O> | Stopped<D, O>): result is Stopped<D, O> =>
+  result._tag === "Stopped"
