@@ -78,10 +78,11 @@ export interface Options<A, Tools extends ReadonlyArray<Tool.Any>> {
   readonly maxTurns?: number | undefined
 }
 
-type ToolErrors<Tools extends ReadonlyArray<Tool.Any>> = Tools[number] extends Tool.Tool<any, any, infer E, any> ? E
-  : never
-type ToolRequirements<Tools extends ReadonlyArray<Tool.Any>> = Tools[number] extends
-  Tool.Tool<any, any, any, infer R> ? R : never
+// Distributive over the union of tools, so an agent without tools adds no error and no requirement.
+type ErrorOf<T> = T extends Tool.Tool<any, any, infer E, any> ? E : never
+type RequirementOf<T> = T extends Tool.Tool<any, any, any, infer R> ? R : never
+type ToolErrors<Tools extends ReadonlyArray<Tool.Any>> = ErrorOf<Tools[number]>
+type ToolRequirements<Tools extends ReadonlyArray<Tool.Any>> = RequirementOf<Tools[number]>
 
 /**
  * Makes an agent. With tools and an output schema, the tool loop runs in text and one more call turns the

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Usage } from "@trellis/core"
+import { Effect, Option } from "effect"
+import { Pricing } from "../src/index.js"
+
+describe("Pricing", () => {
+  it("reads a model's rates from the bundled prices, offline", () => {
+    // gpt-4o-mini: $0.15 per million input tokens, $0.075 cached, $0.60 output.
+    expect(Pricing.make().rates("gpt-4o-mini")).toEqual(
+      Option.some({ inputPerMillion: 0.15, outputPerMillion: 0.6, cachedInputPerMillion: 0.075 })
+    )
+  })
+
+  it.effect("prices usage in exact nano-dollars, cached input at its own rate", () =>
+    Effect.gen(function*() {
+      const pricing = Pricing.make()
+      // 1M input tokens of which 200k cached, 10k output:
+      // 800,000 x 150 + 200,000 x 75 + 10,000 x 600 nano-dollars.
+      const cost = yield* pricing.cost(
+        "gpt-4o-mini",
+        Usage.make({ inputTokens: 1_000_000, cachedInputTokens: 200_000, outputTokens: 10_000 })
+      )
+      expect(cost).toBe(120_000_000 + 15_000_000 + 6_000_000)
+      expect(pricing.worstCase("gpt-4o-mini", 1000, 500)).toBe(1000 * 150 + 500 * 600)
+    }))
+
+  it.effect("lets an override win over the bundled price, and prices a model it does not know", () =>
+    Effect.gen(function*() {
+      const pricing = Pricing.make({
+        overrides: {
+          "gpt-4o-mini": { inputPerMillion: 1, outputPerMillion: 1 },
+          "my-llama": { inputPerMillion: 0.02, outputPerMillion: 0.04 }
+        }
+      })
+      expect(yield* pricing.cost("gpt-4o-mini", Usage.make({ inputTokens: 10, outputTokens: 10 }))).toBe(20_000)
+      expect(yield* pricing.cost("my-llama", Usage.make({ inputTokens: 1000, outputTokens: 1000 }))).toBe(60_000)
+      expect(Option.isNone(Pricing.make().rates("my-llama"))).toBe(true)
+    }))
+})
