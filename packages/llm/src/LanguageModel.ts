@@ -366,7 +366,8 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
       usage: (exit) => settledUsage(request, inputTokens, exit, (response) => response.usage)
     }).pipe(
       Effect.tap(annotate),
-      Effect.withSpan("llm.generate", { kind: "client", attributes: spanAttributes(request) })
+      // A stack trace per call would cost more than the rest of the metering together.
+      Effect.withSpan("llm.generate", { kind: "client", attributes: spanAttributes(request), captureStackTrace: false })
     )
   }
 
@@ -465,7 +466,8 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
         Stream.tap((part) => part._tag === "Finish" ? annotate(part.response) : Effect.void),
         Stream.withSpan("llm.generate", {
           kind: "client",
-          attributes: { ...spanAttributes(request), "gen_ai.request.stream": true }
+          attributes: { ...spanAttributes(request), "gen_ai.request.stream": true },
+          captureStackTrace: false
         })
       )
     }))
