@@ -16,7 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as LanguageModel from "./LanguageModel.js"
-import { words } from "./ScriptedModel.js"
+import { replay, words } from "./ScriptedModel.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
@@ -55,12 +55,7 @@ export const provider = (options: Options = {}): LanguageModel.Provider => {
     model,
     label,
     generate,
-    stream: (request) =>
-      Stream.flatMap(Stream.fromEffect(generate(request)), (completion) =>
-        Stream.concat(
-          Stream.fromIterable(words(completion.text).map((text): LanguageModel.Chunk => ({ _tag: "Delta", text }))),
-          Stream.succeed<LanguageModel.Chunk>({ _tag: "Done", completion })
-        ))
+    stream: (request) => Stream.flatMap(Stream.fromEffect(generate(request)), replay)
   }
 }
 

@@ -90,12 +90,7 @@ export const make = (script: Script): ScriptedModel => {
     name: "scripted",
     model,
     generate: answer,
-    stream: (request) =>
-      Stream.flatMap(Stream.fromEffect(answer(request)), (completion) =>
-        Stream.concat(
-          Stream.fromIterable(words(completion.text).map((text): LanguageModel.Chunk => ({ _tag: "Delta", text }))),
-          Stream.succeed<LanguageModel.Chunk>({ _tag: "Done", completion })
-        ))
+    stream: (request) => Stream.flatMap(Stream.fromEffect(answer(request)), replay)
   }
   return {
     layer: Layer.effect(LanguageModel.LanguageModel, LanguageModel.make(provider, script.options)),
@@ -123,6 +118,17 @@ const toCompletion = (
     usage: fields.usage === null ? undefined : fields.usage ?? counted()
   }
 }
+
+/**
+ * Streams a finished completion as a server would: a delta for each word, then the completion.
+ *
+ * @since 0.1.0
+ */
+export const replay = (completion: LanguageModel.Completion): Stream.Stream<LanguageModel.Chunk> =>
+  Stream.concat(
+    Stream.fromIterable(words(completion.text).map((text): LanguageModel.Chunk => ({ _tag: "Delta", text }))),
+    Stream.succeed<LanguageModel.Chunk>({ _tag: "Done", completion })
+  )
 
 /**
  * Splits a text into the deltas a streaming server would send: words with their following spaces.
