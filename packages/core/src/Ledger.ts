@@ -14,7 +14,6 @@ import type * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import * as Cost from "./Cost.js"
 import type { PartialResult } from "./Result.js"
 import * as Usage from "./Usage.js"
@@ -102,12 +101,13 @@ export interface Service {
 export class Ledger extends Context.Tag("@trellis/core/Ledger")<Ledger, Service>() {}
 
 interface State {
-  readonly spent: Cost.Cost
-  readonly reserved: Cost.Cost
-  readonly closed: boolean
-  readonly nextId: number
-  readonly total: Usage.Usage
-  readonly byStep: Readonly<Record<string, Usage.Usage>>
+  spent: Cost.Cost
+  reserved: Cost.Cost
+  closed: boolean
+  nextId: number
+  total: Usage.Usage
+  /** Replaced, never mutated, so that a snapshot can hand it out as it is. */
+  byStep: Readonly<Record<string, Usage.Usage>>
 }
 
 /**
@@ -128,109 +128,113 @@ export interface Options {
 
 /**
  * Makes a ledger. Reservation is atomic: the check `spent + reserved + amount <= budget` and the hold happen in
- * one `Ref.modify`, so no number of parallel calls can overshoot the budget.
+ * one synchronous block, which no other fiber can interleave with, so no number of parallel calls can overshoot
+ * the budget.
  *
  * @since 0.1.0
  */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
-  Effect.map(
-    Effect.all([
-      Ref.make<State>({
-        spent: Cost.zero,
-        reserved: Cost.zero,
-        closed: false,
-        nextId: 0,
-        total: Usage.empty,
-        byStep: {}
-      }),
-      FiberRef.get(currentStep)
-    ]),
-    ([ref, enclosingStep]) => unsafeMake(ref, enclosingStep, options)
-  )
+  Effect.map(FiberRef.get(currentStep), (enclosingStep): Service => new LedgerImpl(enclosingStep, options))
 
-const unsafeMake = (ref: Ref.Ref<State>, enclosingStep: string, options: Options): Service => {
-  const budget = Option.fromNullable(options.budget)
-  const parent = options.parent
-  const parentReservations = new Map<number, Reservation>()
+/**
+ * The ledger. Its state is plain mutable fields rather than a `Ref`: every read and write happens inside one
+ * synchronous callback, which JavaScript never interleaves with another fiber's, so it is as atomic as
+ * `Ref.modify`. It is a class, as Effect's own `Clock` is, because a ledger is made per run and this keeps
+ * making one to a single allocation.
+ */
+class LedgerImpl implements Service, State {
+  readonly budget: Option.Option<Cost.Cost>
+  spent: Cost.Cost = Cost.zero
+  reserved: Cost.Cost = Cost.zero
+  closed = false
+  nextId = 0
+  total: Usage.Usage = Usage.empty
+  byStep: Readonly<Record<string, Usage.Usage>> = {}
+  /** The enclosing ledger's reservation behind each of ours, by our reservation's id. */
+  readonly outerOf: Map<number, Reservation> | undefined
 
-  const add = (state: State, step: string, usage: Usage.Usage): State => ({
-    ...state,
-    spent: Cost.add(state.spent, usage.cost),
-    total: Usage.add(state.total, usage),
-    byStep: { ...state.byStep, [step]: Usage.add(state.byStep[step] ?? Usage.empty, usage) }
-  })
+  constructor(readonly enclosingStep: string, readonly options: Options) {
+    this.budget = Option.fromNullable(options.budget)
+    this.outerOf = options.parent === undefined ? undefined : new Map()
+  }
 
-  const reserveHere = (step: string, amount: Cost.Cost) =>
-    Ref.modify(ref, (state): [Reservation | BudgetExceeded, State] => {
-      if (
-        state.closed ||
-        (options.budget !== undefined && state.spent + state.reserved + amount > options.budget)
-      ) {
-        const error = new BudgetExceeded({
-          budget: options.budget ?? Cost.zero,
-          spent: state.spent,
-          reserved: state.reserved,
-          requested: amount,
-          step
-        })
-        return [error, state]
-      }
-      return [
-        { id: state.nextId, step, amount },
-        { ...state, reserved: Cost.add(state.reserved, amount), nextId: state.nextId + 1 }
-      ]
-    }).pipe(Effect.flatMap((r) => (r instanceof BudgetExceeded ? Effect.fail(r) : Effect.succeed(r))))
-
-  const reserve = (amount: Cost.Cost) =>
-    Effect.flatMap(FiberRef.get(currentStep), (step) => {
-      if (parent === undefined) return reserveHere(step, amount)
+  reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded> {
+    return Effect.flatMap(FiberRef.get(currentStep), (step) => {
+      const parent = this.options.parent
+      if (parent === undefined) return reserveIn(this, this.options.budget, step, amount)
       return Effect.flatMap(
-        Effect.locally(parent.reserve(amount), currentStep, enclosingStep),
+        Effect.locally(parent.reserve(amount), currentStep, this.enclosingStep),
         (outer) =>
-          reserveHere(step, amount).pipe(
-            Effect.tap((inner) => Effect.sync(() => parentReservations.set(inner.id, outer))),
-            Effect.tapError(() => parent.settle(outer, Usage.empty))
-          )
+          Effect.matchEffect(reserveIn(this, this.options.budget, step, amount), {
+            onFailure: (error) => Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(error)),
+            onSuccess: (inner) => {
+              this.outerOf!.set(inner.id, outer)
+              return Effect.succeed(inner)
+            }
+          })
       )
     })
-
-  const settle = (reservation: Reservation, usage: Usage.Usage) =>
-    Ref.update(ref, (state) =>
-      add({ ...state, reserved: Cost.subtract(state.reserved, reservation.amount) }, reservation.step, usage)
-    ).pipe(
-      Effect.zipRight(Effect.suspend(() => {
-        options.onRecord?.(reservation.step, usage)
-        const outer = parentReservations.get(reservation.id)
-        if (parent === undefined || outer === undefined) return Effect.void
-        parentReservations.delete(reservation.id)
-        return parent.settle(outer, usage)
-      }))
-    )
-
-  const record = (usage: Usage.Usage) =>
-    Effect.flatMap(FiberRef.get(currentStep), (step) =>
-      Ref.update(ref, (state) => add(state, step, usage)).pipe(
-        Effect.zipRight(Effect.suspend(() => {
-          options.onRecord?.(step, usage)
-          return parent === undefined ? Effect.void : Effect.locally(parent.record(usage), currentStep, enclosingStep)
-        }))
-      ))
-
-  return {
-    budget,
-    reserve,
-    settle,
-    record,
-    close: Ref.update(ref, (state) => ({ ...state, closed: true })),
-    remaining: Effect.map(Ref.get(ref), (state) =>
-      Option.map(budget, (b) => Cost.subtract(b, Cost.add(state.spent, state.reserved)))),
-    snapshot: Effect.map(Ref.get(ref), (state) => ({
-      budget,
-      total: state.total,
-      byStep: state.byStep,
-      reserved: state.reserved
-    }))
   }
+
+  settle(reservation: Reservation, usage: Usage.Usage): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.reserved = Cost.subtract(this.reserved, reservation.amount)
+      add(this, reservation.step, usage)
+      this.options.onRecord?.(reservation.step, usage)
+      const parent = this.options.parent
+      const outer = this.outerOf?.get(reservation.id)
+      if (parent === undefined || outer === undefined) return Effect.void
+      this.outerOf!.delete(reservation.id)
+      return parent.settle(outer, usage)
+    })
+  }
+
+  record(usage: Usage.Usage): Effect.Effect<void> {
+    return Effect.flatMap(FiberRef.get(currentStep), (step) => {
+      add(this, step, usage)
+      this.options.onRecord?.(step, usage)
+      const parent = this.options.parent
+      return parent === undefined ? Effect.void : Effect.locally(parent.record(usage), currentStep, this.enclosingStep)
+    })
+  }
+
+  get close(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.closed = true
+    })
+  }
+
+  get remaining(): Effect.Effect<Option.Option<Cost.Cost>> {
+    return Effect.sync(() => Option.map(this.budget, (b) => Cost.subtract(b, Cost.add(this.spent, this.reserved))))
+  }
+
+  get snapshot(): Effect.Effect<Snapshot> {
+    return Effect.sync(() => ({ budget: this.budget, total: this.total, byStep: this.byStep, reserved: this.reserved }))
+  }
+}
+
+function add(state: State, step: string, usage: Usage.Usage): void {
+  state.spent = Cost.add(state.spent, usage.cost)
+  state.total = Usage.add(state.total, usage)
+  state.byStep = { ...state.byStep, [step]: Usage.add(state.byStep[step] ?? Usage.empty, usage) }
+}
+
+/** Holds `amount` if it fits (and the ledger is open), in one synchronous block. */
+function reserveIn(
+  state: State,
+  budget: Cost.Cost | undefined,
+  step: string,
+  amount: Cost.Cost
+): Effect.Effect<Reservation, BudgetExceeded> {
+  return Effect.suspend(() => {
+    if (state.closed || (budget !== undefined && state.spent + state.reserved + amount > budget)) {
+      return Effect.fail(
+        new BudgetExceeded({ budget: budget ?? Cost.zero, spent: state.spent, reserved: state.reserved, requested: amount, step })
+      )
+    }
+    state.reserved = Cost.add(state.reserved, amount)
+    return Effect.succeed({ id: state.nextId++, step, amount })
+  })
 }
 
 /**

@@ -4,21 +4,23 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Stream from "effect/Stream"
 import type * as Types from "effect/Types"
 import type * as Cost from "./Cost.js"
 import type * as Event from "./Event.js"
 import { compile, type Graph } from "./internal/graph.js"
-import { Runner } from "./internal/runner.js"
+import { makePlan, type Plan, Runner } from "./internal/runner.js"
 import * as Ledger from "./Ledger.js"
 import { InvalidPipeline, type PipelineError } from "./PipelineError.js"
 import type * as Result from "./Result.js"
 import * as Step from "./Step.js"
+import type * as Usage from "./Usage.js"
 
 export {
   /**
@@ -261,62 +263,56 @@ export const run = <A, E, R, O, D>(
   options?: RunOptions
 ): Effect.Effect<Result.Result<A, D, O>, PipelineError<E>, R> => {
   const listener = options?.onEvent
-  const plan = {
-    name: self.name,
-    graph: self.graph,
-    concurrency: self.concurrency,
-    budget: self.budget,
-    timeout: self.timeout,
-    stepTimeout: self.defaults.timeout,
-    retry: self.defaults.retry
+  const plan = planOf(self)
+  const onRecord = listener &&
+    ((step: string, usage: Usage.Usage) => listener({ _tag: "UsageRecorded", pipeline: self.name, step, usage }))
+  return Effect.withFiberRuntime<Result.Result<unknown, unknown, any>, unknown>((fiber) => {
+    // A run inside a step of another run meters into the enclosing run's ledger too.
+    const parent = Context.getOption(fiber.currentContext, Ledger.Ledger)
+    const ledger = Ledger.make({ budget: plan.budget, parent: Option.getOrUndefined(parent), onRecord })
+    return Effect.flatMap(ledger, (ledger) => {
+      // Made inside `onExit`, so that whatever the runner opens is closed however the run ends.
+      let runner: Runner | undefined
+      const drive = Effect.suspend(() => {
+        runner = new Runner(plan, fiber, ledger, listener)
+        return plan.timeout === undefined ? runner.drive() : withTimeout(runner, plan.timeout)
+      })
+      return Effect.onExit(drive, (exit) => runner === undefined ? Effect.void : runner.finish(exit))
+    })
+  }) as any
+}
+
+/** The run under the pipeline's timeout: past it, running steps are interrupted and the partial result kept. */
+const withTimeout = (runner: Runner, timeout: Duration.Duration) =>
+  Effect.flatten(Effect.timeoutTo(Effect.onInterrupt(runner.drive(), () => runner.interruptAll()), {
+    duration: timeout,
+    onSuccess: Effect.succeed,
+    onTimeout() {
+      return Effect.flatMap(
+        runner.ledger.snapshot,
+        (s) => Effect.fail(runner.timedOut(timeout, { total: s.total, byStep: s.byStep }))
+      )
+    }
+  }))
+
+const plans = new WeakMap<Any, Plan>()
+
+/** What a run needs of a pipeline, worked out once per pipeline. */
+const planOf = (self: Any): Plan => {
+  let plan = plans.get(self)
+  if (plan === undefined) {
+    plan = makePlan({
+      name: self.name,
+      graph: self.graph,
+      concurrency: self.concurrency,
+      budget: self.budget,
+      timeout: self.timeout,
+      stepTimeout: self.defaults.timeout,
+      retry: self.defaults.retry
+    })
+    plans.set(self, plan)
   }
-  const running = Effect.flatMap(Effect.serviceOption(Ledger.Ledger), (parent) =>
-    Effect.flatMap(
-      Ledger.make({
-        budget: self.budget,
-        parent: parent._tag === "Some" ? parent.value : undefined,
-        onRecord: listener && ((step, usage) => listener({ _tag: "UsageRecorded", pipeline: self.name, step, usage }))
-      }),
-      (ledger) =>
-        Effect.clockWith((clock) => {
-          const runner = new Runner(plan, ledger, clock, listener)
-          const usage = Effect.map(ledger.snapshot, (s): Result.UsageReport => ({ total: s.total, byStep: s.byStep }))
-          listener?.({
-            _tag: "RunStarted",
-            pipeline: self.name,
-            steps: self.steps.map((s) => s.name),
-            at: runner.now()
-          })
-          const drive = self.timeout === undefined ? runner.drive() : Effect.catchTag(
-            Effect.timeout(runner.drive(), self.timeout),
-            "TimeoutException",
-            () => Effect.flatMap(usage, (u) => Effect.fail(runner.timedOut(self.timeout!, u)))
-          )
-          const finished = (status: "completed" | "stopped" | "failed" | "interrupted") =>
-            listener === undefined ? Effect.void : Effect.map(ledger.snapshot, (s) =>
-              listener({ _tag: "RunFinished", pipeline: self.name, status, usage: s.total, at: runner.now() }))
-          return drive.pipe(
-            Effect.zipRight(Effect.flatMap(usage, (u) => runner.result(u))),
-            Effect.provideService(Ledger.Ledger, ledger),
-            Effect.tap((result) => {
-              return Effect.zipRight(
-                Effect.annotateCurrentSpan("trellis.cost_nano_usd", result.usage.total.cost),
-                finished(result._tag === "Completed" ? "completed" : "stopped")
-              )
-            }),
-            Effect.onExit((exit) =>
-              exit._tag === "Success" ? Effect.void : finished(
-                exit.cause._tag === "Interrupt" ? "interrupted" : "failed"
-              )
-            )
-          )
-        })
-    ))
-  return Effect.withSpan(
-    Effect.flatMap(FiberRef.get(Ledger.currentStep), (outer) => Effect.locally(running, Ledger.currentStep, outer)),
-    `pipeline ${self.name}`,
-    { attributes: { "trellis.pipeline": self.name } }
-  ) as any
+  return plan
 }
 
 /**

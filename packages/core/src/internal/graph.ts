@@ -17,6 +17,10 @@ export interface Graph {
   readonly nodes: ReadonlyArray<Node>
   readonly roots: ReadonlyArray<number>
   readonly output: number
+  /** The steps' names in order, shared by every run's `RunStarted` event. */
+  readonly names: ReadonlyArray<string>
+  /** How many dependencies each step waits for; a run starts from a copy. */
+  readonly waiting: ReadonlyArray<number>
 }
 
 /** Why a graph was rejected, with the steps involved. */
@@ -26,26 +30,36 @@ export interface GraphProblem {
   readonly detail: string
 }
 
+/** A step on the walk's path, with how far its dependencies have been walked. */
+interface Frame {
+  readonly step: Step.Any
+  readonly keys: ReadonlyArray<string>
+  readonly deps: Array<number>
+}
+
 /**
  * Walks the graph from the output (and the extra steps), depth first, numbering steps after their dependencies.
  * Steps are told apart by identity, so two different steps with one name are caught, and a step that is
- * reached again while still on the walk's path closes a cycle.
+ * reached again while still on the walk's path closes a cycle. The walk keeps its own stack, so a chain of
+ * any length compiles.
  */
 export const compile = (output: unknown, extra: ReadonlyArray<unknown>): Graph | GraphProblem => {
   const index = new Map<Step.Any, number>()
   const byName = new Map<string, Step.Any>()
   const onPath = new Set<Step.Any>()
-  const path: Array<string> = []
+  const path: Array<Frame> = []
   const nodes: Array<Node> = []
   let problem: GraphProblem | undefined
 
-  const visit = (step: Step.Any): number => {
+  /** The step's index if it is numbered already, `OPENED` after pushing it on the path, or `FAILED`. */
+  const open = (step: Step.Any): number => {
     const known = index.get(step)
     if (known !== undefined) return known
     if (onPath.has(step)) {
-      const cycle = [...path.slice(path.indexOf(step.name)), step.name]
+      const names = path.map((frame) => frame.step.name)
+      const cycle = [...names.slice(names.indexOf(step.name)), step.name]
       problem = { reason: "Cycle", steps: cycle, detail: `cycle ${cycle.map((s) => `"${s}"`).join(" -> ")}` }
-      return -1
+      return FAILED
     }
     const twin = byName.get(step.name)
     if (twin !== undefined && twin !== step) {
@@ -54,33 +68,44 @@ export const compile = (output: unknown, extra: ReadonlyArray<unknown>): Graph |
         steps: [step.name],
         detail: `two different steps are named "${step.name}"`
       }
-      return -1
+      return FAILED
     }
     byName.set(step.name, step)
     onPath.add(step)
-    path.push(step.name)
-    const keys = Object.keys(step.after)
-    const deps: Array<number> = []
-    for (const key of keys) {
-      const dep: unknown = step.after[key]
-      if (!Step.isStep(dep)) {
-        problem = {
-          reason: "UnknownStep",
-          steps: [step.name],
-          detail: `step "${step.name}" depends on "${key}", which is not a step (got ${describe(dep)})`
+    path.push({ step, keys: Object.keys(step.after), deps: [] })
+    return OPENED
+  }
+
+  const visit = (root: Step.Any): number => {
+    let result = open(root)
+    while (path.length > 0) {
+      const frame = path[path.length - 1]!
+      const { deps, keys, step } = frame
+      if (deps.length < keys.length) {
+        const key = keys[deps.length]!
+        const dep: unknown = step.after[key]
+        if (!Step.isStep(dep)) {
+          problem = {
+            reason: "UnknownStep",
+            steps: [step.name],
+            detail: `step "${step.name}" depends on "${key}", which is not a step (got ${describe(dep)})`
+          }
+          return FAILED
         }
-        return -1
+        const d = open(dep)
+        if (d === FAILED) return FAILED
+        if (d !== OPENED) deps.push(d)
+        continue
       }
-      const d = visit(dep)
-      if (d < 0) return -1
-      deps.push(d)
+      path.pop()
+      onPath.delete(step)
+      const node: Node = { index: nodes.length, step, name: step.name, deps, keys, dependents: [] }
+      nodes.push(node)
+      index.set(step, node.index)
+      if (path.length > 0) path[path.length - 1]!.deps.push(node.index)
+      else result = node.index
     }
-    onPath.delete(step)
-    path.pop()
-    const node: Node = { index: nodes.length, step, name: step.name, deps, keys, dependents: [] }
-    nodes.push(node)
-    index.set(step, node.index)
-    return node.index
+    return result
   }
 
   const start = (candidate: unknown, role: string): number => {
@@ -104,8 +129,17 @@ export const compile = (output: unknown, extra: ReadonlyArray<unknown>): Graph |
     if (node.deps.length === 0) roots.push(node.index)
     for (const d of node.deps) nodes[d]!.dependents.push(node.index)
   }
-  return { nodes, roots, output: out }
+  return {
+    nodes,
+    roots,
+    output: out,
+    names: nodes.map((node) => node.name),
+    waiting: nodes.map((node) => node.deps.length)
+  }
 }
+
+const OPENED = -2
+const FAILED = -1
 
 const describe = (u: unknown): string =>
   u === undefined ? "undefined" : u === null ? "null" : typeof u === "object" ? "an object" : typeof u

@@ -1,21 +1,27 @@
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import type * as Cost from "../Cost.js"
 import type * as Event from "../Event.js"
 import * as Ledger from "../Ledger.js"
 import { PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
+import type * as Usage from "../Usage.js"
 import * as Step from "../Step.js"
 import { ancestors, type Graph } from "./graph.js"
+import { LazySpan, nativeTracer } from "./span.js"
 
-/** What the runner needs to know of a pipeline. */
+/** What the runner needs to know of a pipeline; made once per pipeline. */
 export interface Plan {
   readonly name: string
   readonly graph: Graph
@@ -24,14 +30,22 @@ export interface Plan {
   readonly timeout: Duration.Duration | undefined
   readonly stepTimeout: Duration.Duration | undefined
   readonly retry: Step.Retry<any> | undefined
+  readonly spanName: string
+  readonly stepSpanNames: ReadonlyArray<string>
 }
+
+/** Makes the plan of a pipeline. */
+export const makePlan = (options: Omit<Plan, "spanName" | "stepSpanNames">): Plan => ({
+  ...options,
+  spanName: `pipeline ${options.name}`,
+  stepSpanNames: options.graph.names.map((name) => `step ${name}`)
+})
 
 type Outcome =
   | { readonly kind: "failed"; readonly step: number; readonly cause: Cause.Cause<unknown> }
   | { readonly kind: "stopped"; readonly step: number; readonly data: unknown }
   | { readonly kind: "budget"; readonly step: number; readonly error: Ledger.BudgetExceeded }
 
-const PENDING = 0
 const RUNNING = 1
 const SUCCEEDED = 2
 const FAILED = 3
@@ -39,6 +53,66 @@ const STOPPED = 4
 const INTERRUPTED = 5
 
 const statusName = ["interrupted", "interrupted", "succeeded", "failed", "stopped", "interrupted"] as const
+
+/**
+ * A fiber that can set its own `FiberRef`s directly, as Effect's runtime fibers can: the runner sets two per
+ * step, and doing it in place saves two effects each. Where a fiber cannot, `FiberRef.set` does the same.
+ */
+interface Settable {
+  setFiberRef<X>(fiberRef: FiberRef.FiberRef<X>, value: X): void
+}
+
+const canSet = (fiber: Fiber.RuntimeFiber<unknown, unknown>): fiber is Fiber.RuntimeFiber<unknown, unknown> & Settable =>
+  typeof (fiber as Partial<Settable>).setFiberRef === "function"
+
+// The two helpers below build their callbacks as object methods on purpose: a run makes them per step, and when
+// the sources run through tsx (esbuild with `keepNames`), every arrow function given a name, in a property or a
+// variable, is wrapped in a `__name(...)` call that redefines its `name` each time it is made; methods are not.
+
+/** What happens when step `i` ends. */
+const continuation = (runner: Runner, i: number, driver: boolean) => ({
+  onFailure(cause: Cause.Cause<unknown>) {
+    return runner.failed(i, cause)
+  },
+  onSuccess(value: unknown) {
+    return runner.succeeded(i, value, driver)
+  }
+})
+
+/** A loop forking one fiber per step, keeping the fibers so that they can be interrupted. */
+const forking = (runner: Runner, steps: ReadonlyArray<number>) => {
+  let t = 0
+  return {
+    while() {
+      return t < steps.length
+    },
+    body() {
+      return Effect.forkDaemon(runner.work(steps[t++]!, false))
+    },
+    step(fiber: Fiber.RuntimeFiber<void>) {
+      runner.fibers.push(fiber)
+    }
+  }
+}
+
+/** One started step. */
+interface Task {
+  state: number
+  readonly startedAt: number
+  endedAt: number
+  attempts: number
+  readonly span: Tracer.Span | undefined
+}
+
+const interrupted: Exit.Exit<never> = Exit.interrupt(FiberId.none)
+
+/** The span a new root span hangs under: the current one, skipping spans that asked not to propagate. */
+const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpan> => {
+  while (span !== undefined && Context.get(span.context, Tracer.DisablePropagation)) {
+    span = span._tag === "Span" ? Option.getOrUndefined(span.parent) : undefined
+  }
+  return span === undefined ? Option.none() : Option.some(span)
+}
 
 /**
  * One run of a pipeline.
@@ -49,71 +123,142 @@ const statusName = ["interrupted", "interrupted", "succeeded", "failed", "stoppe
  * running: once there is real parallelism it forks every ready step and waits, because a failure elsewhere must
  * be able to interrupt every running step, and a fiber cannot be interrupted from outside without ending the run.
  *
- * All bookkeeping is plain mutable state touched only inside synchronous callbacks, which JavaScript never
- * interleaves, so it needs no locks.
+ * The whole run is one synchronous state machine: all bookkeeping (outputs, timings, the ready queue, spans,
+ * events) is plain mutable state touched only inside synchronous callbacks, which JavaScript never interleaves,
+ * so it needs no locks, `Ref`s or per-step fibers. Effects are built only where Effect must act: running a
+ * step, forking, waiting, interrupting. Spans are made on the tracer directly instead of through
+ * `Effect.withSpan`, which would add a stack capture and two `FiberRef` scopes per span; a step sees its span
+ * as the current one (and the run's ledger) through the fiber's context, set once as the step starts.
  */
 export class Runner {
   readonly n: number
-  readonly remaining: Int32Array
+  readonly remaining: Array<number>
   readonly outputs: Array<unknown>
-  readonly state: Uint8Array
-  readonly startedAt: Float64Array
-  readonly endedAt: Float64Array
-  readonly attempts: Int32Array
+  readonly tasks: Array<Task | undefined>
   readonly queue: Array<number> = []
   head = 0
   done = 0
   active = 0
   outcome: Outcome | undefined = undefined
-  signal: Deferred.Deferred<void> | undefined = undefined
+  /** Set while the driver waits for the forked steps. */
+  resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   readonly fibers: Array<Fiber.RuntimeFiber<void>> = []
+  fibersInterrupted = false
+  /** Whether the driver's `FiberRef`s were changed by a step run inline, and must be put back. */
+  touched = false
+
+  readonly clock: Clock.Clock
+  /** The caller's context with the run's ledger: what every step sees, plus its span. */
+  readonly context: Context.Context<never>
+  readonly callerContext: Context.Context<never>
+  readonly callerStep: string
+  readonly tracer: Tracer.Tracer | undefined
+  readonly timing: boolean
+  readonly links: ReadonlyArray<Tracer.SpanLink>
+  readonly annotations: HashMap.HashMap<string, unknown> | undefined
+  readonly span: Tracer.Span | undefined
+  readonly parentSpan: Option.Option<Tracer.AnySpan>
 
   constructor(
     readonly plan: Plan,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
     readonly ledger: Ledger.Service,
-    readonly clock: Clock.Clock,
     readonly listener: Event.Listener | undefined
   ) {
-    const nodes = plan.graph.nodes
-    this.n = nodes.length
-    this.remaining = new Int32Array(this.n)
-    for (let i = 0; i < this.n; i++) this.remaining[i] = nodes[i]!.deps.length
+    const graph = plan.graph
+    this.n = graph.nodes.length
+    this.remaining = graph.waiting.slice()
     this.outputs = new Array(this.n)
-    this.state = new Uint8Array(this.n)
-    this.startedAt = new Float64Array(this.n)
-    this.endedAt = new Float64Array(this.n)
-    this.attempts = new Int32Array(this.n)
+    this.tasks = new Array(this.n)
+    this.clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    this.callerContext = fiber.currentContext
+    this.callerStep = fiber.getFiberRef(Ledger.currentStep)
+    this.context = Context.add(this.callerContext, Ledger.Ledger, ledger)
+    if (fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
+      this.tracer = fiber.currentTracer
+      this.timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+      this.links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
+      const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+      this.annotations = HashMap.size(annotations) === 0 ? undefined : annotations
+      this.span = this.openSpan(plan.spanName, parentOf(fiber.currentSpan), "trellis.pipeline", plan.name)
+      this.parentSpan = Option.some(this.span)
+    } else {
+      // Tracing turned off by the application: no spans at all.
+      this.tracer = undefined
+      this.timing = false
+      this.links = []
+      this.annotations = undefined
+      this.span = undefined
+      this.parentSpan = Option.none()
+    }
+    listener?.({ _tag: "RunStarted", pipeline: plan.name, steps: graph.names, at: this.now() })
   }
 
   now(): number {
     return this.clock.unsafeCurrentTimeMillis()
   }
 
-  /** Runs every step; ends when all are done, or when the run failed or stopped (running steps interrupted). */
-  drive(): Effect.Effect<void> {
-    return Effect.suspend(() => {
+  nanos(): bigint {
+    return this.timing ? this.clock.unsafeCurrentTimeNanos() : BigInt(0)
+  }
+
+  /**
+   * Opens a span as `Effect.makeSpan` would (same tracer, parent, links, annotations), without a stack capture.
+   * Under Effect's native tracer (no exporter installed) the span is a {@link LazySpan}.
+   */
+  openSpan(name: string, parent: Option.Option<Tracer.AnySpan>, key: string, value: string): Tracer.Span {
+    let span: Tracer.Span
+    if (this.tracer === nativeTracer) {
+      span = new LazySpan(name, parent, this.links, this.nanos(), key, value)
+    } else {
+      span = this.tracer!.span(name, parent, Context.empty(), this.links, this.nanos(), "internal")
+      span.attribute(key, value)
+    }
+    if (this.annotations !== undefined) HashMap.forEach(this.annotations, (v, k) => span.attribute(k, v))
+    return span
+  }
+
+  /** Runs every step; ends with the result once all are done, or once the run failed or stopped. */
+  drive(): Effect.Effect<Result.Result<unknown, unknown, any>, unknown> {
+    const steps = Effect.suspend(() => {
       for (const root of this.plan.graph.roots) this.queue.push(root)
       return this.next(true)
-    }).pipe(
-      Effect.zipRight(Effect.suspend(() => this.settled() ? Effect.void : Deferred.await(this.signal!))),
-      Effect.onInterrupt(() => this.interruptAll()),
-      Effect.zipRight(Effect.suspend(() =>
-        this.outcome !== undefined && this.outcome.kind !== "budget" ? this.interruptAll() : Effect.void
-      ))
+    })
+    const settled = Effect.zipRight(steps, Effect.suspend(() => this.settled() ? Effect.void : this.await()))
+    const result = Effect.flatMap(
+      settled,
+      () =>
+        this.outcome !== undefined && this.outcome.kind !== "budget" && this.fibers.length > 0
+          ? Effect.zipRight(this.interruptAll(), this.ledger.snapshot)
+          : this.ledger.snapshot
     )
+    return Effect.flatMap(result, (snapshot) => this.result({ total: snapshot.total, byStep: snapshot.byStep }))
+  }
+
+  /** Waits until the run has settled, woken by the fiber that settles it. */
+  await(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.settled()) resume(Effect.void)
+      else this.resume = resume
+    })
+  }
+
+  wake(): void {
+    const resume = this.resume
+    if (resume !== undefined) {
+      this.resume = undefined
+      resume(Effect.void)
+    }
   }
 
   interruptAll(): Effect.Effect<void> {
-    return this.fibers.length === 0 ? Effect.void : Fiber.interruptAll(this.fibers)
+    this.fibersInterrupted = true
+    return Fiber.interruptAll(this.fibers)
   }
 
   settled(): boolean {
     return this.done === this.n ||
       (this.outcome !== undefined && (this.outcome.kind !== "budget" || this.active === 0))
-  }
-
-  wake(): void {
-    if (this.signal !== undefined) Deferred.unsafeDone(this.signal, Exit.void)
   }
 
   take(): number {
@@ -136,40 +281,56 @@ export class Runner {
   }
 
   fork(k: number): Effect.Effect<void> {
-    if (this.signal === undefined) this.signal = Deferred.unsafeMake<void>(FiberId.none)
+    // Taken now, not fork by fork: the fiber may yield between forks, and another may take from the queue.
     const starting: Array<number> = []
     for (let t = 0; t < k; t++) starting.push(this.take())
-    const forkFrom = (t: number): Effect.Effect<void> =>
-      t === starting.length ? Effect.void : Effect.flatMap(
-        Effect.forkDaemon(this.work(starting[t]!, false)),
-        (fiber) => {
-          this.fibers.push(fiber)
-          return forkFrom(t + 1)
-        }
-      )
-    return forkFrom(0)
+    return Effect.whileLoop(forking(this, starting))
   }
 
+  /** Runs step `i` on the current fiber, then carries on with what its end made ready. */
   work(i: number, driver: boolean): Effect.Effect<void> {
-    return Effect.matchCauseEffect(Effect.suspend(() => this.exec(i)), {
-      onFailure: (cause) => this.failed(i, cause),
-      onSuccess: (value) => this.succeeded(i, value, driver)
+    return Effect.withFiberRuntime((fiber) => {
+      const node = this.plan.graph.nodes[i]!
+      const inputs: Record<string, unknown> = {}
+      for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.outputs[node.deps[k]!]
+      const startedAt = this.now()
+      const span = this.tracer === undefined
+        ? undefined
+        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, "trellis.step", node.name)
+      const task: Task = { state: RUNNING, startedAt, endedAt: 0, attempts: 0, span }
+      this.tasks[i] = task
+      this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
+      if (driver) this.touched = true
+      // The step sees its span as the current one, the run's ledger, and its name for the ledger's attribution.
+      const context = span === undefined ? this.context : Context.add(this.context, Tracer.ParentSpan, span)
+      const run = Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver))
+      if (canSet(fiber)) {
+        fiber.setFiberRef(FiberRef.currentContext, context)
+        fiber.setFiberRef(Ledger.currentStep, node.name)
+        return run
+      }
+      return Effect.zipRight(
+        FiberRef.set(FiberRef.currentContext, context),
+        Effect.zipRight(FiberRef.set(Ledger.currentStep, node.name), run)
+      )
     })
   }
 
-  exec(i: number): Effect.Effect<unknown, unknown> {
+  /** The step's work with its timeout and retries, if it has any. */
+  attempts(i: number, task: Task, inputs: Record<string, unknown>): Effect.Effect<unknown, unknown> {
     const node = this.plan.graph.nodes[i]!
     const step = node.step
-    const inputs: Record<string, unknown> = {}
-    for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.outputs[node.deps[k]!]
-    this.state[i] = RUNNING
-    this.startedAt[i] = this.now()
+    const timeout = step.timeout ?? this.plan.stepTimeout
+    const retry = step.retry ?? this.plan.retry
+    if (timeout === undefined && (retry === undefined || retry === 0)) {
+      task.attempts = 1
+      return Effect.suspend(() => step.run(inputs) as Effect.Effect<unknown, unknown>)
+    }
     const listener = this.listener
     const pipeline = this.plan.name
-    listener?.({ _tag: "StepStarted", pipeline, step: node.name, at: this.startedAt[i]! })
     let lastCause: Cause.Cause<unknown> = Cause.empty
     let attempt: Effect.Effect<unknown, unknown> = Effect.suspend(() => {
-      const n = ++this.attempts[i]!
+      const n = ++task.attempts
       if (n > 1 && listener !== undefined) {
         listener({ _tag: "StepRetrying", pipeline, step: node.name, attempt: n, cause: lastCause, at: this.now() })
       }
@@ -178,37 +339,35 @@ export class Runner {
     if (listener !== undefined) {
       attempt = Effect.tapErrorCause(attempt, (cause) => Effect.sync(() => (lastCause = cause)))
     }
-    const policy = Step.withPolicy(attempt, {
-      step: node.name,
-      timeout: step.timeout ?? this.plan.stepTimeout,
-      retry: step.retry ?? this.plan.retry
-    })
-    // Attribution of metered calls: the ledger reads the step from the fiber running it.
-    return Effect.withSpan(
-      Effect.zipRight(FiberRef.set(Ledger.currentStep, node.name), policy),
-      `step ${node.name}`,
-      { attributes: { "trellis.step": node.name } }
-    )
+    return Step.withPolicy(attempt, { step: node.name, timeout, retry })
+  }
+
+  end(i: number, state: number, exit: Exit.Exit<unknown, unknown>): Task {
+    const task = this.tasks[i]!
+    task.state = state
+    task.endedAt = this.now()
+    task.span?.end(this.nanos(), exit)
+    return task
   }
 
   succeeded(i: number, value: unknown, driver: boolean): Effect.Effect<void> {
     this.outputs[i] = value
-    this.state[i] = SUCCEEDED
-    this.endedAt[i] = this.now()
+    const task = this.end(i, SUCCEEDED, Exit.succeed(value))
     this.done++
     this.active--
+    const node = this.plan.graph.nodes[i]!
     this.listener?.({
       _tag: "StepSucceeded",
       pipeline: this.plan.name,
-      step: this.plan.graph.nodes[i]!.name,
-      at: this.endedAt[i]!,
-      durationMs: this.endedAt[i]! - this.startedAt[i]!
+      step: node.name,
+      at: task.endedAt,
+      durationMs: task.endedAt - task.startedAt
     })
     if (this.done === this.n) {
       this.wake()
       return Effect.void
     }
-    for (const d of this.plan.graph.nodes[i]!.dependents) {
+    for (const d of node.dependents) {
       if (--this.remaining[d]! === 0) this.queue.push(d)
     }
     if (this.outcome !== undefined) {
@@ -221,24 +380,23 @@ export class Runner {
 
   failed(i: number, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     this.active--
-    this.endedAt[i] = this.now()
     const name = this.plan.graph.nodes[i]!.name
     if (this.outcome !== undefined) {
-      this.state[i] = Cause.isInterruptedOnly(cause) ? INTERRUPTED : FAILED
+      this.end(i, Cause.isInterruptedOnly(cause) ? INTERRUPTED : FAILED, Exit.failCause(cause))
       if (this.active === 0) this.wake()
       return Effect.void
     }
     const failure = Cause.failureOption(cause)
     const error = failure._tag === "Some" ? failure.value : undefined
     if (error instanceof Step.StopSignal) {
-      this.state[i] = STOPPED
+      const task = this.end(i, STOPPED, Exit.failCause(cause))
       this.outcome = { kind: "stopped", step: i, data: error.data }
-      this.listener?.({ _tag: "StepStopped", pipeline: this.plan.name, step: name, at: this.endedAt[i]! })
+      this.listener?.({ _tag: "StepStopped", pipeline: this.plan.name, step: name, at: task.endedAt })
       this.wake()
       return Effect.void
     }
-    this.state[i] = FAILED
-    this.listener?.({ _tag: "StepFailed", pipeline: this.plan.name, step: name, cause, at: this.endedAt[i]! })
+    const task = this.end(i, FAILED, Exit.failCause(cause))
+    this.listener?.({ _tag: "StepFailed", pipeline: this.plan.name, step: name, cause, at: task.endedAt })
     if (error instanceof Ledger.BudgetExceeded) {
       this.outcome = { kind: "budget", step: i, error }
       return Effect.zipRight(
@@ -253,18 +411,61 @@ export class Runner {
     return Effect.void
   }
 
+  /**
+   * Runs when the run ends, however it ends: stops forked steps still running (the driver was interrupted),
+   * gives the driver back its `FiberRef`s, ends the spans and reports the end.
+   */
+  finish(exit: Exit.Exit<Result.Result<unknown, unknown, any>, unknown>): Effect.Effect<void> {
+    this.resume = undefined
+    let effect: Effect.Effect<void> = Exit.isFailure(exit) && this.fibers.length > 0 && !this.fibersInterrupted
+      ? this.interruptAll()
+      : Effect.void
+    if (this.touched) {
+      effect = Effect.zipRight(
+        effect,
+        Effect.zipRight(
+          FiberRef.set(FiberRef.currentContext, this.callerContext),
+          FiberRef.set(Ledger.currentStep, this.callerStep)
+        )
+      )
+    }
+    return Effect.zipRight(effect, Effect.map(this.ledger.snapshot, (snapshot) => this.close(exit, snapshot.total)))
+  }
+
+  /** Ends the spans still open and the run's span, and reports the end. */
+  close(exit: Exit.Exit<Result.Result<unknown, unknown, any>, unknown>, usage: Usage.Usage): void {
+    for (const task of this.tasks) {
+      if (task?.state === RUNNING) task.span?.end(this.nanos(), interrupted)
+    }
+    if (this.span !== undefined) {
+      this.span.attribute("trellis.cost_nano_usd", usage.cost)
+      this.span.end(this.nanos(), exit)
+    }
+    this.listener?.({
+      _tag: "RunFinished",
+      pipeline: this.plan.name,
+      status: Exit.isSuccess(exit)
+        ? exit.value._tag === "Completed" ? "completed" : "stopped"
+        : exit.cause._tag === "Interrupt"
+        ? "interrupted"
+        : "failed",
+      usage,
+      at: this.now()
+    })
+  }
+
   timeline(): Array<Result.StepTiming> {
     const now = this.now()
     const timeline: Array<Result.StepTiming> = []
     for (let i = 0; i < this.n; i++) {
-      const state = this.state[i]!
-      if (state === PENDING) continue
+      const task = this.tasks[i]
+      if (task === undefined) continue
       timeline.push({
         step: this.plan.graph.nodes[i]!.name,
-        status: statusName[state]!,
-        startedAt: this.startedAt[i]!,
-        endedAt: state === RUNNING ? now : this.endedAt[i]!,
-        attempts: this.attempts[i]!
+        status: statusName[task.state]!,
+        startedAt: task.startedAt,
+        endedAt: task.state === RUNNING ? now : task.endedAt,
+        attempts: task.attempts
       })
     }
     return timeline.sort((a, b) => a.startedAt - b.startedAt)
@@ -273,7 +474,7 @@ export class Runner {
   outputsOf(filter: (i: number) => boolean): Record<string, unknown> {
     const outputs: Record<string, unknown> = {}
     for (let i = 0; i < this.n; i++) {
-      if (this.state[i] === SUCCEEDED && filter(i)) outputs[this.plan.graph.nodes[i]!.name] = this.outputs[i]
+      if (this.tasks[i]?.state === SUCCEEDED && filter(i)) outputs[this.plan.graph.nodes[i]!.name] = this.outputs[i]
     }
     return outputs
   }
