@@ -15,6 +15,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Cost from "./Cost.js"
+import { attributedStep } from "./internal/attribution.js"
 import type { PartialResult } from "./Result.js"
 import * as Usage from "./Usage.js"
 
@@ -66,7 +67,9 @@ export interface Snapshot {
 }
 
 /**
- * The step the current fiber works for; usage recorded from this fiber is attributed to it.
+ * The step usage recorded from the current fiber is attributed to, when set explicitly. Inside a pipeline step,
+ * usage goes to the step that is running; setting this there (for example with `Effect.locally`) attributes it
+ * to the value set instead.
  *
  * @since 0.1.0
  */
@@ -134,7 +137,12 @@ export interface Options {
  * @since 0.1.0
  */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
-  Effect.map(FiberRef.get(currentStep), (enclosingStep): Service => new LedgerImpl(enclosingStep, options))
+  Effect.withFiberRuntime((fiber) => Effect.succeed(new LedgerImpl(attributedStep(fiber, currentStep), options)))
+
+/** The step the current fiber's usage belongs to. */
+const stepNow: Effect.Effect<string> = Effect.withFiberRuntime((fiber) =>
+  Effect.succeed(attributedStep(fiber, currentStep))
+)
 
 /**
  * The ledger. Its state is plain mutable fields rather than a `Ref`: every read and write happens inside one
@@ -159,7 +167,7 @@ class LedgerImpl implements Service, State {
   }
 
   reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded> {
-    return Effect.flatMap(FiberRef.get(currentStep), (step) => {
+    return Effect.flatMap(stepNow, (step) => {
       const parent = this.options.parent
       if (parent === undefined) return reserveIn(this, this.options.budget, step, amount)
       return Effect.flatMap(
@@ -190,7 +198,7 @@ class LedgerImpl implements Service, State {
   }
 
   record(usage: Usage.Usage): Effect.Effect<void> {
-    return Effect.flatMap(FiberRef.get(currentStep), (step) => {
+    return Effect.flatMap(stepNow, (step) => {
       add(this, step, usage)
       this.options.onRecord?.(step, usage)
       const parent = this.options.parent

@@ -18,6 +18,7 @@ import { PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
 import type * as Usage from "../Usage.js"
 import * as Step from "../Step.js"
+import { RunningStep } from "./attribution.js"
 import { ancestors, type Graph } from "./graph.js"
 import { LazySpan, nativeTracer } from "./span.js"
 
@@ -55,8 +56,8 @@ const INTERRUPTED = 5
 const statusName = ["interrupted", "interrupted", "succeeded", "failed", "stopped", "interrupted"] as const
 
 /**
- * A fiber that can set its own `FiberRef`s directly, as Effect's runtime fibers can: the runner sets two per
- * step, and doing it in place saves two effects each. Where a fiber cannot, `FiberRef.set` does the same.
+ * A fiber that can set its own `FiberRef`s directly, as Effect's runtime fibers can: the runner sets the context
+ * per step, and doing it in place saves two effects. Where a fiber cannot, `FiberRef.set` does the same.
  */
 interface Settable {
   setFiberRef<X>(fiberRef: FiberRef.FiberRef<X>, value: X): void
@@ -95,8 +96,8 @@ const forking = (runner: Runner, steps: ReadonlyArray<number>) => {
   }
 }
 
-/** One started step. */
-interface Task {
+/** One started step; also what the step's context says is running, for the ledger's attribution. */
+interface Task extends RunningStep {
   state: number
   readonly startedAt: number
   endedAt: number
@@ -144,7 +145,7 @@ export class Runner {
   resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   readonly fibers: Array<Fiber.RuntimeFiber<void>> = []
   fibersInterrupted = false
-  /** Whether the driver's `FiberRef`s were changed by a step run inline, and must be put back. */
+  /** Whether the driver's context was changed by a step run inline, and must be put back. */
   touched = false
 
   readonly clock: Clock.Clock
@@ -297,23 +298,31 @@ export class Runner {
       const span = this.tracer === undefined
         ? undefined
         : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, "trellis.step", node.name)
-      const task: Task = { state: RUNNING, startedAt, endedAt: 0, attempts: 0, span }
+      const task: Task = { step: node.name, outer: this.callerStep, state: RUNNING, startedAt, endedAt: 0, attempts: 0, span }
       this.tasks[i] = task
       this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
       if (driver) this.touched = true
-      // The step sees its span as the current one, the run's ledger, and its name for the ledger's attribution.
-      const context = span === undefined ? this.context : Context.add(this.context, Tracer.ParentSpan, span)
+      const context = this.stepContext(task)
       const run = Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver))
       if (canSet(fiber)) {
         fiber.setFiberRef(FiberRef.currentContext, context)
-        fiber.setFiberRef(Ledger.currentStep, node.name)
         return run
       }
-      return Effect.zipRight(
-        FiberRef.set(FiberRef.currentContext, context),
-        Effect.zipRight(FiberRef.set(Ledger.currentStep, node.name), run)
-      )
+      return Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), run)
     })
+  }
+
+  /**
+   * The context a step runs in: the run's (the caller's, with the run's ledger), with the step's span as the
+   * current span and the step itself for the ledger's attribution. Made with one map copy, by `forEach`, which
+   * unlike copying through the map's iterator makes no entry pairs.
+   */
+  stepContext(task: Task): Context.Context<never> {
+    const services = new Map<string, unknown>()
+    this.context.unsafeMap.forEach((service, key) => services.set(key, service))
+    if (task.span !== undefined) services.set(Tracer.ParentSpan.key, task.span)
+    services.set(RunningStep.key, task)
+    return Context.unsafeMake(services)
   }
 
   /** The step's work with its timeout and retries, if it has any. */
@@ -420,15 +429,7 @@ export class Runner {
     let effect: Effect.Effect<void> = Exit.isFailure(exit) && this.fibers.length > 0 && !this.fibersInterrupted
       ? this.interruptAll()
       : Effect.void
-    if (this.touched) {
-      effect = Effect.zipRight(
-        effect,
-        Effect.zipRight(
-          FiberRef.set(FiberRef.currentContext, this.callerContext),
-          FiberRef.set(Ledger.currentStep, this.callerStep)
-        )
-      )
-    }
+    if (this.touched) effect = Effect.zipRight(effect, FiberRef.set(FiberRef.currentContext, this.callerContext))
     return Effect.zipRight(effect, Effect.map(this.ledger.snapshot, (snapshot) => this.close(exit, snapshot.total)))
   }
 

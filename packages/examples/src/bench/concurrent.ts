@@ -1,0 +1,144 @@
+/**
+ * `concurrent10k_diamond_sleep10`: 10,000 runs of the seed's diamond at once, each step asking the scripted model,
+ * which answers after 10 ms; the fork/join baseline sleeps 10 ms per step. Measured: the heap each run in flight
+ * holds (mid-flight, after a full collection) and the wall time until every run has completed.
+ */
+import { Pipeline, Step } from "@trellis/core"
+import { LanguageModel, ScriptedModel } from "@trellis/llm"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { heapAfterGc, median, type Settings } from "./harness.js"
+
+const runs = 10_000
+const latencyMs = 10
+
+/** Counts runs as they reach their parallel part, to measure the heap when the last one does. */
+interface Probe {
+  readonly onParallel: () => void
+}
+
+const model = ScriptedModel.make({
+  reply: (request) => ({
+    text: request.messages.at(-1)!.content.length > 20 ? "complex" : "simple",
+    usage: { inputTokens: 20, outputTokens: 1 }
+  }),
+  latency: `${latencyMs} millis`
+})
+
+/**
+ * The scripted model keeps every request for tests to read; the benchmark empties that record, the test double's
+ * log and no part of a run, before it reads the heap.
+ */
+const forgetCalls = () => {
+  ;(model.calls as Array<unknown>).length = 0
+}
+
+const ask = (prompt: string) => Effect.map(LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 16 }), (r) => r.text)
+
+const trellisPipeline = (probe: Probe) => {
+  const extract = Step.make("extract", { run: () => ask("Extract the parties: Acme buys Globex for 3M") })
+  const classify = Step.make("classify", { after: { extract }, run: ({ extract }) => ask(`Classify: ${extract}`) })
+  const market = Step.make("fetch_market", {
+    after: { classify },
+    run: ({ classify }) => Effect.zipRight(Effect.sync(probe.onParallel), ask(`Market for ${classify}`))
+  })
+  const user = Step.make("fetch_user", { after: { classify }, run: ({ classify }) => ask(`User for ${classify}`) })
+  const combine = Step.make("combine", {
+    after: { market, user },
+    run: ({ market, user }) => ask(`Combine ${market} and ${user}`)
+  })
+  return Pipeline.make("document", { output: combine })
+}
+
+const sleepy = <A>(value: A) => Effect.as(Effect.sleep(latencyMs), value)
+
+const forkJoinDiamond = (probe: Probe) =>
+  Effect.gen(function*() {
+    const words = yield* sleepy("Acme buys Globex")
+    const kind = yield* sleepy(words.length > 20 ? "complex" : "simple")
+    const fiber = yield* Effect.fork(Effect.zipRight(Effect.sync(probe.onParallel), sleepy(`market for ${kind}`)))
+    const user = yield* sleepy(`user for ${kind}`)
+    const market = yield* Fiber.join(fiber)
+    return yield* sleepy(`${market} + ${user}`)
+  })
+
+type Launch = (probe: Probe) => (onExit: (exit: Exit.Exit<unknown, unknown>) => void) => void
+
+interface Pass {
+  readonly wallMs: number
+  readonly heapKbPerRun: number | undefined
+}
+
+/**
+ * Starts every run at once and waits for all of them. With `measureHeap`, the heap is read (after a full
+ * collection) when the last run reaches its parallel part, and divided by the runs then in flight; the
+ * collection pauses everything, so the pass that measures the heap does not measure time.
+ */
+const pass = (launch: Launch, measureHeap: boolean): Promise<Pass> => {
+  const base = measureHeap ? heapAfterGc() : 0
+  let completed = 0
+  let failed = 0
+  let reached = 0
+  let heapKbPerRun: number | undefined
+  const probe: Probe = {
+    onParallel: () => {
+      if (++reached === runs && measureHeap) {
+        forgetCalls()
+        const inFlight = runs - completed
+        heapKbPerRun = (heapAfterGc() - base) / 1024 / inFlight
+      }
+    }
+  }
+  const start = launch(probe)
+  const t0 = performance.now()
+  return new Promise<Pass>((resolve, reject) => {
+    const onExit = (exit: Exit.Exit<unknown, unknown>) => {
+      if (Exit.isFailure(exit)) failed++
+      if (++completed === runs) {
+        const wallMs = performance.now() - t0
+        if (failed > 0) reject(new Error(`${failed} of ${runs} runs failed`))
+        else resolve({ wallMs, heapKbPerRun })
+      }
+    }
+    for (let i = 0; i < runs; i++) start(onExit)
+  })
+}
+
+export const concurrent10k = async (s: Settings) => {
+  const runtime = ManagedRuntime.make(model.layer)
+  await runtime.runtime()
+  const launches: Record<"trellis" | "effectForkJoin", Launch> = {
+    trellis: (probe) => {
+      const pipeline = trellisPipeline(probe)
+      return (onExit) => {
+        const fiber = runtime.runFork(Pipeline.run(pipeline))
+        fiber.addObserver(onExit)
+      }
+    },
+    effectForkJoin: (probe) => (onExit) => {
+      const fiber = Effect.runFork(forkJoinDiamond(probe))
+      fiber.addObserver(onExit)
+    }
+  }
+  const rounds = s.quick ? 1 : 3
+  const result = {} as Record<"trellis" | "effectForkJoin", { heapKbPerRun: number; wallMs: number }>
+  for (const [name, launch] of Object.entries(launches) as Array<[keyof typeof launches, Launch]>) {
+    if (!s.quick) {
+      await pass(launch, false) // warm-up
+      forgetCalls()
+    }
+    const walls: Array<number> = []
+    const heaps: Array<number> = []
+    for (let round = 0; round < rounds; round++) {
+      walls.push((await pass(launch, false)).wallMs)
+      forgetCalls()
+      heaps.push((await pass(launch, true)).heapKbPerRun!)
+      forgetCalls()
+    }
+    result[name] = { heapKbPerRun: median(heaps), wallMs: median(walls) }
+  }
+  await runtime.dispose()
+  return result
+}

@@ -1,0 +1,189 @@
+/**
+ * The benchmark: Trellis against hand-written baselines, in one process, so that their ratios hold on a noisy
+ * machine.
+ *
+ *   pnpm bench            the table
+ *   pnpm bench --json     the table, then one JSON object, last on stdout
+ *   pnpm bench --quick    a few rounds only (also BENCH_QUICK=1), for CI: it keeps working, its times mean little
+ *
+ * Progress goes to stderr.
+ */
+import { availableParallelism } from "node:os"
+import { budgetContention } from "./budget.js"
+import { chains } from "./chain.js"
+import { concurrent10k } from "./concurrent.js"
+import { diamond5Noop } from "./diamond.js"
+import { fan100Noop, fan100Sleep20 } from "./fan.js"
+import { round3, settings } from "./harness.js"
+import { llmOverhead } from "./llm.js"
+
+const args = process.argv.slice(2)
+const json = args.includes("--json")
+const quick = args.includes("--quick") || process.env["BENCH_QUICK"] === "1"
+const s = settings(quick)
+
+const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
+  process.stderr.write(`${name}... `)
+  const start = performance.now()
+  const result = await run()
+  process.stderr.write(`${((performance.now() - start) / 1000).toFixed(1)} s\n`)
+  return result
+}
+
+const started = performance.now()
+const diamond = await step("diamond5_noop", () => diamond5Noop(s))
+const fan = await step("fan100_noop", () => fan100Noop(s))
+const sleep = await step("fan100_sleep20", () => fan100Sleep20(s))
+const chain = await step("chain1000_noop, chain10000_noop", () => chains(s))
+const concurrent = await step("concurrent10k_diamond_sleep10", () => concurrent10k(s))
+const budget = await step("budget_contention", () => budgetContention(s))
+const llm = await step("llm_call_1kb, tokenize_10kb", () => llmOverhead(s))
+process.stderr.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
+
+const roundAll = <T>(value: T): T =>
+  typeof value === "number"
+    ? round3(value) as T
+    : typeof value === "object" && value !== null
+    ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, roundAll(v)])) as T
+    : value
+
+const scenarios = roundAll({
+  diamond5_noop: diamond,
+  fan100_noop: fan,
+  fan100_sleep20: sleep,
+  ...chain,
+  concurrent10k_diamond_sleep10: concurrent,
+  budget_contention: budget,
+  ...llm
+})
+
+// The issue's targets, as ratios within this run.
+const ratio = (a: number, b: number) => a / b
+const x = (r: number) => `${r.toFixed(2)}x`
+const checks: Array<{ scenario: string; target: string; measured: string; holds: boolean }> = [
+  {
+    scenario: "diamond5_noop",
+    target: "<= 0.3x effectAll",
+    measured: x(ratio(diamond.trellis, diamond.effectAll)),
+    holds: ratio(diamond.trellis, diamond.effectAll) <= 0.3
+  },
+  {
+    scenario: "diamond5_noop",
+    target: "<= 1.5x effectForkJoin",
+    measured: x(ratio(diamond.trellis, diamond.effectForkJoin)),
+    holds: ratio(diamond.trellis, diamond.effectForkJoin) <= 1.5
+  },
+  {
+    scenario: "fan100_noop",
+    target: "<= 0.5x effectAll",
+    measured: x(ratio(fan.trellis, fan.effectAll)),
+    holds: ratio(fan.trellis, fan.effectAll) <= 0.5
+  },
+  {
+    scenario: "fan100_noop",
+    target: "<= 1.3x effectForkJoin",
+    measured: x(ratio(fan.trellis, fan.effectForkJoin)),
+    holds: ratio(fan.trellis, fan.effectForkJoin) <= 1.3
+  },
+  {
+    scenario: "fan100_sleep20",
+    target: "wall <= 1.10x promise",
+    measured: x(ratio(sleep.trellis, sleep.promise)),
+    holds: ratio(sleep.trellis, sleep.promise) <= 1.1
+  },
+  {
+    scenario: "chain1000_noop",
+    target: "<= 2 us/step",
+    measured: `${chain.chain1000_noop.trellis.toFixed(2)} us`,
+    holds: chain.chain1000_noop.trellis <= 2
+  },
+  {
+    scenario: "chain10000_noop",
+    target: "<= 1.2x chain1000 per step",
+    measured: x(ratio(chain.chain10000_noop.trellis, chain.chain1000_noop.trellis)),
+    holds: ratio(chain.chain10000_noop.trellis, chain.chain1000_noop.trellis) <= 1.2
+  },
+  {
+    scenario: "concurrent10k_diamond_sleep10",
+    target: "heap/run <= 1.5x effectForkJoin",
+    measured: x(ratio(concurrent.trellis.heapKbPerRun, concurrent.effectForkJoin.heapKbPerRun)),
+    holds: ratio(concurrent.trellis.heapKbPerRun, concurrent.effectForkJoin.heapKbPerRun) <= 1.5
+  },
+  {
+    scenario: "concurrent10k_diamond_sleep10",
+    target: "wall <= 1.5x effectForkJoin",
+    measured: x(ratio(concurrent.trellis.wallMs, concurrent.effectForkJoin.wallMs)),
+    holds: ratio(concurrent.trellis.wallMs, concurrent.effectForkJoin.wallMs) <= 1.5
+  },
+  {
+    scenario: "budget_contention",
+    target: "100 admitted, overshoot 0",
+    measured: `${budget.admitted} admitted, overshoot ${budget.overshootNanoUsd}`,
+    holds: budget.admitted === 100 && budget.overshootNanoUsd === 0
+  },
+  {
+    scenario: "llm_call_1kb",
+    target: "<= 50 us/call",
+    measured: `${llm.llm_call_1kb.trellis.toFixed(1)} us`,
+    holds: llm.llm_call_1kb.trellis <= 50
+  },
+  {
+    scenario: "tokenize_10kb",
+    target: "<= 2 ms",
+    measured: `${llm.tokenize_10kb.trellis.toFixed(2)} ms`,
+    holds: llm.tokenize_10kb.trellis <= 2
+  }
+]
+
+const cell = (v: unknown) => (v === undefined ? "" : String(v))
+const rows: Array<Array<string>> = [
+  ["scenario", "unit", "trellis", "effectForkJoin", "effectAll", "effectSequential", "promise"],
+  ...(["diamond5_noop", "fan100_noop", "fan100_sleep20", "chain1000_noop", "chain10000_noop"] as const).map((name) => {
+    const r = scenarios[name] as Record<string, unknown>
+    return [name, cell(r["unit"]), cell(r["trellis"]), cell(r["effectForkJoin"]), cell(r["effectAll"]), cell(
+      r["effectSequential"]
+    ), cell(r["promise"])]
+  }),
+  [
+    "concurrent10k_diamond_sleep10",
+    "KB heap/run",
+    cell(scenarios.concurrent10k_diamond_sleep10.trellis.heapKbPerRun),
+    cell(scenarios.concurrent10k_diamond_sleep10.effectForkJoin.heapKbPerRun),
+    "",
+    "",
+    ""
+  ],
+  [
+    "concurrent10k_diamond_sleep10",
+    "ms wall",
+    cell(scenarios.concurrent10k_diamond_sleep10.trellis.wallMs),
+    cell(scenarios.concurrent10k_diamond_sleep10.effectForkJoin.wallMs),
+    "",
+    "",
+    ""
+  ],
+  ["llm_call_1kb", "us/call", cell(scenarios.llm_call_1kb.trellis), "", "", "", ""],
+  ["tokenize_10kb", "ms", cell(scenarios.tokenize_10kb.trellis), "", "", "", ""],
+  ["budget_contention", "admitted / overshoot", `${budget.admitted} / ${budget.overshootNanoUsd}`, "", "", "", ""]
+]
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const [head, ...body] = rows
+  return [
+    `| ${head!.join(" | ")} |`,
+    `|${head!.map(() => "---").join("|")}|`,
+    ...body.map((row) => `| ${row.join(" | ")} |`)
+  ].join("\n")
+}
+
+const machine = `Node ${process.version}, ${availableParallelism()} cores${quick ? ", quick mode (few rounds)" : ""}`
+console.log(`Trellis benchmark: ${machine}\n`)
+console.log(table(rows))
+console.log()
+console.log(
+  table([
+    ["scenario", "target", "measured", "holds"],
+    ...checks.map((c) => [c.scenario, c.target, c.measured, c.holds ? "yes" : "no"])
+  ])
+)
+if (json) console.log(JSON.stringify({ node: process.version, scenarios }))
