@@ -1,0 +1,138 @@
+/**
+ * The document pipeline: extract -> classify -> fetch_market || fetch_user -> combine.
+ *
+ * The language model only reads and writes text inside steps (extraction, classification, the brief); code
+ * decides which steps run, in what order, and routes short documents to a fast pipeline and long ones to the
+ * thorough one.
+ */
+import { Cost, Pipeline, Router, Step } from "@trellis/core"
+import { LanguageModel } from "@trellis/llm"
+import { Context, Effect, Schema } from "effect"
+import { categories, findAccount, market } from "./dataset.js"
+
+/** The document a run works on: the pipeline's input, provided as an ordinary Effect service. */
+export class Document extends Context.Tag("@trellis/examples/Document")<Document, { readonly text: string }>() {}
+
+/** What the extraction step reads out of the document. */
+export const Extraction = Schema.Struct({
+  title: Schema.String,
+  company: Schema.String,
+  summary: Schema.String,
+  topics: Schema.Array(Schema.String).pipe(Schema.maxItems(5))
+})
+
+/** How the document is classified. */
+export const Classification = Schema.Struct({
+  category: Schema.Literal(...categories)
+})
+
+const extract = Step.make("extract", {
+  retry: 1,
+  run: () =>
+    Effect.flatMap(Document, (document) =>
+      LanguageModel.generateObject(Extraction, {
+        system: "Read the business document. Give its title, the company it is about, a two-sentence summary, " +
+          "and up to five topics.",
+        messages: [{ role: "user", content: document.text }],
+        maxTokens: 400
+      })).pipe(Effect.map((answer) => answer.value))
+})
+
+const classify = Step.make("classify", {
+  after: { extract },
+  retry: 1,
+  run: ({ extract }) =>
+    Effect.flatMap(Document, (document) =>
+      LanguageModel.generateObject(Classification, {
+        system: `Classify the document as one of: ${categories.join(", ")}.`,
+        messages: [{ role: "user", content: `${extract.title}\n${document.text}` }],
+        maxTokens: 50
+      })).pipe(Effect.map((answer) => ({ ...extract, category: answer.value.category })))
+})
+
+// The two look-ups depend only on the classification, so they run at the same time. Each passes on what the
+// brief needs from it, so the brief depends on them alone: the seed's diamond.
+const fetchMarket = Step.make("fetch_market", {
+  after: { classify },
+  run: ({ classify }) => Effect.succeed({ category: classify.category, note: market[classify.category] })
+})
+
+const fetchUser = Step.make("fetch_user", {
+  after: { classify },
+  run: ({ classify }) =>
+    Effect.succeed({
+      title: classify.title,
+      summary: classify.summary,
+      company: classify.company,
+      account: findAccount(classify.company) ?? null
+    })
+})
+
+const combine = Step.make("combine", {
+  after: { fetchMarket, fetchUser },
+  run: ({ fetchMarket, fetchUser }) =>
+    Effect.map(
+      LanguageModel.generate({
+        system: "Write a short brief for the account owner: what the document says, the market context, " +
+          "and what to do next.",
+        messages: [{
+          role: "user",
+          content: [
+            `Document (${fetchMarket.category}): ${fetchUser.title}. ${fetchUser.summary}`,
+            `Market: ${fetchMarket.note.sector}. ${fetchMarket.note.outlook} ` +
+            `Benchmark growth ${fetchMarket.note.benchmarkGrowthPercent} percent.`,
+            fetchUser.account === null
+              ? `Account: ${fetchUser.company} is not a customer yet.`
+              : `Account: ${fetchUser.account.company}, ${fetchUser.account.tier} tier, ` +
+                `owner ${fetchUser.account.owner}, ${fetchUser.account.openTickets} open tickets.`
+          ].join("\n")
+        }],
+        maxTokens: 300
+      }),
+      (response) => ({
+        category: fetchMarket.category,
+        company: fetchUser.company,
+        account: fetchUser.account,
+        brief: response.text
+      })
+    )
+})
+
+const quickBrief = Step.make("brief", {
+  after: { extract },
+  run: ({ extract }) =>
+    Effect.map(
+      LanguageModel.generate({
+        system: "Write a one-paragraph brief of the note and what to do next.",
+        messages: [{ role: "user", content: `${extract.title}. ${extract.summary}` }],
+        maxTokens: 150
+      }),
+      (response) => ({ company: extract.company, account: findAccount(extract.company) ?? null, brief: response.text })
+    )
+})
+
+/** Options of the document pipelines. */
+export interface Options {
+  readonly budget?: Cost.Cost | undefined
+}
+
+const budgetOf = (options: Options) => (options.budget === undefined ? {} : { budget: options.budget })
+
+/** The thorough pipeline: the seed's diamond. */
+export const thorough = (options: Options = {}) =>
+  Pipeline.make("document", { output: combine, concurrency: 4, timeout: "5 minutes", ...budgetOf(options) })
+
+/** The fast pipeline: extraction and a brief, for short notes. */
+export const fast = (options: Options = {}) =>
+  Pipeline.make("document-fast", { output: quickBrief, timeout: "2 minutes", ...budgetOf(options) })
+
+/** Documents shorter than this many words take the fast pipeline. */
+export const shortDocumentWords = 60
+
+/** Code picks the pipeline: short documents go the fast way, the rest the thorough way. */
+export const router = (options: Options = {}) =>
+  Router.make({
+    route: Effect.map(Document, (document): "fast" | "thorough" =>
+      document.text.split(/\s+/).filter((w) => w.length > 0).length < shortDocumentWords ? "fast" : "thorough"),
+    routes: { fast: fast(options), thorough: thorough(options) }
+  })
