@@ -344,7 +344,7 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
   const annotate = (response: Response) =>
     Effect.annotateCurrentSpan({
       "gen_ai.response.model": response.model,
-      "gen_ai.response.finish_reasons": [response.finishReason],
+      "gen_ai.response.finish_reasons": response.finishReason,
       "gen_ai.usage.input_tokens": response.usage.inputTokens,
       "gen_ai.usage.output_tokens": response.usage.outputTokens,
       "trellis.cost_nano_usd": response.usage.cost,

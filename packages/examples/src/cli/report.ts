@@ -1,0 +1,179 @@
+/**
+ * What the demo shows of a run: live progress from the pipeline's events, then a table of steps, and the JSON
+ * report. Everything is drawn from the events, so a run cut short (a failure, a budget stop, Ctrl-C) still
+ * shows what it did and spent.
+ */
+import { Cost, Usage, type Event } from "@trellis/core"
+import { Cause } from "effect"
+
+/** Where a step stands. */
+export type StepStatus = "pending" | "running" | "retrying" | "done" | "failed" | "stopped" | "interrupted"
+
+/** One step as the demo tracks it. */
+export interface StepRow {
+  readonly name: string
+  status: StepStatus
+  startedAt: number | undefined
+  durationMs: number | undefined
+  attempt: number
+  usage: Usage.Usage
+}
+
+/** Somewhere text can be written. */
+export type Write = (text: string) => void
+
+const symbols: Record<StepStatus, string> = {
+  pending: "·",
+  running: "●",
+  retrying: "↻",
+  done: "✓",
+  failed: "✗",
+  stopped: "■",
+  interrupted: "⊘"
+}
+
+/**
+ * The steps of a run, updated from its events, and drawn as they change: redrawn in place on a terminal, as
+ * one plain line per event otherwise (in CI, or when the output is a file or a pipe).
+ */
+export class Progress {
+  readonly rows = new Map<string, StepRow>()
+  private drawn = 0
+
+  constructor(private readonly write: Write, private readonly live: boolean) {}
+
+  /** The listener to give `Pipeline.run`. */
+  readonly onEvent = (event: Event.Event): void => {
+    switch (event._tag) {
+      case "RunStarted":
+        for (const name of event.steps) this.rows.set(name, this.row(name))
+        break
+      case "StepStarted":
+        this.update(event.step, { status: "running", startedAt: event.at, attempt: 1 })
+        break
+      case "StepRetrying":
+        this.update(event.step, { status: "retrying", attempt: event.attempt }, Cause.pretty(event.cause).split("\n")[0])
+        break
+      case "StepSucceeded":
+        this.update(event.step, { status: "done", durationMs: event.durationMs })
+        break
+      case "StepFailed":
+        this.update(event.step, { status: Cause.isInterruptedOnly(event.cause) ? "interrupted" : "failed", ...this.until(event.step, event.at) })
+        break
+      case "StepStopped":
+        this.update(event.step, { status: "stopped", ...this.until(event.step, event.at) })
+        break
+      case "UsageRecorded": {
+        const row = this.rows.get(event.step) ?? this.row(event.step)
+        this.rows.set(event.step, { ...row, usage: Usage.add(row.usage, event.usage) })
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  /** Marks the steps still running as interrupted, for a run cancelled from outside. */
+  interrupt(now: number): void {
+    for (const row of this.rows.values()) {
+      if (row.status === "running" || row.status === "retrying") {
+        row.status = "interrupted"
+        if (row.startedAt !== undefined) row.durationMs = now - row.startedAt
+      }
+    }
+  }
+
+  /** The usage of every step together. */
+  total(): Usage.Usage {
+    return Usage.sum([...this.rows.values()].map((row) => row.usage))
+  }
+
+  private row(name: string): StepRow {
+    return { name, status: "pending", startedAt: undefined, durationMs: undefined, attempt: 0, usage: Usage.empty }
+  }
+
+  private until(step: string, at: number) {
+    const startedAt = this.rows.get(step)?.startedAt
+    return startedAt === undefined ? {} : { durationMs: at - startedAt }
+  }
+
+  private update(step: string, change: Partial<StepRow>, detail?: string): void {
+    const row = { ...(this.rows.get(step) ?? this.row(step)), ...change }
+    this.rows.set(step, row)
+    if (this.live) return this.redraw()
+    const duration = row.durationMs === undefined ? "" : ` in ${seconds(row.durationMs)}`
+    const attempt = row.status === "retrying" ? ` (attempt ${row.attempt}${detail ? `, after: ${detail}` : ""})` : ""
+    this.write(`  ${symbols[row.status]} ${row.name} ${row.status}${attempt}${duration}\n`)
+  }
+
+  private redraw(): void {
+    // Move up over the block drawn last time and draw it again, one line per step.
+    if (this.drawn > 0) this.write(`\x1b[${this.drawn}A`)
+    const lines = [...this.rows.values()].map((row) => {
+      const extra = row.status === "retrying" ? ` (attempt ${row.attempt})` : row.durationMs === undefined ? "" : ` ${seconds(row.durationMs)}`
+      return `\x1b[2K  ${symbols[row.status]} ${row.name.padEnd(14)} ${row.status}${extra}\n`
+    })
+    this.write(lines.join(""))
+    this.drawn = lines.length
+  }
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}s`
+
+/** The table of steps and the total: step, status, duration, tokens, cost. */
+export const table = (rows: ReadonlyArray<StepRow>, total: Usage.Usage): string => {
+  const body = rows.map((row) => [
+    row.name,
+    row.status,
+    row.durationMs === undefined ? "-" : seconds(row.durationMs),
+    tokens(row.usage),
+    Cost.format(row.usage.cost, 6)
+  ])
+  const footer = ["total", "", "", tokens(total), Cost.format(total.cost, 6) + (total.estimated ? " (estimated)" : "")]
+  const header = ["step", "status", "duration", "tokens in/out", "cost"]
+  const all = [header, ...body, footer]
+  const widths = header.map((_, column) => Math.max(...all.map((line) => line[column]!.length)))
+  const format = (line: ReadonlyArray<string>) =>
+    line.map((cell, column) => (column >= 2 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join("  ")
+  const rule = widths.map((width) => "─".repeat(width)).join("  ")
+  return [format(header), rule, ...body.map(format), rule, format(footer)].join("\n") + "\n"
+}
+
+const tokens = (usage: Usage.Usage) =>
+  usage.requests === 0 ? "-" : `${usage.inputTokens}/${usage.outputTokens}`
+
+/** The usage as the JSON report gives it. */
+export const usageJson = (usage: Usage.Usage) => ({
+  inputTokens: usage.inputTokens,
+  outputTokens: usage.outputTokens,
+  requests: usage.requests,
+  costNanoUsd: usage.cost,
+  costUsd: Cost.toDollars(usage.cost),
+  estimated: usage.estimated
+})
+
+/** The JSON report of a run. */
+export interface JsonReport {
+  readonly status: "completed" | "stopped" | "failed"
+  readonly provider: string
+  readonly model: string
+  readonly route?: string | undefined
+  readonly output: unknown
+  readonly steps: ReadonlyArray<{
+    readonly name: string
+    readonly status: StepStatus
+    readonly durationMs: number | null
+    readonly usage: ReturnType<typeof usageJson>
+  }>
+  readonly usage: ReturnType<typeof usageJson>
+  readonly error?: { readonly tag: string; readonly step: string | null; readonly message: string } | undefined
+}
+
+/** The steps of a run for the JSON report. */
+export const stepsJson = (rows: ReadonlyArray<StepRow>): JsonReport["steps"] =>
+  rows.map((row) => ({
+    name: row.name,
+    status: row.status,
+    durationMs: row.durationMs ?? null,
+    usage: usageJson(row.usage)
+  }))
