@@ -86,11 +86,13 @@ export const subtract = (self: Cost, that: Cost): Cost => Math.max(0, self - tha
 export const toDollars = (cost: Cost): number => cost / NANOS_PER_DOLLAR
 
 /**
- * Formats a cost in dollars with four decimals by default: `Cost.format(Cost.dollars(0.1))` is `"$0.1000"`.
+ * Formats a cost in dollars: four decimals by default (`Cost.format(Cost.dollars(0.1))` is `"$0.1000"`), and six
+ * for a cost under a cent, where single model calls live (`"$0.000094"` rather than `"$0.0001"`).
  *
  * @since 0.1.0
  */
-export const format = (cost: Cost, decimals = 4): string => `$${toDollars(cost).toFixed(decimals)}`
+export const format = (cost: Cost, decimals?: number): string =>
+  `$${toDollars(cost).toFixed(decimals ?? (cost > 0 && cost < 10_000_000 ? 6 : 4))}`
 
 /**
  * Orders costs from cheapest to dearest.

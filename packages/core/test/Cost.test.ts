@@ -6,6 +6,8 @@ describe("Cost", () => {
     expect(Cost.dollars(0.1)).toBe(100_000_000)
     expect(Cost.format(Cost.dollars(0.1))).toBe("$0.1000")
     expect(Cost.format(Cost.dollars(1.23456), 2)).toBe("$1.23")
+    expect(Cost.format(Cost.nanos(94_350))).toBe("$0.000094")
+    expect(Cost.format(Cost.zero)).toBe("$0.0000")
   })
 
   it("keeps sums exact where floating dollars drift", () => {
