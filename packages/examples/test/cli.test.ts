@@ -2,8 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { NodeContext } from "@effect/platform-node"
 import { Cost } from "@trellis/core"
 import { ScriptedModel } from "@trellis/llm"
-import { Effect } from "effect"
+import { ConfigProvider, Effect } from "effect"
 import { spawn } from "node:child_process"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -119,6 +121,56 @@ describe("trellis-demo", () => {
         expect(stderr.trim().split("\n")).toHaveLength(1)
         expect(stdout).toBe("")
       }
+    }))
+
+  it.scoped("runs on OpenAI (here a compatible server on 127.0.0.1) when OPENAI_API_KEY is set", () =>
+    Effect.gen(function*() {
+      const bodies: Array<any> = []
+      // Answers like Chat Completions: the extraction and classification by their schema, else the brief.
+      const server = createServer((req, res) => {
+        let raw = ""
+        req.on("data", (chunk) => (raw += chunk))
+        req.on("end", () => {
+          const body = JSON.parse(raw)
+          bodies.push({ body, authorization: req.headers.authorization })
+          const fields = Object.keys(body.response_format?.json_schema?.schema?.properties ?? {})
+          const content = fields.includes("category")
+            ? `{"category":"contract"}`
+            : fields.includes("company")
+            ? `{"title":"Supply contract","company":"Fabrikam Logistics","summary":"A renewal.","topics":[]}`
+            : "Renew before January."
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({
+            id: "c",
+            object: "chat.completion",
+            created: 0,
+            model: body.model,
+            choices: [{ index: 0, message: { role: "assistant", content, refusal: null }, finish_reason: "stop", logprobs: null }],
+            usage: { prompt_tokens: 100, completion_tokens: 10, total_tokens: 110 }
+          }))
+        })
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => server.close())
+      )
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
+      const key = "sk-demo-KEY-never-printed"
+      const { code, json, stdout, stderr } = yield* demo(["--json", "--model", "gpt-4.1-mini"], {
+        env: { OPENAI_API_KEY: key }
+      }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", key], ["OPENAI_BASE_URL", url]]))))
+      expect(code).toBe(0)
+      expect(json()).toMatchObject({
+        status: "completed",
+        provider: "openai",
+        model: "gpt-4.1-mini",
+        output: { category: "contract", company: "Fabrikam Logistics", brief: "Renew before January." }
+      })
+      // gpt-4.1-mini: $0.40 per million input tokens, $1.60 output: 3 calls of 100 in and 10 out.
+      expect(json().usage).toMatchObject({ inputTokens: 300, outputTokens: 30, costNanoUsd: 3 * (100 * 400 + 10 * 1600) })
+      expect(bodies).toHaveLength(3)
+      expect(bodies.every((b) => b.body.model === "gpt-4.1-mini" && b.authorization === `Bearer ${key}`)).toBe(true)
+      expect(stdout + stderr).not.toContain(key)
     }))
 
   it("cancels on Ctrl-C: in-flight calls stop, the usage so far is printed, and the exit code is 130", async () => {
