@@ -152,6 +152,8 @@ export class Runner {
   /** The caller's context with the run's ledger: what every step sees, plus its span. */
   readonly context: Context.Context<never>
   readonly callerContext: Context.Context<never>
+  readonly contextKeys: ReadonlyArray<string>
+  readonly contextServices: ReadonlyArray<unknown>
   readonly callerStep: string
   readonly tracer: Tracer.Tracer | undefined
   readonly timing: boolean
@@ -175,6 +177,8 @@ export class Runner {
     this.callerContext = fiber.currentContext
     this.callerStep = fiber.getFiberRef(Ledger.currentStep)
     this.context = Context.add(this.callerContext, Ledger.Ledger, ledger)
+    this.contextKeys = Array.from(this.context.unsafeMap.keys())
+    this.contextServices = Array.from(this.context.unsafeMap.values())
     if (fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
       this.tracer = fiber.currentTracer
       this.timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
@@ -303,23 +307,26 @@ export class Runner {
       this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
       if (driver) this.touched = true
       const context = this.stepContext(task)
-      const run = Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver))
       if (canSet(fiber)) {
         fiber.setFiberRef(FiberRef.currentContext, context)
-        return run
+        return Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver))
       }
-      return Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), run)
+      return Effect.zipRight(
+        FiberRef.set(FiberRef.currentContext, context),
+        Effect.suspend(() => Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver)))
+      )
     })
   }
 
   /**
    * The context a step runs in: the run's (the caller's, with the run's ledger), with the step's span as the
-   * current span and the step itself for the ledger's attribution. Made with one map copy, by `forEach`, which
-   * unlike copying through the map's iterator makes no entry pairs.
+   * current span and the step itself for the ledger's attribution. The run's services are copied from arrays
+   * made once per run: copying a `Map` through its iterator makes an entry pair per service.
    */
   stepContext(task: Task): Context.Context<never> {
     const services = new Map<string, unknown>()
-    this.context.unsafeMap.forEach((service, key) => services.set(key, service))
+    const keys = this.contextKeys
+    for (let k = 0; k < keys.length; k++) services.set(keys[k]!, this.contextServices[k])
     if (task.span !== undefined) services.set(Tracer.ParentSpan.key, task.span)
     services.set(RunningStep.key, task)
     return Context.unsafeMake(services)
@@ -333,7 +340,13 @@ export class Runner {
     const retry = step.retry ?? this.plan.retry
     if (timeout === undefined && (retry === undefined || retry === 0)) {
       task.attempts = 1
-      return Effect.suspend(() => step.run(inputs) as Effect.Effect<unknown, unknown>)
+      // Called now rather than in `Effect.suspend`, which would cost an effect per step; a throw is a defect, as
+      // `suspend` would make it.
+      try {
+        return step.run(inputs) as Effect.Effect<unknown, unknown>
+      } catch (defect) {
+        return Effect.die(defect)
+      }
     }
     const listener = this.listener
     const pipeline = this.plan.name
@@ -361,7 +374,12 @@ export class Runner {
 
   succeeded(i: number, value: unknown, driver: boolean): Effect.Effect<void> {
     this.outputs[i] = value
-    const task = this.end(i, SUCCEEDED, Exit.succeed(value))
+    const task = this.tasks[i]!
+    task.state = SUCCEEDED
+    task.endedAt = this.now()
+    const span = task.span
+    if (span instanceof LazySpan) span.succeed(this.nanos(), value)
+    else span?.end(this.nanos(), Exit.succeed(value))
     this.done++
     this.active--
     const node = this.plan.graph.nodes[i]!

@@ -1,6 +1,6 @@
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 
@@ -19,16 +19,19 @@ const noLinks: ReadonlyArray<Tracer.SpanLink> = []
 
 /**
  * A span equal to the one Effect's native tracer makes, for runs under that tracer: same fields, same
- * behaviour. It differs only in when it does its work: the random ids, the attribute map and the event list
- * are made the first time something reads them, not when the span opens. A run opens a span per step, and
- * with no exporter installed nothing ever reads most of them.
+ * behaviour. It differs only in when it does its work: the random ids, the attribute map, the event list and the
+ * status are made the first time something reads them, not when the span opens or ends. A run opens a span per
+ * step, and with no exporter installed nothing ever reads most of them.
  */
 export class LazySpan implements Tracer.Span {
   readonly _tag = "Span"
   readonly sampled = true
   readonly kind = "internal"
   readonly context: Context.Context<never> = Context.empty()
-  status: Tracer.SpanStatus
+  private statusValue: Tracer.SpanStatus | undefined = undefined
+  private endTime: bigint | undefined = undefined
+  private exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  private value: unknown = undefined
   private spanIdValue: string | undefined = undefined
   private traceIdValue: string | undefined = undefined
   private attributeMap: Map<string, unknown> | undefined = undefined
@@ -40,13 +43,23 @@ export class LazySpan implements Tracer.Span {
     readonly name: string,
     readonly parent: Option.Option<Tracer.AnySpan>,
     links: ReadonlyArray<Tracer.SpanLink>,
-    startTime: bigint,
+    private readonly startTime: bigint,
     /** The one attribute every Trellis span has, kept aside until the map is made. */
     private readonly firstKey: string,
     private readonly firstValue: unknown
   ) {
-    this.status = { _tag: "Started", startTime }
     this.linkList = links.length === 0 ? undefined : links.slice()
+  }
+
+  get status(): Tracer.SpanStatus {
+    if (this.statusValue !== undefined) return this.statusValue
+    if (this.endTime === undefined) return { _tag: "Started", startTime: this.startTime }
+    return this.statusValue = {
+      _tag: "Ended",
+      startTime: this.startTime,
+      endTime: this.endTime,
+      exit: this.exit ?? Exit.succeed(this.value)
+    }
   }
 
   get spanId(): string {
@@ -70,7 +83,16 @@ export class LazySpan implements Tracer.Span {
   }
 
   end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
-    this.status = { _tag: "Ended", endTime, exit, startTime: this.status.startTime }
+    if (this.endTime !== undefined) return
+    this.endTime = endTime
+    this.exit = exit
+  }
+
+  /** Ends the span with a success, the exit made only if something reads the status. */
+  succeed(endTime: bigint, value: unknown): void {
+    if (this.endTime !== undefined) return
+    this.endTime = endTime
+    this.value = value
   }
 
   attribute(key: string, value: unknown): void {
