@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -159,7 +160,7 @@ export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel
  */
 export const layerConfig = (
   options: Omit<Options, "apiKey" | "baseURL"> = {}
-): Layer.Layer<LanguageModel.LanguageModel, import("effect/ConfigError").ConfigError> =>
+): Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
     Effect.map(
       Config.all({
