@@ -8,6 +8,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import * as Hash from "effect/Hash"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
@@ -98,6 +99,8 @@ const forking = (runner: Runner, steps: ReadonlyArray<number>) => {
 
 /** One started step; also what the step's context says is running, for the ledger's attribution. */
 interface Task extends RunningStep {
+  /** Unique to the step of this run: the hash of its context. */
+  readonly id: number
   state: number
   readonly startedAt: number
   endedAt: number
@@ -106,6 +109,20 @@ interface Task extends RunningStep {
 }
 
 const interrupted: Exit.Exit<never> = Exit.interrupt(FiberId.none)
+
+let nextTaskId = 0
+
+const all = () => true
+
+/**
+ * The hash of a step's context. Setting a fiber's context makes Effect compare the old context with the new one,
+ * and a context's own hash (its size) is defined as a property on first use, which costs more than the rest of
+ * starting a step. A step's context holds its own task, so it equals no other context: a hash unique to the task
+ * keeps the contract (equal contexts, equal hashes) and settles the comparison at once.
+ */
+function stepContextHash(this: Context.Context<never>): number {
+  return (this.unsafeMap.get(RunningStep.key) as Task).id
+}
 
 /** The span a new root span hangs under: the current one, skipping spans that asked not to propagate. */
 const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpan> => {
@@ -211,12 +228,18 @@ export class Runner {
    * Opens a span as `Effect.makeSpan` would (same tracer, parent, links, annotations), without a stack capture.
    * Under Effect's native tracer (no exporter installed) the span is a {@link LazySpan}.
    */
-  openSpan(name: string, parent: Option.Option<Tracer.AnySpan>, key: string, value: string): Tracer.Span {
+  openSpan(
+    name: string,
+    parent: Option.Option<Tracer.AnySpan>,
+    key: string,
+    value: string,
+    startTime: bigint = this.nanos()
+  ): Tracer.Span {
     let span: Tracer.Span
     if (this.tracer === nativeTracer) {
-      span = new LazySpan(name, parent, this.links, this.nanos(), key, value)
+      span = new LazySpan(name, parent, this.links, startTime, key, value)
     } else {
-      span = this.tracer!.span(name, parent, Context.empty(), this.links, this.nanos(), "internal")
+      span = this.tracer!.span(name, parent, Context.empty(), this.links, startTime, "internal")
       span.attribute(key, value)
     }
     if (this.annotations !== undefined) HashMap.forEach(this.annotations, (v, k) => span.attribute(k, v))
@@ -272,17 +295,22 @@ export class Runner {
     return j
   }
 
-  /** Starts as many ready steps as the concurrency bound allows. */
-  next(driver: boolean): Effect.Effect<void> {
+  /**
+   * Starts as many ready steps as the concurrency bound allows. `at` and `atNanos`, when given, are the clock's
+   * reading at the end of the step that made them ready: a step carried on with at once starts at that instant.
+   */
+  next(driver: boolean, at?: number, atNanos?: bigint): Effect.Effect<void> {
     const ready = this.queue.length - this.head
     const free = this.plan.concurrency - this.active
     const k = ready < free ? ready : free
     if (k <= 0) return Effect.void
     if (driver) {
-      return k === 1 && this.active === 0 ? this.work(this.take(), true) : this.fork(k)
+      return k === 1 && this.active === 0 ? this.work(this.take(), true, at, atNanos) : this.fork(k)
     }
     const j = this.take()
-    return k === 1 ? this.work(j, false) : Effect.zipRight(this.fork(k - 1), this.work(j, false))
+    return k === 1
+      ? this.work(j, false, at, atNanos)
+      : Effect.zipRight(this.fork(k - 1), this.work(j, false))
   }
 
   fork(k: number): Effect.Effect<void> {
@@ -293,16 +321,25 @@ export class Runner {
   }
 
   /** Runs step `i` on the current fiber, then carries on with what its end made ready. */
-  work(i: number, driver: boolean): Effect.Effect<void> {
+  work(i: number, driver: boolean, at?: number, atNanos?: bigint): Effect.Effect<void> {
     return Effect.withFiberRuntime((fiber) => {
       const node = this.plan.graph.nodes[i]!
       const inputs: Record<string, unknown> = {}
       for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.outputs[node.deps[k]!]
-      const startedAt = this.now()
+      const startedAt = at ?? this.now()
       const span = this.tracer === undefined
         ? undefined
-        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, "trellis.step", node.name)
-      const task: Task = { step: node.name, outer: this.callerStep, state: RUNNING, startedAt, endedAt: 0, attempts: 0, span }
+        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, "trellis.step", node.name, atNanos)
+      const task: Task = {
+        id: nextTaskId = (nextTaskId + 1) | 0,
+        step: node.name,
+        outer: this.callerStep,
+        state: RUNNING,
+        startedAt,
+        endedAt: 0,
+        attempts: 0,
+        span
+      }
       this.tasks[i] = task
       this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
       if (driver) this.touched = true
@@ -329,7 +366,9 @@ export class Runner {
     for (let k = 0; k < keys.length; k++) services.set(keys[k]!, this.contextServices[k])
     if (task.span !== undefined) services.set(Tracer.ParentSpan.key, task.span)
     services.set(RunningStep.key, task)
-    return Context.unsafeMake(services)
+    const context: Context.Context<never> & { [Hash.symbol]?: () => number } = Context.unsafeMake(services)
+    context[Hash.symbol] = stepContextHash
+    return context
   }
 
   /** The step's work with its timeout and retries, if it has any. */
@@ -376,10 +415,11 @@ export class Runner {
     this.outputs[i] = value
     const task = this.tasks[i]!
     task.state = SUCCEEDED
-    task.endedAt = this.now()
+    const endedAt = task.endedAt = this.now()
+    const endNanos = this.nanos()
     const span = task.span
-    if (span instanceof LazySpan) span.succeed(this.nanos(), value)
-    else span?.end(this.nanos(), Exit.succeed(value))
+    if (span instanceof LazySpan) span.succeed(endNanos, value)
+    else span?.end(endNanos, Exit.succeed(value))
     this.done++
     this.active--
     const node = this.plan.graph.nodes[i]!
@@ -402,7 +442,7 @@ export class Runner {
       if (this.active === 0) this.wake()
       return Effect.void
     }
-    return this.next(driver)
+    return this.next(driver, endedAt, endNanos)
   }
 
   failed(i: number, cause: Cause.Cause<unknown>): Effect.Effect<void> {
@@ -499,7 +539,7 @@ export class Runner {
   }
 
   partial(usage: Result.UsageReport): Result.PartialResult {
-    return { pipeline: this.plan.name, outputs: this.outputsOf(() => true), usage, timeline: this.timeline() }
+    return { pipeline: this.plan.name, outputs: this.outputsOf(all), usage, timeline: this.timeline() }
   }
 
   /** The run's result, or its error, once it has settled. */
@@ -507,13 +547,22 @@ export class Runner {
     const outcome = this.outcome
     const pipeline = this.plan.name
     if (outcome === undefined) {
+      // `steps` and `timeline` are made when first read: most callers read only the output, and for a long
+      // pipeline they are most of the cost of ending a run.
+      const runner = this
+      let steps: Record<string, unknown> | undefined
+      let timeline: Array<Result.StepTiming> | undefined
       return Effect.succeed({
         _tag: "Completed",
         pipeline,
         output: this.outputs[this.plan.graph.output],
-        steps: this.outputsOf(() => true),
+        get steps() {
+          return steps ??= runner.outputsOf(all)
+        },
         usage,
-        timeline: this.timeline()
+        get timeline() {
+          return timeline ??= runner.timeline()
+        }
       })
     }
     const step = this.plan.graph.nodes[outcome.step]!.name
