@@ -114,6 +114,24 @@ let nextTaskId = 0
 
 const all = () => true
 
+/** A completed run's result; its `steps` and `timeline` are made when first read. */
+const completed = (runner: Runner, usage: Result.UsageReport): Result.Completed<unknown, any> => {
+  let steps: Record<string, unknown> | undefined
+  let timeline: Array<Result.StepTiming> | undefined
+  return {
+    _tag: "Completed",
+    pipeline: runner.plan.name,
+    output: runner.outputs[runner.plan.graph.output],
+    get steps() {
+      return steps ??= runner.outputsOf(all)
+    },
+    usage,
+    get timeline() {
+      return timeline ??= runner.timeline()
+    }
+  }
+}
+
 /**
  * The hash of a step's context. Setting a fiber's context makes Effect compare the old context with the new one,
  * and a context's own hash (its size) is defined as a property on first use, which costs more than the rest of
@@ -549,21 +567,7 @@ export class Runner {
     if (outcome === undefined) {
       // `steps` and `timeline` are made when first read: most callers read only the output, and for a long
       // pipeline they are most of the cost of ending a run.
-      const runner = this
-      let steps: Record<string, unknown> | undefined
-      let timeline: Array<Result.StepTiming> | undefined
-      return Effect.succeed({
-        _tag: "Completed",
-        pipeline,
-        output: this.outputs[this.plan.graph.output],
-        get steps() {
-          return steps ??= runner.outputsOf(all)
-        },
-        usage,
-        get timeline() {
-          return timeline ??= runner.timeline()
-        }
-      })
+      return Effect.succeed(completed(this, usage))
     }
     const step = this.plan.graph.nodes[outcome.step]!.name
     switch (outcome.kind) {
