@@ -4,17 +4,17 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Stream from "effect/Stream"
 import type * as Types from "effect/Types"
 import type * as Cost from "./Cost.js"
 import type * as Event from "./Event.js"
 import { compile, type Graph } from "./internal/graph.js"
+import { attributedStep } from "./internal/attribution.js"
+import { LedgerImpl } from "./internal/ledger.js"
 import { makePlan, type Plan, Runner } from "./internal/runner.js"
 import * as Ledger from "./Ledger.js"
 import { InvalidPipeline, type PipelineError } from "./PipelineError.js"
@@ -268,17 +268,15 @@ export const run = <A, E, R, O, D>(
     ((step: string, usage: Usage.Usage) => listener({ _tag: "UsageRecorded", pipeline: self.name, step, usage }))
   return Effect.withFiberRuntime<Result.Result<unknown, unknown, any>, unknown>((fiber) => {
     // A run inside a step of another run meters into the enclosing run's ledger too.
-    const parent = Context.getOption(fiber.currentContext, Ledger.Ledger)
-    const ledger = Ledger.make({ budget: plan.budget, parent: Option.getOrUndefined(parent), onRecord })
-    return Effect.flatMap(ledger, (ledger) => {
-      // Made inside `onExit`, so that whatever the runner opens is closed however the run ends.
-      let runner: Runner | undefined
-      const drive = Effect.suspend(() => {
-        runner = new Runner(plan, fiber, ledger, listener)
-        return plan.timeout === undefined ? runner.drive() : withTimeout(runner, plan.timeout)
-      })
-      return Effect.onExit(drive, (exit) => runner === undefined ? Effect.void : runner.finish(exit))
+    const parent = fiber.currentContext.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
+    const ledger = new LedgerImpl(attributedStep(fiber, Ledger.currentStep), { budget: plan.budget, parent, onRecord })
+    const runner = new Runner(plan, fiber, ledger, listener)
+    // The run opens its span and starts inside `onExit`, so that whatever it opens is closed however it ends.
+    const run = Effect.suspend(() => {
+      runner.open()
+      return plan.timeout === undefined ? runner.drive() : withTimeout(runner, plan.timeout)
     })
+    return Effect.onExit(run, (exit) => runner.finish(exit))
   }) as any
 }
 
@@ -288,10 +286,7 @@ const withTimeout = (runner: Runner, timeout: Duration.Duration) =>
     duration: timeout,
     onSuccess: Effect.succeed,
     onTimeout() {
-      return Effect.flatMap(
-        runner.ledger.snapshot,
-        (s) => Effect.fail(runner.timedOut(timeout, { total: s.total, byStep: s.byStep }))
-      )
+      return Effect.suspend(() => Effect.fail(runner.timedOut(timeout)))
     }
   }))
 

@@ -14,13 +14,13 @@ import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Cost from "../Cost.js"
 import type * as Event from "../Event.js"
-import * as Ledger from "../Ledger.js"
 import { PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
 import type * as Usage from "../Usage.js"
 import * as Step from "../Step.js"
 import { RunningStep } from "./attribution.js"
 import { ancestors, type Graph } from "./graph.js"
+import * as Ledger from "./ledger.js"
 import { LazySpan, nativeTracer } from "./span.js"
 
 /** What the runner needs to know of a pipeline; made once per pipeline. */
@@ -194,13 +194,14 @@ export class Runner {
   readonly timing: boolean
   readonly links: ReadonlyArray<Tracer.SpanLink>
   readonly annotations: HashMap.HashMap<string, unknown> | undefined
-  readonly span: Tracer.Span | undefined
-  readonly parentSpan: Option.Option<Tracer.AnySpan>
+  span: Tracer.Span | undefined = undefined
+  parentSpan: Option.Option<Tracer.AnySpan> = Option.none()
 
   constructor(
     readonly plan: Plan,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    readonly ledger: Ledger.Service,
+    /** The calling fiber: the driver, whose context is given back when the run ends. */
+    readonly fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    readonly ledger: Ledger.LedgerImpl,
     readonly listener: Event.Listener | undefined
   ) {
     const graph = plan.graph
@@ -220,18 +221,22 @@ export class Runner {
       this.links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
       const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
       this.annotations = HashMap.size(annotations) === 0 ? undefined : annotations
-      this.span = this.openSpan(plan.spanName, parentOf(fiber.currentSpan), "trellis.pipeline", plan.name)
-      this.parentSpan = Option.some(this.span)
     } else {
       // Tracing turned off by the application: no spans at all.
       this.tracer = undefined
       this.timing = false
       this.links = []
       this.annotations = undefined
-      this.span = undefined
-      this.parentSpan = Option.none()
     }
-    listener?.({ _tag: "RunStarted", pipeline: plan.name, steps: graph.names, at: this.now() })
+  }
+
+  /** Opens the run's span and reports its start: the first thing a run does, inside its `onExit`. */
+  open(): void {
+    if (this.tracer !== undefined) {
+      this.span = this.openSpan(this.plan.spanName, parentOf(this.fiber.currentSpan), "trellis.pipeline", this.plan.name)
+      this.parentSpan = Option.some(this.span)
+    }
+    this.listener?.({ _tag: "RunStarted", pipeline: this.plan.name, steps: this.plan.graph.names, at: this.now() })
   }
 
   now(): number {
@@ -264,21 +269,29 @@ export class Runner {
     return span
   }
 
-  /** Runs every step; ends with the result once all are done, or once the run failed or stopped. */
+  /**
+   * Runs every step; ends with the result once all are done, or once the run failed or stopped. Called when the
+   * run starts (inside its `onExit`), as it starts the root steps at once.
+   */
   drive(): Effect.Effect<Result.Result<unknown, unknown, any>, unknown> {
-    const steps = Effect.suspend(() => {
-      for (const root of this.plan.graph.roots) this.queue.push(root)
-      return this.next(true)
-    })
-    const settled = Effect.zipRight(steps, Effect.suspend(() => this.settled() ? Effect.void : this.await()))
-    const result = Effect.flatMap(
-      settled,
-      () =>
-        this.outcome !== undefined && this.outcome.kind !== "budget" && this.fibers.length > 0
-          ? Effect.zipRight(this.interruptAll(), this.ledger.snapshot)
-          : this.ledger.snapshot
+    for (const root of this.plan.graph.roots) this.queue.push(root)
+    return Effect.flatMap(
+      this.next(true),
+      () => this.settled() ? this.conclude() : Effect.flatMap(this.await(), () => this.conclude())
     )
-    return Effect.flatMap(result, (snapshot) => this.result({ total: snapshot.total, byStep: snapshot.byStep }))
+  }
+
+  /** Once settled: stops the steps still running if the run failed or stopped, then gives the result. */
+  conclude(): Effect.Effect<Result.Result<unknown, unknown, any>, unknown> {
+    if (this.outcome !== undefined && this.outcome.kind !== "budget" && this.fibers.length > 0) {
+      return Effect.zipRight(this.interruptAll(), Effect.suspend(() => this.result()))
+    }
+    return this.result()
+  }
+
+  /** The ledger's figures now. */
+  usage(): Result.UsageReport {
+    return { total: this.ledger.total, byStep: this.ledger.byStep }
   }
 
   /** Waits until the run has settled, woken by the fiber that settles it. */
@@ -502,11 +515,18 @@ export class Runner {
    */
   finish(exit: Exit.Exit<Result.Result<unknown, unknown, any>, unknown>): Effect.Effect<void> {
     this.resume = undefined
-    let effect: Effect.Effect<void> = Exit.isFailure(exit) && this.fibers.length > 0 && !this.fibersInterrupted
-      ? this.interruptAll()
-      : Effect.void
-    if (this.touched) effect = Effect.zipRight(effect, FiberRef.set(FiberRef.currentContext, this.callerContext))
-    return Effect.zipRight(effect, Effect.map(this.ledger.snapshot, (snapshot) => this.close(exit, snapshot.total)))
+    const end = Effect.suspend(() => {
+      this.close(exit, this.ledger.total)
+      if (!this.touched) return Effect.void
+      if (canSet(this.fiber)) {
+        this.fiber.setFiberRef(FiberRef.currentContext, this.callerContext)
+        return Effect.void
+      }
+      return FiberRef.set(FiberRef.currentContext, this.callerContext)
+    })
+    return Exit.isFailure(exit) && this.fibers.length > 0 && !this.fibersInterrupted
+      ? Effect.zipRight(this.interruptAll(), end)
+      : end
   }
 
   /** Ends the spans still open and the run's span, and reports the end. */
@@ -556,14 +576,15 @@ export class Runner {
     return outputs
   }
 
-  partial(usage: Result.UsageReport): Result.PartialResult {
-    return { pipeline: this.plan.name, outputs: this.outputsOf(all), usage, timeline: this.timeline() }
+  partial(): Result.PartialResult {
+    return { pipeline: this.plan.name, outputs: this.outputsOf(all), usage: this.usage(), timeline: this.timeline() }
   }
 
   /** The run's result, or its error, once it has settled. */
-  result(usage: Result.UsageReport): Effect.Effect<Result.Result<unknown, unknown, any>, unknown> {
+  result(): Effect.Effect<Result.Result<unknown, unknown, any>, unknown> {
     const outcome = this.outcome
     const pipeline = this.plan.name
+    const usage = this.usage()
     if (outcome === undefined) {
       // `steps` and `timeline` are made when first read: most callers read only the output, and for a long
       // pipeline they are most of the cost of ending a run.
@@ -585,14 +606,14 @@ export class Runner {
       }
       case "budget":
         return Effect.fail(
-          new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial(usage) })
+          new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() })
         )
       case "failed":
-        return Effect.fail(new StepFailed({ pipeline, step, cause: outcome.cause, partial: this.partial(usage) }))
+        return Effect.fail(new StepFailed({ pipeline, step, cause: outcome.cause, partial: this.partial() }))
     }
   }
 
-  timedOut(timeout: Duration.Duration, usage: Result.UsageReport): PipelineTimeout {
-    return new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial(usage) })
+  timedOut(timeout: Duration.Duration): PipelineTimeout {
+    return new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() })
   }
 }
