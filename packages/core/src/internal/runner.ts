@@ -114,6 +114,9 @@ let nextTaskId = 0
 
 const all = () => true
 
+/** The inputs of a step without dependencies. */
+const noInputs: Record<string, unknown> = Object.freeze({})
+
 /** A completed run's result; its `steps` and `timeline` are made when first read. */
 const completed = (runner: Runner, usage: Result.UsageReport): Result.Completed<unknown, any> => {
   let steps: Record<string, unknown> | undefined
@@ -260,7 +263,7 @@ export class Runner {
   ): Tracer.Span {
     let span: Tracer.Span
     if (this.tracer === nativeTracer) {
-      span = new LazySpan(name, parent, this.links, startTime, key, value)
+      span = new LazySpan(name, parent, startTime, key, value).withLinks(this.links)
     } else {
       span = this.tracer!.span(name, parent, Context.empty(), this.links, startTime, "internal")
       span.attribute(key, value)
@@ -355,7 +358,7 @@ export class Runner {
   work(i: number, driver: boolean, at?: number, atNanos?: bigint): Effect.Effect<void> {
     return Effect.withFiberRuntime((fiber) => {
       const node = this.plan.graph.nodes[i]!
-      const inputs: Record<string, unknown> = {}
+      const inputs: Record<string, unknown> = node.keys.length === 0 ? noInputs : {}
       for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.outputs[node.deps[k]!]
       const startedAt = at ?? this.now()
       const span = this.tracer === undefined

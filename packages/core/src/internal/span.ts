@@ -17,6 +17,16 @@ const randomHex = (length: number): string => {
 
 const noLinks: ReadonlyArray<Tracer.SpanLink> = []
 
+/** What a span makes only when something asks for it. */
+interface Extra {
+  spanId?: string
+  traceId?: string
+  attributes?: Map<string, unknown>
+  events?: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]>
+  links?: Array<Tracer.SpanLink>
+  status?: Tracer.SpanStatus
+}
+
 /**
  * A span equal to the one Effect's native tracer makes, for runs under that tracer: same fields, same
  * behaviour. It differs only in when it does its work: the random ids, the attribute map, the event list and the
@@ -24,37 +34,32 @@ const noLinks: ReadonlyArray<Tracer.SpanLink> = []
  * step, and with no exporter installed nothing ever reads most of them.
  */
 export class LazySpan implements Tracer.Span {
-  readonly _tag = "Span"
-  readonly sampled = true
-  readonly kind = "internal"
-  readonly context: Context.Context<never> = Context.empty()
-  private statusValue: Tracer.SpanStatus | undefined = undefined
+  declare readonly _tag: "Span"
+  declare readonly sampled: boolean
+  declare readonly kind: Tracer.SpanKind
+  declare readonly context: Context.Context<never>
   private endTime: bigint | undefined = undefined
+  /** How the span ended: an exit, or the success value of one not made yet. */
   private exit: Exit.Exit<unknown, unknown> | undefined = undefined
   private value: unknown = undefined
-  private spanIdValue: string | undefined = undefined
-  private traceIdValue: string | undefined = undefined
-  private attributeMap: Map<string, unknown> | undefined = undefined
-  private eventList: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined =
-    undefined
-  private linkList: Array<Tracer.SpanLink> | undefined
+  private extra: Extra | undefined = undefined
 
   constructor(
     readonly name: string,
     readonly parent: Option.Option<Tracer.AnySpan>,
-    links: ReadonlyArray<Tracer.SpanLink>,
     private readonly startTime: bigint,
     /** The one attribute every Trellis span has, kept aside until the map is made. */
     private readonly firstKey: string,
     private readonly firstValue: unknown
-  ) {
-    this.linkList = links.length === 0 ? undefined : links.slice()
+  ) {}
+
+  private get more(): Extra {
+    return (this.extra ??= {})
   }
 
   get status(): Tracer.SpanStatus {
-    if (this.statusValue !== undefined) return this.statusValue
-    if (this.endTime === undefined) return { _tag: "Started", startTime: this.startTime }
-    return this.statusValue = {
+    if (this.endTime === undefined) return this.extra?.status ?? { _tag: "Started", startTime: this.startTime }
+    return this.more.status ??= {
       _tag: "Ended",
       startTime: this.startTime,
       endTime: this.endTime,
@@ -63,23 +68,29 @@ export class LazySpan implements Tracer.Span {
   }
 
   get spanId(): string {
-    return (this.spanIdValue ??= randomHex(16))
+    return (this.more.spanId ??= randomHex(16))
   }
 
   get traceId(): string {
-    return this.traceIdValue ??= this.parent._tag === "Some" ? this.parent.value.traceId : randomHex(32)
+    return this.more.traceId ??= this.parent._tag === "Some" ? this.parent.value.traceId : randomHex(32)
   }
 
   get attributes(): Map<string, unknown> {
-    return this.attributeMap ??= new Map<string, unknown>([[this.firstKey, this.firstValue]])
+    return this.more.attributes ??= new Map<string, unknown>([[this.firstKey, this.firstValue]])
   }
 
   get events(): Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> {
-    return (this.eventList ??= [])
+    return (this.more.events ??= [])
   }
 
   get links(): ReadonlyArray<Tracer.SpanLink> {
-    return this.linkList ?? noLinks
+    return this.extra?.links ?? noLinks
+  }
+
+  /** Sets the links of the run, if it has any. */
+  withLinks(links: ReadonlyArray<Tracer.SpanLink>): this {
+    if (links.length > 0) this.more.links = links.slice()
+    return this
   }
 
   end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
@@ -104,6 +115,14 @@ export class LazySpan implements Tracer.Span {
   }
 
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
-    ;(this.linkList ??= []).push(...links)
+    ;(this.more.links ??= []).push(...links)
   }
 }
+
+// The fields every span has the same value for live on the prototype.
+Object.defineProperties(LazySpan.prototype, {
+  _tag: { value: "Span" },
+  sampled: { value: true },
+  kind: { value: "internal" },
+  context: { value: Context.empty() }
+})
