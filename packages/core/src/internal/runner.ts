@@ -105,7 +105,8 @@ interface Task extends RunningStep {
   readonly startedAt: number
   endedAt: number
   attempts: number
-  readonly span: Tracer.Span | undefined
+  /** Until the step ends: a long run does not keep a span per step it finished. */
+  span: Tracer.Span | undefined
 }
 
 const interrupted: Exit.Exit<never> = Exit.interrupt(FiberId.none)
@@ -442,6 +443,7 @@ export class Runner {
     task.state = state
     task.endedAt = this.now()
     task.span?.end(this.nanos(), exit)
+    task.span = undefined
     return task
   }
 
@@ -452,6 +454,7 @@ export class Runner {
     const endedAt = task.endedAt = this.now()
     const endNanos = this.nanos()
     const span = task.span
+    task.span = undefined
     if (span instanceof LazySpan) span.succeed(endNanos, value)
     else span?.end(endNanos, Exit.succeed(value))
     this.done++
