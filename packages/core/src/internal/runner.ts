@@ -34,14 +34,34 @@ export interface Plan {
   readonly retry: Step.Retry<any> | undefined
   readonly spanName: string
   readonly stepSpanNames: ReadonlyArray<string>
+  lastCaller: Services | undefined
 }
 
 /** Makes the plan of a pipeline. */
-export const makePlan = (options: Omit<Plan, "spanName" | "stepSpanNames">): Plan => ({
+export const makePlan = (options: Omit<Plan, "spanName" | "stepSpanNames" | "lastCaller">): Plan => ({
   ...options,
   spanName: `pipeline ${options.name}`,
-  stepSpanNames: options.graph.names.map((name) => `step ${name}`)
+  stepSpanNames: options.graph.names.map((name) => `step ${name}`),
+  lastCaller: undefined
 })
+
+/** A context's services as arrays of keys and values. */
+interface Services {
+  readonly context: Context.Context<never>
+  readonly keys: ReadonlyArray<string>
+  readonly values: ReadonlyArray<unknown>
+}
+
+/** The services of the context a run is called in; kept by the plan, as runs are mostly called in the same one. */
+const servicesOf = (plan: Plan, context: Context.Context<never>): Services => {
+  const last = plan.lastCaller
+  if (last !== undefined && last.context === context) return last
+  return plan.lastCaller = {
+    context,
+    keys: Array.from(context.unsafeMap.keys()),
+    values: Array.from(context.unsafeMap.values())
+  }
+}
 
 type Outcome =
   | { readonly kind: "failed"; readonly step: number; readonly cause: Cause.Cause<unknown> }
@@ -92,7 +112,7 @@ const forking = (runner: Runner, steps: ReadonlyArray<number>) => {
       return Effect.forkDaemon(runner.work(steps[t++]!, false))
     },
     step(fiber: Fiber.RuntimeFiber<void>) {
-      runner.fibers.push(fiber)
+      ;(runner.fibers ??= []).push(fiber)
     }
   }
 }
@@ -107,6 +127,7 @@ interface Task extends RunningStep {
   attempts: number
   /** Until the step ends: a long run does not keep a span per step it finished. */
   span: Tracer.Span | undefined
+  output: unknown
 }
 
 const interrupted: Exit.Exit<never> = Exit.interrupt(FiberId.none)
@@ -125,7 +146,7 @@ const completed = (runner: Runner, usage: Result.UsageReport): Result.Completed<
   return {
     _tag: "Completed",
     pipeline: runner.plan.name,
-    output: runner.outputs[runner.plan.graph.output],
+    output: runner.tasks[runner.plan.graph.output]!.output,
     get steps() {
       return steps ??= runner.outputsOf(all)
     },
@@ -173,7 +194,6 @@ const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpa
 export class Runner {
   readonly n: number
   readonly remaining: Array<number>
-  readonly outputs: Array<unknown>
   readonly tasks: Array<Task | undefined>
   readonly queue: Array<number> = []
   head = 0
@@ -182,17 +202,16 @@ export class Runner {
   outcome: Outcome | undefined = undefined
   /** Set while the driver waits for the forked steps. */
   resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
-  readonly fibers: Array<Fiber.RuntimeFiber<void>> = []
+  /** The fibers forked for steps, made at the first fork: many runs never fork. */
+  fibers: Array<Fiber.RuntimeFiber<void>> | undefined = undefined
   fibersInterrupted = false
   /** Whether the driver's context was changed by a step run inline, and must be put back. */
   touched = false
 
   readonly clock: Clock.Clock
-  /** The caller's context with the run's ledger: what every step sees, plus its span. */
-  readonly context: Context.Context<never>
   readonly callerContext: Context.Context<never>
-  readonly contextKeys: ReadonlyArray<string>
-  readonly contextServices: ReadonlyArray<unknown>
+  /** The caller's services, which every step's context starts from. */
+  readonly caller: Services
   readonly callerStep: string
   readonly tracer: Tracer.Tracer | undefined
   readonly timing: boolean
@@ -211,14 +230,11 @@ export class Runner {
     const graph = plan.graph
     this.n = graph.nodes.length
     this.remaining = graph.waiting.slice()
-    this.outputs = new Array(this.n)
     this.tasks = new Array(this.n)
     this.clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     this.callerContext = fiber.currentContext
     this.callerStep = fiber.getFiberRef(Ledger.currentStep)
-    this.context = Context.add(this.callerContext, Ledger.Ledger, ledger)
-    this.contextKeys = Array.from(this.context.unsafeMap.keys())
-    this.contextServices = Array.from(this.context.unsafeMap.values())
+    this.caller = servicesOf(plan, this.callerContext)
     if (fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
       this.tracer = fiber.currentTracer
       this.timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
@@ -287,7 +303,7 @@ export class Runner {
 
   /** Once settled: stops the steps still running if the run failed or stopped, then gives the result. */
   conclude(): Effect.Effect<Result.Result<unknown, unknown, any>, unknown> {
-    if (this.outcome !== undefined && this.outcome.kind !== "budget" && this.fibers.length > 0) {
+    if (this.outcome !== undefined && this.outcome.kind !== "budget" && this.fibers !== undefined) {
       return Effect.zipRight(this.interruptAll(), Effect.suspend(() => this.result()))
     }
     return this.result()
@@ -316,7 +332,7 @@ export class Runner {
 
   interruptAll(): Effect.Effect<void> {
     this.fibersInterrupted = true
-    return Fiber.interruptAll(this.fibers)
+    return this.fibers === undefined ? Effect.void : Fiber.interruptAll(this.fibers)
   }
 
   settled(): boolean {
@@ -360,7 +376,7 @@ export class Runner {
     return Effect.withFiberRuntime((fiber) => {
       const node = this.plan.graph.nodes[i]!
       const inputs: Record<string, unknown> = node.keys.length === 0 ? noInputs : {}
-      for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.outputs[node.deps[k]!]
+      for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.tasks[node.deps[k]!]!.output
       const startedAt = at ?? this.now()
       const span = this.tracer === undefined
         ? undefined
@@ -373,7 +389,8 @@ export class Runner {
         startedAt,
         endedAt: 0,
         attempts: 0,
-        span
+        span,
+        output: undefined
       }
       this.tasks[i] = task
       this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
@@ -391,14 +408,15 @@ export class Runner {
   }
 
   /**
-   * The context a step runs in: the run's (the caller's, with the run's ledger), with the step's span as the
-   * current span and the step itself for the ledger's attribution. The run's services are copied from arrays
-   * made once per run: copying a `Map` through its iterator makes an entry pair per service.
+   * The context a step runs in: the caller's, with the run's ledger, the step's span as the current span and
+   * the step itself for the ledger's attribution. The caller's services are copied from arrays (see
+   * {@link servicesOf}): copying a `Map` through its iterator makes an entry pair per service.
    */
   stepContext(task: Task): Context.Context<never> {
     const services = new Map<string, unknown>()
-    const keys = this.contextKeys
-    for (let k = 0; k < keys.length; k++) services.set(keys[k]!, this.contextServices[k])
+    const { keys, values } = this.caller
+    for (let k = 0; k < keys.length; k++) services.set(keys[k]!, values[k])
+    services.set(Ledger.Ledger.key, this.ledger)
     if (task.span !== undefined) services.set(Tracer.ParentSpan.key, task.span)
     services.set(RunningStep.key, task)
     const context: Context.Context<never> & { [Hash.symbol]?: () => number } = Context.unsafeMake(services)
@@ -448,8 +466,8 @@ export class Runner {
   }
 
   succeeded(i: number, value: unknown, driver: boolean): Effect.Effect<void> {
-    this.outputs[i] = value
     const task = this.tasks[i]!
+    task.output = value
     task.state = SUCCEEDED
     const endedAt = task.endedAt = this.now()
     const endNanos = this.nanos()
@@ -530,7 +548,7 @@ export class Runner {
       }
       return FiberRef.set(FiberRef.currentContext, this.callerContext)
     })
-    return Exit.isFailure(exit) && this.fibers.length > 0 && !this.fibersInterrupted
+    return Exit.isFailure(exit) && this.fibers !== undefined && !this.fibersInterrupted
       ? Effect.zipRight(this.interruptAll(), end)
       : end
   }
@@ -577,7 +595,8 @@ export class Runner {
   outputsOf(filter: (i: number) => boolean): Record<string, unknown> {
     const outputs: Record<string, unknown> = {}
     for (let i = 0; i < this.n; i++) {
-      if (this.tasks[i]?.state === SUCCEEDED && filter(i)) outputs[this.plan.graph.nodes[i]!.name] = this.outputs[i]
+      const task = this.tasks[i]
+      if (task?.state === SUCCEEDED && filter(i)) outputs[this.plan.graph.nodes[i]!.name] = task.output
     }
     return outputs
   }
