@@ -123,11 +123,6 @@ export interface Options {
   readonly parent?: Service | undefined
 }
 
-/** The step the current fiber's usage belongs to. */
-const stepNow: Effect.Effect<string> = Effect.withFiberRuntime((fiber) =>
-  Effect.succeed(attributedStep(fiber, currentStep))
-)
-
 /**
  * The ledger. Its state is plain mutable fields rather than a `Ref`: every read and write happens inside one
  * synchronous callback, which JavaScript never interleaves with another fiber's, so it is as atomic as
@@ -152,13 +147,14 @@ export class LedgerImpl implements Service, State {
   }
 
   reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded> {
-    return Effect.flatMap(stepNow, (step) => {
+    return Effect.withFiberRuntime((fiber) => {
+      const step = attributedStep(fiber, currentStep)
       const parent = this.options.parent
-      if (parent === undefined) return reserveIn(this, this.options.budget, step, amount)
+      if (parent === undefined) return reserveNow(this, this.options.budget, step, amount)
       return Effect.flatMap(
         Effect.locally(parent.reserve(amount), currentStep, this.enclosingStep),
         (outer) =>
-          Effect.matchEffect(reserveIn(this, this.options.budget, step, amount), {
+          Effect.matchEffect(Effect.suspend(() => reserveNow(this, this.options.budget, step, amount)), {
             onFailure: (error) => Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(error)),
             onSuccess: (inner) => {
               this.outerOf!.set(inner.id, outer)
@@ -183,7 +179,8 @@ export class LedgerImpl implements Service, State {
   }
 
   record(usage: Usage.Usage): Effect.Effect<void> {
-    return Effect.flatMap(stepNow, (step) => {
+    return Effect.withFiberRuntime((fiber) => {
+      const step = attributedStep(fiber, currentStep)
       add(this, step, usage)
       this.options.onRecord?.(step, usage)
       const parent = this.options.parent
@@ -222,21 +219,22 @@ function add(state: State, step: string, usage: Usage.Usage): void {
   state.byStepView = undefined
 }
 
-/** Holds `amount` if it fits (and the ledger is open), in one synchronous block. */
-function reserveIn(
+/**
+ * Holds `amount` if it fits (and the ledger is open). Called from inside an effect: the check and the hold happen
+ * in one synchronous block.
+ */
+function reserveNow(
   state: State,
   budget: Cost.Cost | undefined,
   step: string,
   amount: Cost.Cost
 ): Effect.Effect<Reservation, BudgetExceeded> {
-  return Effect.suspend(() => {
-    if (state.closed || (budget !== undefined && state.spent + state.reserved + amount > budget)) {
-      return Effect.fail(
-        new BudgetExceeded({ budget: budget ?? Cost.zero, spent: state.spent, reserved: state.reserved, requested: amount, step })
-      )
-    }
-    state.reserved = Cost.add(state.reserved, amount)
-    return Effect.succeed({ id: state.nextId++, step, amount })
-  })
+  if (state.closed || (budget !== undefined && state.spent + state.reserved + amount > budget)) {
+    return Effect.fail(
+      new BudgetExceeded({ budget: budget ?? Cost.zero, spent: state.spent, reserved: state.reserved, requested: amount, step })
+    )
+  }
+  state.reserved = Cost.add(state.reserved, amount)
+  return Effect.succeed({ id: state.nextId++, step, amount })
 }
 
