@@ -4,7 +4,7 @@
  */
 import { Pipeline, Step } from "@trellis/core"
 import * as Effect from "effect/Effect"
-import { compare, effectBatch, type Settings } from "./harness.js"
+import { compare, effectBatch, type Settings, withEvents } from "./harness.js"
 
 /** A link of the chain: the number its predecessor gave, plus one. */
 type Link = Step.Step<string, number, never, never, any>
@@ -22,8 +22,8 @@ export const chains = async (s: Settings) => {
   const short = chain(1000)
   const long = chain(10_000)
   const perRun = await compare(s, {
-    chain1000: effectBatch(() => Pipeline.run(short, { onEvent: () => {} })),
-    chain10000: effectBatch(() => Pipeline.run(long, { onEvent: () => {} }))
+    chain1000: effectBatch(() => Pipeline.run(short, withEvents)),
+    chain10000: effectBatch(() => Pipeline.run(long, withEvents))
   })
   return {
     chain1000_noop: { unit: "us/step" as const, trellis: perRun.chain1000 / 1000 },

@@ -5,7 +5,7 @@
 import { Pipeline, Step } from "@trellis/core"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { compare, effectBatch, promiseBatch, type Settings } from "./harness.js"
+import { compare, effectBatch, promiseBatch, type Settings, withEvents } from "./harness.js"
 
 // The steps' own work, shared by every variant.
 const text = "Acme buys Globex for 3M"
@@ -36,7 +36,7 @@ const combineStep = Step.make("combine", {
 /** The Trellis pipeline, with its features on as users get them (ledger, events, spans). */
 export const pipeline = Pipeline.make("document", { output: combineStep })
 
-const trellis = () => Pipeline.run(pipeline, { onEvent: () => {} })
+const trellis = () => Pipeline.run(pipeline, withEvents)
 
 const promise = async () => {
   const w = await (async () => words(text))()

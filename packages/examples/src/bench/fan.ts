@@ -5,7 +5,7 @@
 import { Pipeline, Step } from "@trellis/core"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { compare, compareWall, effectBatch, promiseBatch, type Settings } from "./harness.js"
+import { compare, compareWall, effectBatch, promiseBatch, type Settings, withEvents } from "./harness.js"
 
 const width = 100
 const indices = Array.from({ length: width }, (_, i) => i)
@@ -54,7 +54,7 @@ const promiseNoop = async () => {
 export const fan100Noop = async (s: Settings) => ({
   unit: "us/run" as const,
   ...(await compare(s, {
-    trellis: effectBatch(() => Pipeline.run(noopPipeline, { onEvent: () => {} })),
+    trellis: effectBatch(() => Pipeline.run(noopPipeline, withEvents)),
     effectForkJoin: effectBatch(forkJoin(noop)),
     effectAll: effectBatch(all(noop)),
     promise: promiseBatch(promiseNoop)
@@ -76,7 +76,7 @@ const promiseSleeping = async () => {
 export const fan100Sleep20 = async (s: Settings) => ({
   unit: "ms/run" as const,
   ...(await compareWall(s, {
-    trellis: () => Effect.runPromise(Pipeline.run(sleepingPipeline, { onEvent: () => {} })),
+    trellis: () => Effect.runPromise(Pipeline.run(sleepingPipeline, withEvents)),
     promise: promiseSleeping
   }))
 })
