@@ -44,8 +44,11 @@ import {
  * @since 0.1.0
  */
 export interface RetryOptions {
+  /** More attempts after the first (default 3). */
   readonly times?: number | undefined
+  /** The first backoff delay, doubled at each retry (default 500 ms). */
   readonly base?: Duration.DurationInput | undefined
+  /** The longest wait between two attempts, whatever the backoff or the server says (default 30 seconds). */
   readonly cap?: Duration.DurationInput | undefined
 }
 
@@ -60,13 +63,18 @@ export interface Options extends LanguageModel.Options {
   readonly baseURL?: string | undefined
   /** The model used when a request names none (default "gpt-4o-mini"). */
   readonly model?: string | undefined
-  /** Time allowed for one attempt (default 60 seconds). */
+  /**
+   * Time allowed for one attempt (default 60 seconds). When streaming, an attempt ends once the answer starts, and
+   * the same time then bounds the wait for each next chunk.
+   */
   readonly timeout?: Duration.DurationInput | undefined
+  /** How transient failures are retried (default: 3 more attempts from 500 ms, at most 30 s apart). */
   readonly retry?: RetryOptions | undefined
   /**
    * The field the output limit is sent in. OpenAI's API wants `max_completion_tokens` (its reasoning models
-   * reject `max_tokens`); many compatible servers only know `max_tokens`. The default follows `baseURL`: the
-   * former for OpenAI, the latter for any other server.
+   * reject `max_tokens`); many compatible servers (older vLLM, Ollama, LM Studio) only know `max_tokens` and
+   * ignore the other, which would leave the answer unbounded while the ledger counts on the bound. The default
+   * follows `baseURL`: the former for OpenAI's own API, the latter for any other server.
    */
   readonly maxTokensField?: "max_completion_tokens" | "max_tokens" | undefined
   readonly organization?: string | undefined
@@ -78,6 +86,16 @@ const providerName = "openai"
 // The largest delay a Node timer accepts: the SDK's own timeout is pushed out of the way, Effect's applies.
 const sdkTimeoutOff = 2 ** 31 - 1
 
+// OpenAI's own API, whether reached by default or named in `baseURL`.
+const isOpenAi = (baseURL: string | undefined): boolean => {
+  if (baseURL === undefined) return true
+  try {
+    return new URL(baseURL).hostname === "api.openai.com"
+  } catch {
+    return false
+  }
+}
+
 /**
  * The OpenAI provider, for use with `LanguageModel.make`.
  *
@@ -85,9 +103,11 @@ const sdkTimeoutOff = 2 ** 31 - 1
  */
 export const provider = (options: Options): LanguageModel.Provider => {
   const key = Redacted.value(options.apiKey)
+  const baseURL = options.baseURL === "" ? undefined : options.baseURL
   const client = new OpenAI({
     apiKey: key,
-    baseURL: options.baseURL ?? null,
+    // `null`, not `undefined`: the SDK would otherwise read `OPENAI_BASE_URL` itself, behind the caller's back.
+    baseURL: baseURL ?? null,
     organization: options.organization ?? null,
     project: options.project ?? null,
     maxRetries: 0,
@@ -95,39 +115,51 @@ export const provider = (options: Options): LanguageModel.Provider => {
   })
   const timeout = Duration.decode(options.timeout ?? "60 seconds")
   const maxTokensField = options.maxTokensField ??
-    (options.baseURL === undefined ? "max_completion_tokens" : "max_tokens")
-  const toError = errorMapper(key)
+    (isOpenAi(baseURL) ? "max_completion_tokens" : "max_tokens")
+  const toFailure = failureMapper(key)
+  const toError = (error: unknown) => toFailure(error).error
   const retry = retrySchedule(options.retry ?? {})
+  const timedOut = () => new LlmTimeout({ provider: providerName, timeout })
 
   // One attempt: interruption (a timeout, a cancelled run) aborts the HTTP request through the signal.
-  const attempt = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
-    Effect.tryPromise({ try: send, catch: toError }).pipe(
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new LlmTimeout({ provider: providerName, timeout }) })
+  const attempt = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, Failure> =>
+    Effect.tryPromise({ try: send, catch: toFailure }).pipe(
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => ({ error: timedOut(), retryAfter: undefined }) })
+    )
+
+  // Attempts until one succeeds, a failure is not transient, or the retries run out.
+  const withRetries = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
+    attempt(send).pipe(
+      Effect.retry(retry),
+      Effect.mapError((failure) => failure.error)
     )
 
   const generate = (request: LanguageModel.ResolvedRequest): Effect.Effect<LanguageModel.Completion, LlmError> => {
     const body = toBody(request, maxTokensField)
-    return attempt((signal) => client.chat.completions.create(body, { signal })).pipe(
-      Effect.retry(retry),
-      Effect.flatMap(fromCompletion)
+    return Effect.flatMap(
+      withRetries((signal) => client.chat.completions.create(body, { signal })),
+      (completion) => fromCompletion(completion, request.model)
     )
   }
 
   const stream = (request: LanguageModel.ResolvedRequest): Stream.Stream<LanguageModel.Chunk, LlmError> =>
     Stream.unwrapScoped(Effect.gen(function*() {
-      // The signal must outlive the call that opens the stream: it aborts the response body when the consumer
-      // stops early or is interrupted, and is harmless once the body has been read to the end.
-      const controller = yield* Effect.acquireRelease(
-        Effect.sync(() => new AbortController()),
-        (controller) => Effect.sync(() => controller.abort())
-      )
+      // The attempt's own signal only lasts until the answer starts, but the body is read after that: each attempt
+      // gets a controller of its own, aborted with the attempt (a timeout), and the one that opened the stream is
+      // aborted when the stream's scope closes (the consumer stopped early, failed, or was interrupted).
+      let opened: AbortController | undefined
+      yield* Effect.addFinalizer(() => Effect.sync(() => opened?.abort()))
       const body = { ...toBody(request, maxTokensField), stream: true as const, stream_options: { include_usage: true } }
-      const chunks = yield* attempt((signal) => {
+      const chunks = yield* withRetries((signal) => {
+        const controller = new AbortController()
         signal.addEventListener("abort", () => controller.abort(), { once: true })
+        opened = controller
         return client.chat.completions.create(body, { signal: controller.signal })
-      }).pipe(Effect.retry(retry))
+      })
       const acc = new Accumulator(request.model)
       return Stream.fromAsyncIterable(chunks, toError).pipe(
+        // A server that stops sending mid-answer is given up on like one that never answers.
+        Stream.timeoutFail(timedOut, timeout),
         Stream.mapConcat((chunk) => acc.add(chunk)),
         Stream.concat(Stream.fromEffect(Effect.suspend(() => acc.done())))
       )
@@ -154,21 +186,26 @@ export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel
 
 /**
  * The OpenAI language model configured from the environment: `OPENAI_API_KEY` (required, read as `Redacted` so
- * it never shows in logs or errors) and `OPENAI_BASE_URL` (optional, for a compatible server).
+ * it never shows in logs or errors) and `OPENAI_BASE_URL` (optional, for a compatible server; `options.baseURL`
+ * when unset or empty).
  *
  * @since 0.1.0
  */
 export const layerConfig = (
-  options: Omit<Options, "apiKey" | "baseURL"> = {}
+  options: Omit<Options, "apiKey"> = {}
 ): Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
     Effect.map(
       Config.all({
-        apiKey: Config.redacted("OPENAI_API_KEY"),
-        baseURL: Config.option(Config.string("OPENAI_BASE_URL"))
+        apiKey: Config.redacted("OPENAI_API_KEY").pipe(
+          Config.validate({
+            message: "OPENAI_API_KEY is empty",
+            validation: (key) => Redacted.value(key).length > 0
+          })
+        ),
+        baseURL: Config.withDefault(Config.string("OPENAI_BASE_URL"), "")
       }),
-      ({ apiKey, baseURL }) =>
-        layer({ ...options, apiKey, baseURL: baseURL._tag === "Some" ? baseURL.value : undefined })
+      ({ apiKey, baseURL }) => layer({ ...options, apiKey, baseURL: baseURL.length > 0 ? baseURL : options.baseURL })
     )
   )
 
@@ -255,7 +292,7 @@ const malformed = (text: string, detail: string) =>
 
 const filtered = (detail: string) => new ContentFiltered({ provider: providerName, detail })
 
-const fromCompletion = (completion: unknown): Effect.Effect<LanguageModel.Completion, LlmError> => {
+const fromCompletion = (completion: unknown, requested: string): Effect.Effect<LanguageModel.Completion, LlmError> => {
   // A server that is not quite compatible may send text, or JSON of another shape, with a 200.
   if (typeof completion !== "object" || completion === null || !Array.isArray((completion as any).choices)) {
     const text = typeof completion === "string" ? completion : JSON.stringify(completion) ?? ""
@@ -273,7 +310,8 @@ const fromCompletion = (completion: unknown): Effect.Effect<LanguageModel.Comple
       call.type === "function" ? [{ id: call.id, name: call.function.name, arguments: call.function.arguments }] : []
     ),
     finishReason: finishReason(choice.finish_reason),
-    model: body.model,
+    // Some compatible servers leave the model out.
+    model: body.model || requested,
     usage: usageOf(body.usage)
   })
 }
@@ -326,6 +364,13 @@ class Accumulator {
 // ---------------------------------------------------------------------------------------------------------------
 // Failures
 
+// A failed attempt: the typed error, and how long the server asked to wait before the next one.
+interface Failure {
+  readonly error: LlmError
+  readonly retryAfter: Duration.Duration | undefined
+}
+
+// `retry-after-ms` is OpenAI's, more precise; `retry-after` is HTTP's, in seconds or as a date.
 const retryAfter = (headers: Headers | undefined): Duration.Duration | undefined => {
   const ms = Number(headers?.get("retry-after-ms") ?? Number.NaN)
   if (Number.isFinite(ms) && ms >= 0) return Duration.millis(ms)
@@ -337,40 +382,81 @@ const retryAfter = (headers: Headers | undefined): Duration.Duration | undefined
   return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - Date.now()))
 }
 
+// Error bodies can be whole HTML pages from a proxy: messages keep one short line of them.
+const shorten = (text: string): string => {
+  const line = text.replace(/\s+/g, " ").trim()
+  return line.length <= 200 ? line : `${line.slice(0, 199)}…`
+}
+
+const rootCause = (error: unknown): string | undefined => {
+  let current = error
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause
+  return current instanceof Error ? current.message : undefined
+}
+
 // Every text that leaves this module is scrubbed of the key, whatever a server chose to echo back.
-const errorMapper = (key: string) => (error: unknown): LlmError => {
-  const scrub = (text: string) => (key.length > 0 ? text.split(key).join("<redacted>") : text)
+const failureMapper = (key: string) => (error: unknown): Failure => {
+  const scrub = (text: string) => shorten(key.length > 0 ? text.split(key).join("<redacted>") : text)
   const detail = scrub(error instanceof Error ? error.message : String(error))
   if (error instanceof OpenAI.APIConnectionError) {
-    return new ServerError({ provider: providerName, status: undefined, detail })
+    // The SDK says only "Connection error."; the innermost cause says which (refused, reset, unknown host...).
+    const reason = rootCause(error.cause)
+    return {
+      error: new ServerError({
+        provider: providerName,
+        status: undefined,
+        detail: reason === undefined ? detail : scrub(`${detail} (${reason})`)
+      }),
+      retryAfter: undefined
+    }
   }
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
     const status = error.status
-    if (status === 401 || status === 403) return new AuthenticationError({ provider: providerName, status, detail })
-    if (status === 429) {
-      return new RateLimited({ provider: providerName, retryAfter: retryAfter(error.headers), detail })
+    const wait = retryAfter(error.headers)
+    if (status === 401 || status === 403) {
+      return { error: new AuthenticationError({ provider: providerName, status, detail }), retryAfter: undefined }
     }
-    if (status >= 500) return new ServerError({ provider: providerName, status, detail })
-    return new BadRequest({ provider: providerName, status, detail })
+    if (status === 429) {
+      return { error: new RateLimited({ provider: providerName, retryAfter: wait, detail }), retryAfter: wait }
+    }
+    if (status >= 500) return { error: new ServerError({ provider: providerName, status, detail }), retryAfter: wait }
+    return { error: new BadRequest({ provider: providerName, status, detail }), retryAfter: undefined }
   }
   // The SDK parses a JSON body itself: a syntax error means the server sent something else.
-  if (error instanceof SyntaxError) return malformed("", `the response body is not valid JSON: ${detail}`)
-  return new ServerError({ provider: providerName, status: undefined, detail })
+  if (error instanceof SyntaxError) {
+    return { error: malformed("", `the response body is not valid JSON: ${detail}`), retryAfter: undefined }
+  }
+  // An error event inside a stream, or anything else the SDK throws without a status.
+  return { error: new ServerError({ provider: providerName, status: undefined, detail }), retryAfter: undefined }
 }
 
-const retrySchedule = (options: RetryOptions): Schedule.Schedule<LlmError, LlmError> => {
+const retrySchedule = (options: RetryOptions): Schedule.Schedule<unknown, Failure> => {
+  const times = options.times ?? 3
   const cap = Duration.decode(options.cap ?? "30 seconds")
-  return Schedule.identity<LlmError>().pipe(
+  return Schedule.identity<Failure>().pipe(
+    Schedule.intersect(Schedule.recurs(times)),
     Schedule.zipLeft(Schedule.jittered(Schedule.exponential(options.base ?? "500 millis"))),
-    Schedule.zipLeft(Schedule.recurs(options.times ?? 3)),
-    Schedule.whileInput(isTransient),
-    // A server that says when to come back is believed, within the cap.
-    Schedule.modifyDelay((error, delay) => {
-      const asked = error._tag === "RateLimited" ? error.retryAfter : undefined
-      return Duration.min(cap, asked === undefined ? delay : Duration.max(delay, asked))
-    }),
-    Schedule.tapInput((error: LlmError) =>
-      isTransient(error) ? Effect.logWarning(`Retrying ${providerName} call after ${error._tag}: ${error.message}`) : Effect.void
-    )
+    Schedule.whileInput((failure: Failure) => isTransient(failure.error)),
+    // Only reached when there is a retry: a server that says when to come back is believed, within the cap, and
+    // every retry is logged (so also an event on the call's span) with why and when.
+    Schedule.modifyDelayEffect(([failure, retried], backoff) => {
+      const asked = failure.retryAfter
+      // Whole milliseconds: jitter gives fractions, which only clutter the log.
+      const delay = Duration.millis(
+        Math.round(Duration.toMillis(Duration.min(cap, asked === undefined ? backoff : Duration.max(backoff, asked))))
+      )
+      return Effect.as(
+        Effect.logWarning(
+          `${providerName}: ${failure.error._tag}, retry ${retried + 1} of ${times} in ${Duration.format(delay)}`
+        ).pipe(
+          Effect.annotateLogs({
+            "llm.retry.attempt": retried + 2,
+            "llm.retry.delay_ms": Duration.toMillis(delay),
+            "llm.retry.error": failure.error.message
+          })
+        ),
+        delay
+      )
+    })
   )
 }
