@@ -9,13 +9,10 @@
  * Progress goes to stderr.
  */
 import { availableParallelism } from "node:os"
-import { budgetContention } from "./budget.js"
 import { chains } from "./chain.js"
-import { concurrent10k } from "./concurrent.js"
 import { diamond5Noop } from "./diamond.js"
 import { fan100Noop, fan100Sleep20 } from "./fan.js"
 import { round3, settings } from "./harness.js"
-import { llmOverhead } from "./llm.js"
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")
@@ -35,6 +32,11 @@ const diamond = await step("diamond5_noop", () => diamond5Noop(s))
 const fan = await step("fan100_noop", () => fan100Noop(s))
 const sleep = await step("fan100_sleep20", () => fan100Sleep20(s))
 const chain = await step("chain1000_noop, chain10000_noop", () => chains(s))
+// The scenarios of the language model layer are loaded only now: its tokenizer's vocabulary is tens of megabytes
+// of heap, which every full collection walks, and the core scenarios above measure the engine without it.
+const { concurrent10k } = await import("./concurrent.js")
+const { budgetContention } = await import("./budget.js")
+const { llmOverhead } = await import("./llm.js")
 const concurrent = await step("concurrent10k_diamond_sleep10", () => concurrent10k(s))
 const budget = await step("budget_contention", () => budgetContention(s))
 const llm = await step("llm_call_1kb, tokenize_10kb", () => llmOverhead(s))
