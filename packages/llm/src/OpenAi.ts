@@ -13,6 +13,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
@@ -156,8 +157,16 @@ export const provider = (options: Options): LanguageModel.Provider => {
         opened = controller
         return client.chat.completions.create(body, { signal: controller.signal })
       })
+      // Pulled by hand rather than with `Stream.fromAsyncIterable`: that one calls the iterator's `return` when the
+      // stream ends early, and the SDK's iterator is an async generator, whose `return` waits for the pending
+      // `next`, which a stalled server never settles. Aborting (the finalizer above) ends the generator instead.
+      const iterator = chunks[Symbol.asyncIterator]()
+      const pull = Effect.flatMap(
+        Effect.tryPromise({ try: () => iterator.next(), catch: (error) => Option.some(toError(error)) }),
+        (next) => (next.done === true ? Effect.fail(Option.none()) : Effect.succeed(next.value))
+      )
       const acc = new Accumulator(request.model)
-      return Stream.fromAsyncIterable(chunks, toError).pipe(
+      return Stream.repeatEffectOption(pull).pipe(
         // A server that stops sending mid-answer is given up on like one that never answers.
         Stream.timeoutFail(timedOut, timeout),
         Stream.mapConcat((chunk) => acc.add(chunk)),

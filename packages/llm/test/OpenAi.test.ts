@@ -1,9 +1,24 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, Step } from "@trellis/core"
-import { Chunk, ConfigProvider, Effect, Either, Exit, Fiber, Layer, Redacted, Schema, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  ConfigProvider,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Redacted,
+  Schema,
+  Stream,
+  TestClock,
+  Tracer
+} from "effect"
 import { LanguageModel, OpenAi, Pricing, Tokenizer } from "../src/index.js"
 import * as Server from "./server.js"
-import { capturingLogger, recordingTracer, withTracer } from "./support.js"
+import { recordingTracer, withTracer } from "./support.js"
 
 const secret = "sk-test-SECRET-123"
 
@@ -21,16 +36,54 @@ const model = (url: string, options: Partial<OpenAi.Options> = {}) =>
 
 const waitFor = (promise: () => Promise<void>) => Effect.promise(promise)
 
-// The wake-up times of the retry delays pending on the test clock (the attempt timeouts, at 60 s, left aside),
-// once the schedule has registered one: the failed response arrives over a real socket, so the event loop is
-// let run until then.
-const pendingSleeps = Effect.gen(function*() {
-  while (true) {
-    const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps()).filter((wake) => wake !== 60_000)
-    if (sleeps.length > 0) return sleeps
-    yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
-  }
-})
+// One turn of the event loop, for the sockets to move.
+const tick = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+// Runs `trigger`, then lets real I/O run until the fiber under test waits on the test clock before its next
+// attempt, and returns that delay; undefined if the fiber ended instead. A retry waits at most the 30 s cap, while
+// the attempts' own timeouts here are 60 s away (or fired by `trigger`): so the pending sleep due within 30 s is the
+// retry's. No snapshot of the clock is taken, as `TestClock.adjust` lets the event loop run, and a whole exchange
+// with the server can happen inside it.
+const nextRetry = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, trigger: Effect.Effect<void> = Effect.void) =>
+  Effect.gen(function*() {
+    yield* trigger
+    while (true) {
+      const now = yield* TestClock.currentTimeMillis
+      const waits = Chunk.toReadonlyArray(yield* TestClock.sleeps())
+        .map((wake) => wake - now)
+        .filter((wait) => wait > 0 && wait <= 30_000)
+      if (waits.length > 0) return Math.min(...waits)
+      if (Option.isSome(yield* Fiber.poll(fiber))) return undefined
+      yield* tick
+    }
+  })
+
+// Every log line with its annotations, to assert on retries and on what never shows.
+const capturingLogger = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.join(" ") : String(message)
+    lines.push(`${logLevel.label} ${text} ${JSON.stringify(Object.fromEntries(annotations))}`)
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+// A recording tracer that also keeps span events (logs inside a span become its events).
+const tracerWithEvents = () => {
+  const recording = recordingTracer()
+  const events: Array<{ readonly span: string; readonly name: string; readonly attributes: Record<string, unknown> }> = []
+  const tracer = Tracer.make({
+    span(...args) {
+      const span = recording.tracer.span(...args)
+      span.event = (name, _time, attributes) => {
+        events.push({ span: span.name, name, attributes: attributes ?? {} })
+      }
+      return span
+    },
+    context: recording.tracer.context
+  })
+  return { spans: recording.spans, events, tracer }
+}
 
 describe("OpenAi", () => {
   it.scoped("sends a chat completion with the SDK and reads text, usage and model", () =>
@@ -132,6 +185,98 @@ describe("OpenAi", () => {
       expect(server.received[0]!.body).toMatchObject({ stream: true, stream_options: { include_usage: true } })
     }))
 
+  it.scoped("gathers streamed tool-call fragments into whole calls", () =>
+    Effect.gen(function*() {
+      const call = (index: number, fields: Record<string, unknown>) => Server.chunk({ tool_calls: [{ index, ...fields }] })
+      const server = yield* Server.start((_, res) =>
+        Server.sse(res, [
+          call(0, { id: "c1", type: "function", function: { name: "lookup", arguments: "" } }),
+          call(0, { function: { arguments: `{"q":` } }),
+          call(1, { id: "c2", type: "function", function: { name: "price", arguments: `{}` } }),
+          call(0, { function: { arguments: `"acme"}` } }),
+          { ...Server.chunk({}), choices: [{ index: 0, delta: {}, finish_reason: "tool_calls", logprobs: null }] }
+        ])
+      )
+      const parts = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(LanguageModel.stream("Look up acme")).pipe(Effect.provide(model(server.url)))
+      )
+      expect(parts).toHaveLength(1)
+      const [finish] = parts
+      expect(finish!._tag === "Finish" && finish!.response).toMatchObject({
+        finishReason: "tool_calls",
+        toolCalls: [
+          { id: "c1", name: "lookup", arguments: `{"q":"acme"}` },
+          { id: "c2", name: "price", arguments: "{}" }
+        ],
+        // No usage in the stream: counted, and marked so.
+        usage: { estimated: true }
+      })
+    }))
+
+  it.scoped("retries opening a stream that timed out, with a fresh request", () =>
+    Effect.gen(function*() {
+      // The first request is left hanging; the second is answered.
+      const server = yield* Server.start((request, res) =>
+        request.index === 0 ? undefined : Server.sse(res, [Server.chunk({ content: "late but here" })])
+      )
+      const fiber = yield* Effect.fork(Stream.runCollect(LanguageModel.stream("Hi")).pipe(
+        Effect.provide(model(server.url, { timeout: "5 seconds", retry: { times: 1, base: "100 millis" } }))
+      ))
+      yield* waitFor(() => server.waitFor(1))
+      yield* TestClock.adjust((yield* nextRetry(fiber, TestClock.adjust("5 seconds")))!)
+      const parts = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+      expect(parts[0]).toEqual({ _tag: "TextDelta", text: "late but here" })
+      expect(server.received).toHaveLength(2)
+      yield* waitFor(() => server.abandoned(0))
+    }))
+
+  it.scoped("fails a stream that stalls mid-answer with LlmTimeout, and closes its connection", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.start((_, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.write(`data: ${JSON.stringify(Server.chunk({ content: "Once upon" }))}\n\n`)
+      })
+      const seen: Array<string> = []
+      const fiber = yield* Effect.fork(Effect.flip(Stream.runForEach(
+        LanguageModel.stream("Tell a story"),
+        (part) => Effect.sync(() => part._tag === "TextDelta" && seen.push(part.text))
+      ).pipe(Effect.provide(model(server.url, { timeout: "5 seconds" })))))
+      // Once a delta is in, the answer has started: only the wait for the next chunk is left on the clock.
+      while (seen.length === 0) yield* tick
+      while (Option.isNone(yield* Fiber.poll(fiber))) {
+        yield* TestClock.adjust("5 seconds")
+        yield* tick
+      }
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("LlmTimeout")
+      expect(seen).toEqual(["Once upon"])
+      expect(server.received).toHaveLength(1)
+      yield* waitFor(() => server.abandoned(0))
+    }))
+
+  it.scoped("aborts the response of an interrupted stream, and settles the reservation", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.start((_, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.write(`data: ${JSON.stringify(Server.chunk({ content: "Once upon" }))}\n\n`)
+      })
+      const ledger = yield* Ledger.make()
+      const seen: Array<string> = []
+      const fiber = yield* Effect.fork(Stream.runForEach(
+        LanguageModel.stream("Tell a story"),
+        (part) => Effect.sync(() => part._tag === "TextDelta" && seen.push(part.text))
+      ).pipe(Effect.provide(model(server.url)), Effect.provideService(Ledger.Ledger, ledger)))
+      while (seen.length === 0) yield* tick
+      expect((yield* ledger.snapshot).reserved).toBeGreaterThan(0)
+      yield* Fiber.interrupt(fiber)
+      yield* waitFor(() => server.abandoned(0))
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.reserved).toBe(0)
+      // What was streamed before the interruption is still paid for, counted.
+      expect(snapshot.total).toMatchObject({ requests: 1, outputTokens: Tokenizer.count("Once upon"), estimated: true })
+      expect(snapshot.total.cost).toBeGreaterThan(0)
+    }))
+
   it.scoped("counts tokens itself, marked estimated, when the server reports no usage", () =>
     Effect.gen(function*() {
       const server = yield* Server.start((_, res) => Server.json(res, 200, Server.completion("Three more words", { usage: null })))
@@ -150,68 +295,151 @@ describe("OpenAi", () => {
           : Server.json(res, 200, Server.completion("finally"))
       )
       const fiber = yield* Effect.fork(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
+      yield* waitFor(() => server.waitFor(1))
       // The backoff alone would retry after about 100 ms; the server asked for 2 seconds.
-      expect(yield* pendingSleeps).toEqual([2000])
-      yield* TestClock.adjust("2 seconds")
+      expect(yield* nextRetry(fiber)).toBe(2000)
+      yield* TestClock.adjust("1999 millis")
+      yield* tick
+      expect(server.received).toHaveLength(1)
+      yield* TestClock.adjust("1 millis")
       const response = yield* Fiber.join(fiber)
       expect(response.text).toBe("finally")
       expect(server.received).toHaveLength(2)
     }))
 
-  it.scoped("retries a 500 with backoff and succeeds", () =>
+  it.scoped("honours Retry-After on a 503, and backs off on a 500 without one", () =>
     Effect.gen(function*() {
       const server = yield* Server.start((request, res) =>
         request.index === 0
+          ? Server.json(res, 503, { error: { message: "overloaded" } }, { "retry-after": "3" })
+          : request.index === 1
           ? Server.json(res, 500, { error: { message: "boom" } })
           : Server.json(res, 200, Server.completion("recovered"))
       )
       const fiber = yield* Effect.fork(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
-      // 100 ms of backoff, jittered by up to a fifth either way.
-      const [wake] = yield* pendingSleeps
-      expect(wake).toBeGreaterThanOrEqual(80)
-      expect(wake).toBeLessThanOrEqual(120)
-      yield* TestClock.adjust("1 second")
+      yield* waitFor(() => server.waitFor(1))
+      expect(yield* nextRetry(fiber)).toBe(3000)
+      yield* TestClock.adjust("3 seconds")
+      yield* waitFor(() => server.waitFor(2))
+      // The second retry: 200 ms of backoff, jittered by up to a fifth either way.
+      const wait = yield* nextRetry(fiber)
+      expect(wait).toBeGreaterThanOrEqual(160)
+      expect(wait).toBeLessThanOrEqual(240)
+      yield* TestClock.adjust(wait!)
       expect((yield* Fiber.join(fiber)).text).toBe("recovered")
-    }))
-
-  it.scoped("gives up on a server error after the bounded retries, with a typed error", () =>
-    Effect.gen(function*() {
-      const server = yield* Server.start((_, res) => Server.json(res, 503, { error: { message: "overloaded" } }))
-      const fiber = yield* Effect.fork(
-        Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url, { retry: { times: 2, base: "100 millis" } }))))
-      )
-      for (let n = 1; n <= 3; n++) {
-        yield* waitFor(() => server.waitFor(n))
-        yield* TestClock.adjust("1 second")
-      }
-      const error = yield* Fiber.join(fiber)
-      expect(error._tag).toBe("ServerError")
-      expect(error.message).toContain("503")
       expect(server.received).toHaveLength(3)
     }))
 
-  it.scoped("fails with MalformedOutput on a body that is not JSON, without retrying", () =>
+  it.scoped("gives up on a server error after the bounded retries, logging each retry on the call's span", () =>
     Effect.gen(function*() {
-      const server = yield* Server.start((_, res) => Server.json(res, 200, "{\"choices\": [oops"))
-      const error = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
-      expect(error._tag).toBe("MalformedOutput")
-      expect(error.message).toContain("openai")
-      expect(server.received).toHaveLength(1)
+      const server = yield* Server.start((_, res) => Server.json(res, 503, { error: { message: "overloaded" } }))
+      const logs = capturingLogger()
+      const tracer = tracerWithEvents()
+      const fiber = yield* Effect.fork(Effect.flip(
+        LanguageModel.generate("Hi").pipe(
+          Effect.provide(model(server.url, { retry: { times: 2, base: "100 millis" } })),
+          Effect.provide(logs.layer),
+          withTracer(tracer.tracer)
+        )
+      ))
+      for (let n = 1; n <= 2; n++) {
+        yield* waitFor(() => server.waitFor(n))
+        yield* TestClock.adjust((yield* nextRetry(fiber))!)
+      }
+      yield* waitFor(() => server.waitFor(3))
+      expect(yield* nextRetry(fiber)).toBeUndefined()
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("ServerError")
+      expect(error.message).toBe("openai failed (HTTP 503): 503 overloaded")
+      expect(server.received).toHaveLength(3)
+      const retries = logs.lines.filter((line) => line.includes("retry"))
+      expect(retries).toHaveLength(2)
+      expect(retries[0]).toMatch(/^WARN openai: ServerError, retry 1 of 2 in \d+ms .*"llm.retry.attempt":2/)
+      expect(retries[1]).toMatch(/^WARN openai: ServerError, retry 2 of 2 in \d+ms .*"llm.retry.attempt":3/)
+      const events = tracer.events.filter((event) => event.name.includes("retry"))
+      expect(events.map((event) => event.span)).toEqual(["llm.generate", "llm.generate"])
+      expect(events[0]!.attributes["llm.retry.error"]).toBe(error.message)
     }))
 
-  it.scoped("times out a slow attempt and aborts its request", () =>
+  it.scoped("does not retry what cannot pass: 400, 401, malformed output", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.start((request, res) =>
+        request.index === 0
+          ? Server.json(res, 400, { error: { message: "Unknown parameter" } })
+          : request.index === 1
+          ? Server.json(res, 401, { error: { message: "Incorrect API key" } })
+          : Server.json(res, 200, "{\"choices\": [oops")
+      )
+      const layer = model(server.url)
+      const errors = []
+      for (let n = 0; n < 3; n++) errors.push(yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(layer))))
+      expect(errors.map((error) => error._tag)).toEqual(["BadRequest", "AuthenticationError", "MalformedOutput"])
+      expect(server.received).toHaveLength(3)
+    }))
+
+  it.scoped("fails with MalformedOutput on a body that is not JSON, or not a chat completion", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.start((request, res) => {
+        if (request.index === 0) return Server.json(res, 200, "{\"choices\": [oops")
+        res.writeHead(200, { "content-type": "text/html" })
+        res.end("<html><body>Welcome to nginx!</body></html>")
+      })
+      const layer = model(server.url)
+      const notJson = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(layer)))
+      expect(notJson._tag).toBe("MalformedOutput")
+      expect(notJson.message).toMatch(/^openai gave an answer that could not be used .*not valid JSON/)
+      const html = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(layer)))
+      expect(html._tag).toBe("MalformedOutput")
+      expect(html.message).toContain("not a chat completion")
+      expect(html._tag === "MalformedOutput" && html.text).toContain("nginx")
+    }))
+
+  it.scoped("keeps error messages short when a proxy answers with a whole page", () =>
+    Effect.gen(function*() {
+      const page = `<html><head><title>502 Bad Gateway</title></head><body>${"x".repeat(5000)}</body></html>`
+      const server = yield* Server.start((_, res) => {
+        res.writeHead(502, { "content-type": "text/html" })
+        res.end(page)
+      })
+      const error = yield* Effect.flip(
+        LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url, { retry: { times: 0 } })))
+      )
+      expect(error._tag).toBe("ServerError")
+      expect(error.message).toMatch(/^openai failed \(HTTP 502\): 502 <html><head><title>502 Bad Gateway/)
+      expect(error.message.length).toBeLessThan(260)
+    }))
+
+  it.scoped("maps a refused connection to ServerError without a status, naming the cause", () =>
+    Effect.gen(function*() {
+      // A port that was just listened on, then closed: nothing answers there.
+      const url = yield* Effect.scoped(Effect.map(Server.start(() => {}), (server) => server.url))
+      const error = yield* Effect.flip(
+        LanguageModel.generate("Hi").pipe(Effect.provide(model(url, { retry: { times: 0 } })))
+      )
+      expect(error._tag).toBe("ServerError")
+      expect(error._tag === "ServerError" && error.status).toBeUndefined()
+      expect(error.message).toMatch(/^openai could not be reached: Connection error\. \(.*ECONNREFUSED/)
+    }))
+
+  it.scoped("times out slow attempts, retries them a bounded number of times, and aborts each request", () =>
     Effect.gen(function*() {
       const server = yield* Server.start(() => {}) // never answers
       const fiber = yield* Effect.fork(Effect.flip(
-        LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url, { timeout: "5 seconds", retry: { times: 0 } })))
+        LanguageModel.generate("Hi").pipe(
+          Effect.provide(model(server.url, { timeout: "5 seconds", retry: { times: 1, base: "100 millis" } }))
+        )
       ))
       yield* waitFor(() => server.waitFor(1))
+      const wait = yield* nextRetry(fiber, TestClock.adjust("5 seconds"))
+      yield* TestClock.adjust(wait!)
+      yield* waitFor(() => server.waitFor(2))
       yield* TestClock.adjust("5 seconds")
       const error = yield* Fiber.join(fiber)
       expect(error._tag).toBe("LlmTimeout")
       expect(error.message).toBe("openai did not answer within 5s")
       yield* waitFor(() => server.abandoned(0))
-      expect(server.received[0]!.abandoned).toBe(true)
+      yield* waitFor(() => server.abandoned(1))
+      expect(server.received).toHaveLength(2)
     }))
 
   it.scoped("aborts the HTTP request of an interrupted call, and the server sees the connection closed", () =>
@@ -294,6 +522,28 @@ describe("OpenAi", () => {
         expect(String(Exit.isFailure(exit) ? exit.cause : "")).toContain("OPENAI_API_KEY")
       }))
 
+    it.effect("names OPENAI_API_KEY when it is empty", () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(
+          LanguageModel.generate("Hi").pipe(
+            Effect.provide(OpenAi.layerConfig()),
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", ""]])))
+          )
+        )
+        expect(String(Exit.isFailure(exit) ? exit.cause : "")).toContain("OPENAI_API_KEY is empty")
+      }))
+
+    it.scoped("falls back to the baseURL option when OPENAI_BASE_URL is empty", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((_, res) => Server.json(res, 200, Server.completion("from the option")))
+        const response = yield* LanguageModel.generate("Hi").pipe(
+          Effect.provide(OpenAi.layerConfig({ baseURL: server.url, model: "test-model" })),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", secret], ["OPENAI_BASE_URL", ""]])))
+        )
+        expect(response.text).toBe("from the option")
+        expect(server.received[0]!.body.max_tokens).toBe(4096)
+      }))
+
     it.scoped("reads the key and OPENAI_BASE_URL, and the key never shows in errors, logs or spans", () =>
       Effect.gen(function*() {
         const server = yield* Server.start((request, res) =>
@@ -302,7 +552,7 @@ describe("OpenAi", () => {
             : Server.json(res, 401, { error: { message: `Incorrect API key provided: ${secret}` } })
         )
         const logs = capturingLogger()
-        const tracer = recordingTracer()
+        const tracer = tracerWithEvents()
         const fiber = yield* Effect.fork(Effect.flip(
           LanguageModel.generate("Hi").pipe(
             Effect.provide(OpenAi.layerConfig({ model: "test-model" })),
@@ -315,7 +565,7 @@ describe("OpenAi", () => {
           )
         ))
         yield* waitFor(() => server.waitFor(1))
-        yield* TestClock.adjust("1 second")
+        yield* TestClock.adjust((yield* nextRetry(fiber))!)
         const error = yield* Fiber.join(fiber)
         expect(server.received[0]!.headers.authorization).toBe(`Bearer ${secret}`)
         expect(error._tag).toBe("AuthenticationError")
@@ -325,8 +575,10 @@ describe("OpenAi", () => {
           JSON.stringify(error),
           String(error),
           ...logs.lines,
-          ...tracer.spans.flatMap((span) => [...span.attributes.values()].map(String))
+          ...tracer.spans.flatMap((span) => [...span.attributes.values()].map(String)),
+          ...tracer.events.map((event) => `${event.name} ${JSON.stringify(event.attributes)}`)
         ].join("\n")
+        expect(tracer.events.some((event) => event.name.includes("RateLimited"))).toBe(true)
         expect(everything).toContain("<redacted>")
         expect(everything).not.toContain(secret)
       }))
