@@ -3,8 +3,20 @@
  * (vLLM, Ollama, LM Studio...).
  *
  * The SDK retries and times out on its own by default; both are turned off here and done with Effect instead, so
- * every attempt is metered, logged and traced, waits on Effect's clock (testable with `TestClock`), and is
- * aborted when its fiber is interrupted.
+ * every retry is logged (an event on the call's `llm.generate` span) with its reason and delay, waits on Effect's
+ * clock (testable with `TestClock`), and every attempt is aborted when its fiber is interrupted. A call is
+ * metered once, whatever the number of attempts it took.
+ *
+ * @example
+ * ```ts
+ * import { LanguageModel, OpenAi } from "@trellis/llm"
+ * import { Effect } from "effect"
+ *
+ * // OPENAI_API_KEY, and OPENAI_BASE_URL for a compatible server such as http://localhost:11434/v1 (Ollama).
+ * const program = LanguageModel.generate("Say hello").pipe(
+ *   Effect.provide(OpenAi.layerConfig({ model: "gpt-4o-mini", timeout: "30 seconds", retry: { times: 2 } }))
+ * )
+ * ```
  *
  * @since 0.1.0
  */
