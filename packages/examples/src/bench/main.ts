@@ -28,6 +28,17 @@ const step = async <A>(name: string, run: () => Promise<A>): Promise<A> => {
 }
 
 const started = performance.now()
+// Every core scenario once, quickly and untimed, so that the first one timed does not pay for the process's
+// start (the JIT's tiers, the heap growing to its working size).
+if (!quick) {
+  await step("warm-up", async () => {
+    const warm = settings(true)
+    await diamond5Noop(warm)
+    await fan100Noop(warm)
+    await chains(warm)
+    await diamond5Noop(warm)
+  })
+}
 const diamond = await step("diamond5_noop", () => diamond5Noop(s))
 const fan = await step("fan100_noop", () => fan100Noop(s))
 const sleep = await step("fan100_sleep20", () => fan100Sleep20(s))
