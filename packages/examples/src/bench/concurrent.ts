@@ -1,7 +1,8 @@
 /**
  * `concurrent10k_diamond_sleep10`: 10,000 runs of the seed's diamond at once, each step asking the scripted model,
  * which answers after 10 ms; the fork/join baseline sleeps 10 ms per step. Measured: the heap each run in flight
- * holds (mid-flight, after a full collection) and the wall time until every run has completed.
+ * holds (mid-flight, after a full collection) and the wall time until every run has completed. Also measured,
+ * as `trellisWithoutModel`: the same pipeline whose steps sleep like the baseline's, the engine's own share.
  */
 import { Pipeline, Step } from "@trellis/core"
 import { LanguageModel, ScriptedModel } from "@trellis/llm"
@@ -37,6 +38,25 @@ const forgetCalls = () => {
 
 const ask = (prompt: string) => Effect.map(LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 16 }), (r) => r.text)
 
+/** The same pipeline with steps that sleep as the baseline's do: the engine's share, without the model layer. */
+const sleepingPipeline = (probe: Probe) => {
+  const extract = Step.make("extract", { run: () => sleepy("Acme buys Globex") })
+  const classify = Step.make("classify", {
+    after: { extract },
+    run: ({ extract }) => sleepy(extract.length > 20 ? "complex" : "simple")
+  })
+  const market = Step.make("fetch_market", {
+    after: { classify },
+    run: ({ classify }) => Effect.zipRight(Effect.sync(probe.onParallel), sleepy(`market for ${classify}`))
+  })
+  const user = Step.make("fetch_user", { after: { classify }, run: ({ classify }) => sleepy(`user for ${classify}`) })
+  const combine = Step.make("combine", {
+    after: { market, user },
+    run: ({ market, user }) => sleepy(`${market} + ${user}`)
+  })
+  return Pipeline.make("document", { output: combine })
+}
+
 const trellisPipeline = (probe: Probe) => {
   const extract = Step.make("extract", { run: () => ask("Extract the parties: Acme buys Globex for 3M") })
   const classify = Step.make("classify", { after: { extract }, run: ({ extract }) => ask(`Classify: ${extract}`) })
@@ -63,6 +83,8 @@ const forkJoinDiamond = (probe: Probe) =>
     const market = yield* Fiber.join(fiber)
     return yield* sleepy(`${market} + ${user}`)
   })
+
+type Variant = "trellis" | "effectForkJoin" | "trellisWithoutModel"
 
 type Launch = (probe: Probe) => (onExit: (exit: Exit.Exit<unknown, unknown>) => void) => void
 
@@ -109,11 +131,18 @@ const pass = (launch: Launch, measureHeap: boolean): Promise<Pass> => {
 export const concurrent10k = async (s: Settings) => {
   const runtime = ManagedRuntime.make(model.layer)
   await runtime.runtime()
-  const launches: Record<"trellis" | "effectForkJoin", Launch> = {
+  const launches: Record<Variant, Launch> = {
     trellis: (probe) => {
       const pipeline = trellisPipeline(probe)
       return (onExit) => {
         const fiber = runtime.runFork(Pipeline.run(pipeline))
+        fiber.addObserver(onExit)
+      }
+    },
+    trellisWithoutModel: (probe) => {
+      const pipeline = sleepingPipeline(probe)
+      return (onExit) => {
+        const fiber = Effect.runFork(Pipeline.run(pipeline))
         fiber.addObserver(onExit)
       }
     },
@@ -123,7 +152,7 @@ export const concurrent10k = async (s: Settings) => {
     }
   }
   const rounds = s.quick ? 1 : 3
-  const result = {} as Record<"trellis" | "effectForkJoin", { heapKbPerRun: number; wallMs: number }>
+  const result = {} as Record<Variant, { heapKbPerRun: number; wallMs: number }>
   for (const [name, launch] of Object.entries(launches) as Array<[keyof typeof launches, Launch]>) {
     if (!s.quick) {
       await pass(launch, false) // warm-up

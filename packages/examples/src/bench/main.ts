@@ -175,6 +175,24 @@ const rows: Array<Array<string>> = [
     "",
     ""
   ],
+  [
+    "(the same, steps sleeping: no model layer)",
+    "KB heap/run",
+    cell(scenarios.concurrent10k_diamond_sleep10.trellisWithoutModel.heapKbPerRun),
+    "",
+    "",
+    "",
+    ""
+  ],
+  [
+    "(the same, steps sleeping: no model layer)",
+    "ms wall",
+    cell(scenarios.concurrent10k_diamond_sleep10.trellisWithoutModel.wallMs),
+    "",
+    "",
+    "",
+    ""
+  ],
   ["llm_call_1kb", "us/call", cell(scenarios.llm_call_1kb.trellis), "", "", "", ""],
   ["tokenize_10kb", "ms", cell(scenarios.tokenize_10kb.trellis), "", "", "", ""],
   ["budget_contention", "admitted / overshoot", `${budget.admitted} / ${budget.overshootNanoUsd}`, "", "", "", ""]
