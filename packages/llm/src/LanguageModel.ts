@@ -9,14 +9,18 @@
  * @since 0.1.0
  */
 import { Ledger, Usage } from "@trellis/core"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import { MalformedOutput, type LlmError } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import * as Tokenizer from "./Tokenizer.js"
@@ -320,19 +324,7 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
     }
   }
 
-  const settledUsage = <A>(
-    request: ResolvedRequest,
-    inputTokens: number,
-    exit: Exit.Exit<A, unknown>,
-    usage: (a: A) => Usage.Usage
-  ): Usage.Usage =>
-    Exit.isSuccess(exit)
-      ? usage(exit.value)
-      : Exit.isInterrupted(exit)
-      ? interruptedUsage(request, inputTokens, "")
-      : Usage.empty
-
-  const spanAttributes = (request: ResolvedRequest) => ({
+  const spanAttributes = (request: ResolvedRequest): Record<string, unknown> => ({
     "gen_ai.operation.name": "chat",
     "gen_ai.provider.name": provider.name,
     "gen_ai.system": provider.name,
@@ -342,34 +334,78 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
   })
 
   const annotate = (response: Response) =>
-    Effect.annotateCurrentSpan({
-      "gen_ai.response.model": response.model,
-      "gen_ai.response.finish_reasons": response.finishReason,
-      "gen_ai.usage.input_tokens": response.usage.inputTokens,
-      "gen_ai.usage.output_tokens": response.usage.outputTokens,
-      "trellis.cost_nano_usd": response.usage.cost,
-      "trellis.usage_estimated": response.usage.estimated
-    })
+    Effect.annotateCurrentSpan(responseAttributes(response))
 
-  const generateResolved = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> => {
-    const inputTokens = inputTokensOf(request)
-    return Ledger.metered<Response, LlmError, never>({
-      worstCase: pricing.worstCase(request.model, inputTokens, request.maxTokens),
-      run: Effect.flatMap(provider.generate(request), (completion) =>
-        Effect.map(usageOf(request, inputTokens, completion), (usage): Response => ({
-          text: completion.text,
-          toolCalls: completion.toolCalls,
-          finishReason: completion.finishReason,
-          model: completion.model,
-          usage
-        }))),
-      usage: (exit) => settledUsage(request, inputTokens, exit, (response) => response.usage)
-    }).pipe(
-      Effect.tap(annotate),
-      // A stack trace per call would cost more than the rest of the metering together.
-      Effect.withSpan("llm.generate", { kind: "client", attributes: spanAttributes(request), captureStackTrace: false })
+  const respond = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Response> =>
+    Effect.map(usageOf(request, inputTokens, completion), (usage): Response => ({
+      text: completion.text,
+      toolCalls: completion.toolCalls,
+      finishReason: completion.finishReason,
+      model: completion.model,
+      usage
+    }))
+
+  /**
+   * One call, metered and traced: the span opened, the worst case reserved, the provider's call run with the span
+   * as the current one, then, however the call ended, the reservation settled, the span ended and the caller's
+   * context put back. This is `Ledger.metered` inside `Effect.withSpan`, written out as one masked region: the
+   * composed form holds a dozen frames and closures for every call in flight, which with thousands of calls in
+   * flight is most of their memory and of the collector's work.
+   */
+  const generateResolved = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        Effect.makeSpan("llm.generate", {
+          kind: "client",
+          attributes: spanAttributes(request),
+          // A stack trace per call would cost more than the rest of the call's bookkeeping together.
+          captureStackTrace: false
+        }),
+        (span) =>
+          Effect.withFiberRuntime((fiber) => {
+            const inputTokens = inputTokensOf(request)
+            const outer = fiber.currentContext
+            const ledger = outer.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
+            const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+            const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+            let reservation: Ledger.Reservation | undefined
+            const send = provider.generate(request)
+            const call = Effect.zipRight(
+              FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span)),
+              ledger === undefined ? send : Effect.flatMap(
+                ledger.reserve(pricing.worstCase(request.model, inputTokens, request.maxTokens)),
+                (held) => {
+                  reservation = held
+                  return send
+                }
+              )
+            )
+            const end = <A, E>(exit: Exit.Exit<A, E>, usage: Usage.Usage): Effect.Effect<A, E> =>
+              Effect.zipRight(
+                reservation === undefined ? FiberRef.set(FiberRef.currentContext, outer) : Effect.zipRight(
+                  FiberRef.set(FiberRef.currentContext, outer),
+                  ledger!.settle(reservation, usage)
+                ),
+                Effect.suspend(() => {
+                  span.end(timing ? clock.unsafeCurrentTimeNanos() : BigInt(0), exit)
+                  return exit
+                })
+              )
+            return Effect.matchCauseEffect(restore(call), {
+              onFailure(cause) {
+                const usage = Cause.isInterrupted(cause) ? interruptedUsage(request, inputTokens, "") : Usage.empty
+                return end(Exit.failCause(cause), usage)
+              },
+              onSuccess(completion) {
+                return Effect.flatMap(respond(request, inputTokens, completion), (response) => {
+                  for (const [key, value] of Object.entries(responseAttributes(response))) span.attribute(key, value)
+                  return end(Exit.succeed(response), response.usage)
+                })
+              }
+            })
+          })
+      )
     )
-  }
 
   const generate = (prompt: Prompt) => Effect.suspend(() => generateResolved(resolve(prompt)))
 
@@ -448,19 +484,9 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
             text += chunk.text
             return Effect.succeed({ _tag: "TextDelta", text: chunk.text })
           }
-          const completion = chunk.completion
-          return Effect.map(usageOf(request, inputTokens, completion), (usage) => {
-            final = usage
-            return {
-              _tag: "Finish",
-              response: {
-                text: completion.text,
-                toolCalls: completion.toolCalls,
-                finishReason: completion.finishReason,
-                model: completion.model,
-                usage
-              }
-            }
+          return Effect.map(respond(request, inputTokens, chunk.completion), (response) => {
+            final = response.usage
+            return { _tag: "Finish", response }
           })
         }),
         Stream.tap((part) => part._tag === "Finish" ? annotate(part.response) : Effect.void),
@@ -481,6 +507,15 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
     stream
   }
 }
+
+const responseAttributes = (response: Response): Record<string, unknown> => ({
+  "gen_ai.response.model": response.model,
+  "gen_ai.response.finish_reasons": response.finishReason,
+  "gen_ai.usage.input_tokens": response.usage.inputTokens,
+  "gen_ai.usage.output_tokens": response.usage.outputTokens,
+  "trellis.cost_nano_usd": response.usage.cost,
+  "trellis.usage_estimated": response.usage.estimated
+})
 
 // Models often wrap JSON in a Markdown code fence even when asked not to.
 const stripFences = (text: string): string => {
