@@ -8,9 +8,8 @@
  *
  * @since 0.1.0
  */
-import { Ledger, Usage } from "@trellis/core"
+import { Ledger, Span, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -354,57 +353,48 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
    */
   const generateResolved = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
-        Effect.makeSpan("llm.generate", {
-          kind: "client",
-          attributes: spanAttributes(request),
-          // A stack trace per call would cost more than the rest of the call's bookkeeping together.
-          captureStackTrace: false
-        }),
-        (span) =>
-          Effect.withFiberRuntime((fiber) => {
-            const inputTokens = inputTokensOf(request)
-            const outer = fiber.currentContext
-            const ledger = outer.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
-            const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-            const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-            let reservation: Ledger.Reservation | undefined
-            const send = provider.generate(request)
-            const call = Effect.zipRight(
-              FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span)),
-              ledger === undefined ? send : Effect.flatMap(
-                ledger.reserve(pricing.worstCase(request.model, inputTokens, request.maxTokens)),
-                (held) => {
-                  reservation = held
-                  return send
-                }
-              )
-            )
-            const end = <A, E>(exit: Exit.Exit<A, E>, usage: Usage.Usage): Effect.Effect<A, E> =>
-              Effect.zipRight(
-                reservation === undefined ? FiberRef.set(FiberRef.currentContext, outer) : Effect.zipRight(
-                  FiberRef.set(FiberRef.currentContext, outer),
-                  ledger!.settle(reservation, usage)
-                ),
-                Effect.suspend(() => {
-                  span.end(timing ? clock.unsafeCurrentTimeNanos() : BigInt(0), exit)
-                  return exit
-                })
-              )
-            return Effect.matchCauseEffect(restore(call), {
-              onFailure(cause) {
-                const usage = Cause.isInterrupted(cause) ? interruptedUsage(request, inputTokens, "") : Usage.empty
-                return end(Exit.failCause(cause), usage)
-              },
-              onSuccess(completion) {
-                return Effect.flatMap(respond(request, inputTokens, completion), (response) => {
-                  for (const [key, value] of Object.entries(responseAttributes(response))) span.attribute(key, value)
-                  return end(Exit.succeed(response), response.usage)
-                })
-              }
+      Effect.withFiberRuntime((fiber) => {
+        const span = Span.unsafeMake(fiber, "llm.generate", { kind: "client", attributes: spanAttributes(request) })
+        const inputTokens = inputTokensOf(request)
+        const outer = fiber.currentContext
+        const ledger = outer.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
+        let reservation: Ledger.Reservation | undefined
+        const send = provider.generate(request)
+        const call = Effect.zipRight(
+          FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span)),
+          ledger === undefined ? send : Effect.flatMap(
+            ledger.reserve(pricing.worstCase(request.model, inputTokens, request.maxTokens)),
+            (held) => {
+              reservation = held
+              return send
+            }
+          )
+        )
+        const end = <A, E>(exit: Exit.Exit<A, E>, usage: Usage.Usage): Effect.Effect<A, E> =>
+          Effect.zipRight(
+            reservation === undefined ? FiberRef.set(FiberRef.currentContext, outer) : Effect.zipRight(
+              FiberRef.set(FiberRef.currentContext, outer),
+              ledger!.settle(reservation, usage)
+            ),
+            Effect.suspend(() => {
+              Span.unsafeEnd(fiber, span, exit)
+              return exit
             })
-          })
-      )
+          )
+        return Effect.matchCauseEffect(restore(call), {
+          onFailure(cause) {
+            const usage = Cause.isInterrupted(cause) ? interruptedUsage(request, inputTokens, "") : Usage.empty
+            return end(Exit.failCause(cause), usage)
+          },
+          onSuccess(completion) {
+            return Effect.flatMap(respond(request, inputTokens, completion), (response) => {
+              const attributes = responseAttributes(response)
+              for (const key in attributes) span.attribute(key, attributes[key])
+              return end(Exit.succeed(response), response.usage)
+            })
+          }
+        })
+      })
     )
 
   const generate = (prompt: Prompt) => Effect.suspend(() => generateResolved(resolve(prompt)))

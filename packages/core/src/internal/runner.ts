@@ -21,7 +21,7 @@ import * as Step from "../Step.js"
 import { RunningStep } from "./attribution.js"
 import { ancestors, type Graph } from "./graph.js"
 import * as Ledger from "./ledger.js"
-import { LazySpan, nativeTracer } from "./span.js"
+import { LazySpan, open, parentOf } from "./span.js"
 
 /** What the runner needs to know of a pipeline; made once per pipeline. */
 export interface Plan {
@@ -167,14 +167,6 @@ function stepContextHash(this: Context.Context<never>): number {
   return (this.unsafeMap.get(RunningStep.key) as Task).id
 }
 
-/** The span a new root span hangs under: the current one, skipping spans that asked not to propagate. */
-const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpan> => {
-  while (span !== undefined && Context.get(span.context, Tracer.DisablePropagation)) {
-    span = span._tag === "Span" ? Option.getOrUndefined(span.parent) : undefined
-  }
-  return span === undefined ? Option.none() : Option.some(span)
-}
-
 /**
  * One run of a pipeline.
  *
@@ -267,10 +259,7 @@ export class Runner {
     return this.timing ? this.clock.unsafeCurrentTimeNanos() : BigInt(0)
   }
 
-  /**
-   * Opens a span as `Effect.makeSpan` would (same tracer, parent, links, annotations), without a stack capture.
-   * Under Effect's native tracer (no exporter installed) the span is a {@link LazySpan}.
-   */
+  /** Opens a span under the run's tracer, with the caller's links and annotations and one attribute. */
   openSpan(
     name: string,
     parent: Option.Option<Tracer.AnySpan>,
@@ -278,15 +267,7 @@ export class Runner {
     value: string,
     startTime: bigint = this.nanos()
   ): Tracer.Span {
-    let span: Tracer.Span
-    if (this.tracer === nativeTracer) {
-      span = new LazySpan(name, parent, startTime, key, value).withLinks(this.links)
-    } else {
-      span = this.tracer!.span(name, parent, Context.empty(), this.links, startTime, "internal")
-      span.attribute(key, value)
-    }
-    if (this.annotations !== undefined) HashMap.forEach(this.annotations, (v, k) => span.attribute(k, v))
-    return span
+    return open(this.tracer!, name, parent, "internal", { [key]: value }, this.links, this.annotations, startTime)
   }
 
   /**

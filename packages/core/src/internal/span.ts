@@ -1,7 +1,8 @@
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Exit from "effect/Exit"
-import type * as Option from "effect/Option"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 
 /** The tracer Effect uses when the application installs none (spans kept in memory, exported nowhere). */
@@ -36,7 +37,6 @@ interface Extra {
 export class LazySpan implements Tracer.Span {
   declare readonly _tag: "Span"
   declare readonly sampled: boolean
-  declare readonly kind: Tracer.SpanKind
   declare readonly context: Context.Context<never>
   private endTime: bigint | undefined = undefined
   /** How the span ended: an exit, or the success value of one not made yet. */
@@ -48,9 +48,9 @@ export class LazySpan implements Tracer.Span {
     readonly name: string,
     readonly parent: Option.Option<Tracer.AnySpan>,
     private readonly startTime: bigint,
-    /** The one attribute every Trellis span has, kept aside until the map is made. */
-    private readonly firstKey: string,
-    private readonly firstValue: unknown
+    readonly kind: Tracer.SpanKind,
+    /** The attributes set before anything read them: the span's own object, turned into the map when first read. */
+    private readonly initial: Record<string, unknown>
   ) {}
 
   private get more(): Extra {
@@ -76,7 +76,7 @@ export class LazySpan implements Tracer.Span {
   }
 
   get attributes(): Map<string, unknown> {
-    return this.more.attributes ??= new Map<string, unknown>([[this.firstKey, this.firstValue]])
+    return this.more.attributes ??= new Map<string, unknown>(Object.entries(this.initial))
   }
 
   get events(): Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> {
@@ -107,7 +107,9 @@ export class LazySpan implements Tracer.Span {
   }
 
   attribute(key: string, value: unknown): void {
-    this.attributes.set(key, value)
+    const attributes = this.extra?.attributes
+    if (attributes === undefined) this.initial[key] = value
+    else attributes.set(key, value)
   }
 
   event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
@@ -123,6 +125,43 @@ export class LazySpan implements Tracer.Span {
 Object.defineProperties(LazySpan.prototype, {
   _tag: { value: "Span" },
   sampled: { value: true },
-  kind: { value: "internal" },
   context: { value: Context.empty() }
 })
+
+/**
+ * Opens a span as `Effect.makeSpan` would (same tracer, parent, links, annotations, attributes), without a stack
+ * capture; under Effect's native tracer it is a {@link LazySpan}. `attributes` becomes the span's own.
+ */
+export const open = (
+  tracer: Tracer.Tracer,
+  name: string,
+  parent: Option.Option<Tracer.AnySpan>,
+  kind: Tracer.SpanKind,
+  attributes: Record<string, unknown>,
+  links: ReadonlyArray<Tracer.SpanLink>,
+  annotations: HashMap.HashMap<string, unknown> | undefined,
+  startTime: bigint
+): Tracer.Span => {
+  // As with `Effect.makeSpan`, an attribute given for the span wins over an annotation of the same name.
+  if (tracer === nativeTracer) {
+    const span = new LazySpan(name, parent, startTime, kind, attributes).withLinks(links)
+    if (annotations !== undefined) {
+      HashMap.forEach(annotations, (value, key) => {
+        if (!Object.hasOwn(attributes, key)) span.attribute(key, value)
+      })
+    }
+    return span
+  }
+  const span = tracer.span(name, parent, Context.empty(), links, startTime, kind)
+  if (annotations !== undefined) HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
+  for (const key in attributes) span.attribute(key, attributes[key])
+  return span
+}
+
+/** The span a new span hangs under: the given one, skipping spans that asked not to propagate, as Effect does. */
+export const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpan> => {
+  while (span !== undefined && Context.get(span.context, Tracer.DisablePropagation)) {
+    span = span._tag === "Span" ? Option.getOrUndefined(span.parent) : undefined
+  }
+  return Option.fromNullable(span)
+}
