@@ -224,7 +224,12 @@ export const withPolicy = <A, E, R>(
   const { retry, step, timeout } = options
   const timed: Effect.Effect<A, E | StepTimeout, R> = timeout === undefined
     ? attempt
-    : Effect.timeoutFail(attempt, { duration: timeout, onTimeout: () => new StepTimeout({ step, timeout }) })
+    : Effect.timeoutFail(attempt, {
+      duration: timeout,
+      onTimeout() {
+        return new StepTimeout({ step, timeout })
+      }
+    })
   if (retry === undefined || retry === 0) return timed
   if (typeof retry === "number") return Effect.retry(timed, { times: retry, while: isRetryable })
   if (Schedule.isSchedule(retry)) return Effect.retry(timed, { schedule: retry, while: isRetryable })

@@ -120,11 +120,10 @@ export const make = (options: Options = {}): Service => {
           Cost.zero
         )
       }),
-    worstCase: (model, inputTokens, maxOutputTokens) =>
-      Option.match(rates(model), {
-        onNone: () => Cost.zero,
-        onSome: (r) => priceOf(r, Usage.make({ inputTokens, outputTokens: maxOutputTokens }))
-      })
+    worstCase: (model, inputTokens, maxOutputTokens) => {
+      const r = rates(model)
+      return Option.isSome(r) ? priceOf(r.value, Usage.make({ inputTokens, outputTokens: maxOutputTokens })) : Cost.zero
+    }
   }
 }
 

@@ -106,16 +106,15 @@ const toCompletion = (
   const fields = typeof reply === "string" ? { text: reply } : reply
   const text = fields.text ?? ""
   const toolCalls = fields.toolCalls ?? []
-  const counted = (): LanguageModel.ReportedUsage => ({
-    inputTokens: Tokenizer.countMessages(request.messages),
-    outputTokens: Tokenizer.countOutput(text, toolCalls)
-  })
   return {
     text,
     toolCalls,
     finishReason: fields.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop"),
     model,
-    usage: fields.usage === null ? undefined : fields.usage ?? counted()
+    usage: fields.usage === null ? undefined : fields.usage ?? {
+      inputTokens: Tokenizer.countMessages(request.messages),
+      outputTokens: Tokenizer.countOutput(text, toolCalls)
+    }
   }
 }
 

@@ -155,7 +155,9 @@ export class LedgerImpl implements Service, State {
         Effect.locally(parent.reserve(amount), currentStep, this.enclosingStep),
         (outer) =>
           Effect.matchEffect(Effect.suspend(() => reserveNow(this, this.options.budget, step, amount)), {
-            onFailure: (error) => Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(error)),
+            onFailure(error) {
+              return Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(error))
+            },
             onSuccess: (inner) => {
               this.outerOf!.set(inner.id, outer)
               return Effect.succeed(inner)
