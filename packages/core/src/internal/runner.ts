@@ -245,7 +245,9 @@ export class Runner {
   /** Opens the run's span and reports its start: the first thing a run does, inside its `onExit`. */
   open(): void {
     if (this.tracer !== undefined) {
-      this.span = this.openSpan(this.plan.spanName, parentOf(this.fiber.currentSpan), "trellis.pipeline", this.plan.name)
+      this.span = this.openSpan(this.plan.spanName, parentOf(this.fiber.currentSpan), {
+        "trellis.pipeline": this.plan.name
+      })
       this.parentSpan = Option.some(this.span)
     }
     this.listener?.({ _tag: "RunStarted", pipeline: this.plan.name, steps: this.plan.graph.names, at: this.now() })
@@ -259,15 +261,17 @@ export class Runner {
     return this.timing ? this.clock.unsafeCurrentTimeNanos() : BigInt(0)
   }
 
-  /** Opens a span under the run's tracer, with the caller's links and annotations and one attribute. */
+  /**
+   * Opens a span under the run's tracer, with the caller's links and annotations. The attributes are an object
+   * literal at each call, with its keys written out: a computed key would make a slower kind of object.
+   */
   openSpan(
     name: string,
     parent: Option.Option<Tracer.AnySpan>,
-    key: string,
-    value: string,
+    attributes: Record<string, unknown>,
     startTime: bigint = this.nanos()
   ): Tracer.Span {
-    return open(this.tracer!, name, parent, "internal", { [key]: value }, this.links, this.annotations, startTime)
+    return open(this.tracer!, name, parent, "internal", attributes, this.links, this.annotations, startTime)
   }
 
   /**
@@ -361,7 +365,7 @@ export class Runner {
       const startedAt = at ?? this.now()
       const span = this.tracer === undefined
         ? undefined
-        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, "trellis.step", node.name, atNanos)
+        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, { "trellis.step": node.name }, atNanos)
       const task: Task = {
         id: nextTaskId = (nextTaskId + 1) | 0,
         step: node.name,
