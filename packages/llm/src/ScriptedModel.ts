@@ -71,7 +71,10 @@ export interface ScriptedModel {
 export const make = (script: Script): ScriptedModel => {
   const calls: Array<LanguageModel.ResolvedRequest> = []
   const model = script.model ?? "gpt-4o-mini"
-  const latency = script.latency
+  // Decoded once: a latency written as text ("10 millis") would otherwise be parsed on every call.
+  const latency = script.latency === undefined || typeof script.latency === "function"
+    ? script.latency
+    : Duration.decode(script.latency)
 
   const answer = (request: LanguageModel.ResolvedRequest): Effect.Effect<LanguageModel.Completion, LlmError> =>
     Effect.suspend(() => {
