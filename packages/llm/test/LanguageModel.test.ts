@@ -222,6 +222,19 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer), withTracer(recorder.tracer))
   })
 
+  it.effect("opens no span for the tracer when the application turned tracing off, and still meters the call", () => {
+    const model = scripted({ reply: () => "fine" })
+    const recorder = recordingTracer()
+    const ask = Step.make("ask", { run: () => LanguageModel.generate("hi") })
+    return Effect.gen(function*() {
+      const result = yield* Pipeline.run(Pipeline.make("p", { output: ask }))
+      expect(recorder.named("llm.generate")).toHaveLength(0)
+      expect(result.output.text).toBe("fine")
+      expect(result.usage.byStep["ask"]!.cost).toBe(result.output.usage.cost)
+      expect(result.output.usage.cost).toBeGreaterThan(0)
+    }).pipe(Effect.withTracerEnabled(false), Effect.provide(model.layer), withTracer(recorder.tracer))
+  })
+
   it.effect("warns once about a model without a price and counts it at $0", () => {
     const model = ScriptedModel.make({ model: "mystery-model-9", reply: () => "hello" })
     const logs = capturingLogger()
