@@ -51,6 +51,11 @@ export interface Script {
   /** The model it claims to be, which is what it is priced as (default "gpt-4o-mini"). */
   readonly model?: string | undefined
   readonly options?: LanguageModel.Options | undefined
+  /**
+   * Whether every request is kept in `calls` (default true). Turn it off for load tests, where the record would
+   * grow with every call and hold every request.
+   */
+  readonly record?: boolean | undefined
 }
 
 /**
@@ -70,6 +75,8 @@ export interface ScriptedModel {
  */
 export const make = (script: Script): ScriptedModel => {
   const calls: Array<LanguageModel.ResolvedRequest> = []
+  const record = script.record ?? true
+  let answered = 0
   const model = script.model ?? "gpt-4o-mini"
   // Decoded once: a latency written as text ("10 millis") would otherwise be parsed on every call.
   const latency = script.latency === undefined || typeof script.latency === "function"
@@ -78,8 +85,8 @@ export const make = (script: Script): ScriptedModel => {
 
   const answer = (request: LanguageModel.ResolvedRequest): Effect.Effect<LanguageModel.Completion, LlmError> =>
     Effect.suspend(() => {
-      const index = calls.length
-      calls.push(request)
+      const index = answered++
+      if (record) calls.push(request)
       const reply = script.reply(request, index)
       const completion = Effect.map(
         Effect.isEffect(reply) ? reply : Effect.succeed(reply),

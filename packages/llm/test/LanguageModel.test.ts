@@ -109,6 +109,18 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer))
   })
 
+  it.effect("records every request by default, and none when asked not to, numbering calls either way", () => {
+    const recording = scripted({ reply: (_, index) => `answer ${index}` })
+    const silent = scripted({ reply: (_, index) => `answer ${index}`, record: false })
+    const twice = Effect.zipWith(LanguageModel.generate("one"), LanguageModel.generate("two"), (a, b) => [a.text, b.text])
+    return Effect.gen(function*() {
+      expect(yield* Effect.provide(twice, recording.layer)).toEqual(["answer 0", "answer 1"])
+      expect(recording.calls.map((call) => call.messages[0]!.content)).toEqual(["one", "two"])
+      expect(yield* Effect.provide(twice, silent.layer)).toEqual(["answer 0", "answer 1"])
+      expect(silent.calls).toHaveLength(0)
+    })
+  })
+
   it.effect("passes a scripted failure through as its typed error", () => {
     const model = scripted({
       reply: () => Effect.fail(new LlmError.RateLimited({ provider: "scripted", retryAfter: undefined, detail: "slow down" }))

@@ -25,16 +25,10 @@ const model = ScriptedModel.make({
     text: request.messages.at(-1)!.content.length > 20 ? "complex" : "simple",
     usage: { inputTokens: 20, outputTokens: 1 }
   }),
-  latency: `${latencyMs} millis`
+  latency: `${latencyMs} millis`,
+  // The record of requests is for tests to read, no part of a run: kept, it would hold every request of a pass.
+  record: false
 })
-
-/**
- * The scripted model keeps every request for tests to read; the benchmark empties that record, the test double's
- * log and no part of a run, before it reads the heap.
- */
-const forgetCalls = () => {
-  ;(model.calls as Array<unknown>).length = 0
-}
 
 const ask = (prompt: string) => Effect.map(LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 16 }), (r) => r.text)
 
@@ -107,7 +101,6 @@ const pass = (launch: Launch, measureHeap: boolean): Promise<Pass> => {
   const probe: Probe = {
     onParallel: () => {
       if (++reached === runs && measureHeap) {
-        forgetCalls()
         const inFlight = runs - completed
         heapKbPerRun = (heapAfterGc() - base) / 1024 / inFlight
       }
@@ -154,17 +147,12 @@ export const concurrent10k = async (s: Settings) => {
   const rounds = s.quick ? 1 : 3
   const result = {} as Record<Variant, { heapKbPerRun: number; wallMs: number }>
   for (const [name, launch] of Object.entries(launches) as Array<[keyof typeof launches, Launch]>) {
-    if (!s.quick) {
-      await pass(launch, false) // warm-up
-      forgetCalls()
-    }
+    if (!s.quick) await pass(launch, false) // warm-up
     const walls: Array<number> = []
     const heaps: Array<number> = []
     for (let round = 0; round < rounds; round++) {
       walls.push((await pass(launch, false)).wallMs)
-      forgetCalls()
       heaps.push((await pass(launch, true)).heapKbPerRun!)
-      forgetCalls()
     }
     result[name] = { heapKbPerRun: median(heaps), wallMs: median(walls) }
   }
