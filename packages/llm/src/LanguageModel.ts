@@ -502,16 +502,16 @@ const close = <A, E>(
   reservation: Ledger.Reservation | undefined,
   exit: Exit.Exit<A, E>,
   usage: Usage.Usage
-): Effect.Effect<A, E> =>
-  Effect.zipRight(
-    reservation === undefined
-      ? FiberRef.set(FiberRef.currentContext, outer)
-      : Effect.zipRight(FiberRef.set(FiberRef.currentContext, outer), ledger!.settle(reservation, usage)),
+): Effect.Effect<A, E> => {
+  const putBack = FiberRef.set(FiberRef.currentContext, outer)
+  return Effect.zipRight(
+    reservation === undefined ? putBack : Effect.zipRight(putBack, ledger!.settle(reservation, usage)),
     Effect.suspend(() => {
       Span.unsafeEnd(fiber, span, exit)
       return exit
     })
   )
+}
 
 const responseAttributes = (response: Response): Record<string, unknown> => ({
   "gen_ai.response.model": response.model,
