@@ -306,6 +306,26 @@ describe("Pipeline.run failures", () => {
       expect(status).toEqual({ root: "succeeded", failing: "failed", slow: "interrupted" })
     }))
 
+  it.effect("a parallel step that fails as it starts keeps the steps not yet started from starting", () =>
+    Effect.gen(function*() {
+      const started: Array<string> = []
+      const root = Step.make("root", { run: () => Effect.succeed(1) })
+      const failing = Step.make("failing", { after: { root }, run: () => Effect.fail("at once" as const) })
+      const sibling = (name: string) =>
+        Step.make(name, {
+          after: { root },
+          run: () => Effect.zipRight(Effect.sync(() => started.push(name)), Effect.sleep("1 minute"))
+        })
+      const s1 = sibling("s1")
+      const s2 = sibling("s2")
+      const join = Step.make("join", { after: { failing, s1, s2 }, run: () => Effect.void })
+      const error = yield* runWithClock(Effect.flip(Pipeline.run(Pipeline.make("fast-fail", { output: join }))))
+      expect(error._tag === "StepFailed" && error.step).toBe("failing")
+      expect(started).toEqual([])
+      if (error._tag !== "StepFailed") return
+      expect(error.partial.timeline.map((t) => `${t.step}:${t.status}`)).toEqual(["root:succeeded", "failing:failed"])
+    }))
+
   it.effect("reports a defect thrown inside a step as StepFailed, never as a crash", () =>
     Effect.gen(function*() {
       const a = Step.make("a", { run: () => Effect.succeed(1) })

@@ -11,6 +11,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Hash from "effect/Hash"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Tracer from "effect/Tracer"
 import type * as Cost from "../Cost.js"
 import type * as Event from "../Event.js"
@@ -87,7 +88,7 @@ interface Settable {
 const canSet = (fiber: Fiber.RuntimeFiber<unknown, unknown>): fiber is Fiber.RuntimeFiber<unknown, unknown> & Settable =>
   typeof (fiber as Partial<Settable>).setFiberRef === "function"
 
-// The two helpers below build their callbacks as object methods on purpose: a run makes them per step, and when
+// The helper below builds its callbacks as object methods on purpose: a run makes them per step, and when
 // the sources run through tsx (esbuild with `keepNames`), every arrow function given a name, in a property or a
 // variable, is wrapped in a `__name(...)` call that redefines its `name` each time it is made; methods are not.
 
@@ -100,22 +101,6 @@ const continuation = (runner: Runner, i: number, driver: boolean) => ({
     return runner.succeeded(i, value, driver)
   }
 })
-
-/** A loop forking one fiber per step, keeping the fibers so that they can be interrupted. */
-const forking = (runner: Runner, steps: ReadonlyArray<number>) => {
-  let t = 0
-  return {
-    while() {
-      return t < steps.length
-    },
-    body() {
-      return Effect.forkDaemon(runner.work(steps[t++]!, false))
-    },
-    step(fiber: Fiber.RuntimeFiber<void>) {
-      ;(runner.fibers ??= []).push(fiber)
-    }
-  }
-}
 
 /** One started step; also what the step's context says is running, for the ledger's attribution. */
 interface Task extends RunningStep {
@@ -349,47 +334,77 @@ export class Runner {
       : Effect.zipRight(this.fork(k - 1), this.work(j, false))
   }
 
+  /**
+   * Forks a fiber for each of the next `k` ready steps. A step's fiber is made with its context already set and is
+   * started at once, on this call's stack, until it first waits: `Effect.fork` would copy the fiber's `FiberRef`s
+   * twice (once to fork, once more to set the context) and start the fiber later through the scheduler. The new
+   * fibers are daemons: they are the run's to interrupt, not the calling fiber's.
+   */
   fork(k: number): Effect.Effect<void> {
-    // Taken now, not fork by fork: the fiber may yield between forks, and another may take from the queue.
-    const starting: Array<number> = []
-    for (let t = 0; t < k; t++) starting.push(this.take())
-    return Effect.whileLoop(forking(this, starting))
+    return Effect.withFiberRuntime((fiber, status) => {
+      // Taken before any starts: a step started here may end at once, and take from the queue itself.
+      const starting: Array<number> = []
+      for (let t = 0; t < k; t++) starting.push(this.take())
+      const fiberRefs = fiber.getFiberRefs()
+      const fibers = this.fibers ??= []
+      for (let t = 0; t < k; t++) {
+        const i = starting[t]!
+        if (this.outcome !== undefined) {
+          // A step started here ended the run: the rest never start.
+          this.active--
+          continue
+        }
+        const task = this.begin(i)
+        const runtime = Runtime.make({ context: this.stepContext(task), runtimeFlags: status.runtimeFlags, fiberRefs })
+        fibers.push(Runtime.runFork(runtime, this.body(i, task, false)))
+      }
+      if (this.outcome !== undefined && this.settled()) this.wake()
+      return Effect.void
+    })
   }
 
   /** Runs step `i` on the current fiber, then carries on with what its end made ready. */
   work(i: number, driver: boolean, at?: number, atNanos?: bigint): Effect.Effect<void> {
     return Effect.withFiberRuntime((fiber) => {
-      const node = this.plan.graph.nodes[i]!
-      const inputs: Record<string, unknown> = node.keys.length === 0 ? noInputs : {}
-      for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.tasks[node.deps[k]!]!.output
-      const startedAt = at ?? this.now()
-      const span = this.tracer === undefined
-        ? undefined
-        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, { "trellis.step": node.name }, atNanos)
-      const task: Task = {
-        id: nextTaskId = (nextTaskId + 1) | 0,
-        step: node.name,
-        outer: this.callerStep,
-        state: RUNNING,
-        startedAt,
-        endedAt: 0,
-        attempts: 0,
-        span,
-        output: undefined
-      }
-      this.tasks[i] = task
-      this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
+      const task = this.begin(i, at, atNanos)
       if (driver) this.touched = true
       const context = this.stepContext(task)
       if (canSet(fiber)) {
         fiber.setFiberRef(FiberRef.currentContext, context)
-        return Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver))
+        return this.body(i, task, driver)
       }
-      return Effect.zipRight(
-        FiberRef.set(FiberRef.currentContext, context),
-        Effect.suspend(() => Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver)))
-      )
+      return Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), Effect.suspend(() => this.body(i, task, driver)))
     })
+  }
+
+  /** Starts step `i`: its task, with its span open, and the report of its start. */
+  begin(i: number, at?: number, atNanos?: bigint): Task {
+    const node = this.plan.graph.nodes[i]!
+    const startedAt = at ?? this.now()
+    const task: Task = {
+      id: nextTaskId = (nextTaskId + 1) | 0,
+      step: node.name,
+      outer: this.callerStep,
+      state: RUNNING,
+      startedAt,
+      endedAt: 0,
+      attempts: 0,
+      span: this.tracer === undefined
+        ? undefined
+        : this.openSpan(this.plan.stepSpanNames[i]!, this.parentSpan, { "trellis.step": node.name }, atNanos),
+      output: undefined
+    }
+    this.tasks[i] = task
+    this.listener?.({ _tag: "StepStarted", pipeline: this.plan.name, step: node.name, at: startedAt })
+    return task
+  }
+
+  /** The step's work, given its dependencies' outputs, and what happens when it ends. */
+  body(i: number, task: Task, driver: boolean): Effect.Effect<void> {
+    const node = this.plan.graph.nodes[i]!
+    const inputs: Record<string, unknown> = node.keys.length === 0 ? noInputs : {}
+    for (let k = 0; k < node.keys.length; k++) inputs[node.keys[k]!] = this.tasks[node.deps[k]!]!.output
+    return Effect.matchCauseEffect(this.attempts(i, task, inputs), continuation(this, i, driver))
   }
 
   /**
