@@ -181,6 +181,32 @@ describe("Pipeline.run scheduling", () => {
       // The join runs on the fiber that finished its last dependency: no fork for it.
       expect([seen["d"], seen["e"]]).toContain(seen["f"])
     }))
+
+  it.effect("runs a long graph where every step's end starts two more, in either order of its dependents", () =>
+    Effect.gen(function*() {
+      // A ladder: each rung starts the next rung and a leaf; all leaves and the last rung meet at the end. Its
+      // fibers start one inside another and yield half-way; the graph must neither stall nor overflow the stack.
+      const ladder = (rungs: number, leavesFirst: boolean) => {
+        type Rung = Step.Step<string, number, never, never, any>
+        let rung: Rung = Step.make("rung0", { run: () => Effect.succeed(0) })
+        const leaves: Record<string, Rung> = {}
+        for (let i = 1; i <= rungs; i++) {
+          const prev = rung
+          leaves[`leaf${i}`] = Step.make(`leaf${i}`, { after: { prev }, run: () => Effect.succeed(1) })
+          rung = Step.make(`rung${i}`, { after: { prev }, run: ({ prev }) => Effect.succeed(prev + 1) })
+        }
+        const after = leavesFirst ? { ...leaves, rung } : { rung, ...leaves }
+        const end = Step.make("end", {
+          after,
+          run: (inputs: Record<string, number>) => Effect.succeed(Object.values(inputs).reduce((a, b) => a + b, 0))
+        })
+        return Pipeline.make("ladder", { output: end })
+      }
+      for (const leavesFirst of [false, true]) {
+        const result = yield* Pipeline.run(ladder(3000, leavesFirst))
+        expect(result._tag === "Completed" && result.output).toBe(6000)
+      }
+    }))
 })
 
 describe("Pipeline.run timeouts and retries", () => {

@@ -8,6 +8,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Hash from "effect/Hash"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
@@ -45,6 +46,25 @@ export const makePlan = (options: Omit<Plan, "spanName" | "stepSpanNames" | "las
   stepSpanNames: options.graph.names.map((name) => `step ${name}`),
   lastCaller: undefined
 })
+
+/**
+ * The `FiberRef`s a step's fiber starts with. Effect keeps, per `FiberRef`, the values each ancestor fiber set, for
+ * joining a fiber back into its parent. Step fibers are never joined, and along a graph where each step's fiber
+ * starts the next one's, that history would grow by a step at every start and be copied each time: past
+ * `maxHistory` values, only the current ones are kept.
+ */
+const maxHistory = 8
+
+const withoutHistory = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+  let long = false
+  refs.locals.forEach((stack) => {
+    if (stack.length > maxHistory) long = true
+  })
+  if (!long) return refs
+  const current: typeof refs.locals = new Map()
+  refs.locals.forEach((stack, ref) => current.set(ref, [stack[0]]))
+  return FiberRefs.unsafeMake(current)
+}
 
 /** A context's services as arrays of keys and values. */
 interface Services {
@@ -118,6 +138,14 @@ interface Task extends RunningStep {
 const interrupted: Exit.Exit<never> = Exit.interrupt(FiberId.none)
 
 let nextTaskId = 0
+
+/**
+ * How many step fibers are starting, one inside another, on the current stack. A fiber started at once runs on its
+ * parent's stack, and a step that ends at once may start the next fiber there too: past {@link maxNested}, fibers
+ * start through the scheduler instead, so that no graph can overflow the stack.
+ */
+let nested = 0
+const maxNested = 32
 
 const all = () => true
 
@@ -336,16 +364,17 @@ export class Runner {
 
   /**
    * Forks a fiber for each of the next `k` ready steps. A step's fiber is made with its context already set and is
-   * started at once, on this call's stack, until it first waits: `Effect.fork` would copy the fiber's `FiberRef`s
+   * started at once, on this call's stack, until it first waits (up to a depth, see {@link nested}): `Effect.fork` would copy the fiber's `FiberRef`s
    * twice (once to fork, once more to set the context) and start the fiber later through the scheduler. The new
    * fibers are daemons: they are the run's to interrupt, not the calling fiber's.
    */
   fork(k: number): Effect.Effect<void> {
+    // Taken now, not when the effect runs: the fiber may yield before it does, and a step started by then (or by
+    // one of these, which may end at once) takes from the queue too.
+    const starting: Array<number> = []
+    for (let t = 0; t < k; t++) starting.push(this.take())
     return Effect.withFiberRuntime((fiber, status) => {
-      // Taken before any starts: a step started here may end at once, and take from the queue itself.
-      const starting: Array<number> = []
-      for (let t = 0; t < k; t++) starting.push(this.take())
-      const fiberRefs = fiber.getFiberRefs()
+      const fiberRefs = withoutHistory(fiber.getFiberRefs())
       const fibers = this.fibers ??= []
       for (let t = 0; t < k; t++) {
         const i = starting[t]!
@@ -356,7 +385,12 @@ export class Runner {
         }
         const task = this.begin(i)
         const runtime = Runtime.make({ context: this.stepContext(task), runtimeFlags: status.runtimeFlags, fiberRefs })
-        fibers.push(Runtime.runFork(runtime, this.body(i, task, false)))
+        nested++
+        try {
+          fibers.push(Runtime.runFork(runtime, this.body(i, task, false), { immediate: nested <= maxNested }))
+        } finally {
+          nested--
+        }
       }
       if (this.outcome !== undefined && this.settled()) this.wake()
       return Effect.void
