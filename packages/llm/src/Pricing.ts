@@ -106,10 +106,11 @@ export const make = (options: Options = {}): Service => {
 
   return {
     rates,
-    cost: (model, usage) =>
-      Effect.suspend(() => {
-        const r = rates(model)
-        if (Option.isSome(r)) return Effect.succeed(priceOf(r.value, usage))
+    cost: (model, usage) => {
+      // Priced at once when the model is known (a call's hot path); looked at again when run otherwise, to warn once.
+      const r = rates(model)
+      if (Option.isSome(r)) return Effect.succeed(priceOf(r.value, usage))
+      return Effect.suspend(() => {
         if (warned.has(model)) return Effect.succeed(Cost.zero)
         warned.add(model)
         return Effect.as(
@@ -119,7 +120,8 @@ export const make = (options: Options = {}): Service => {
           ),
           Cost.zero
         )
-      }),
+      })
+    },
     worstCase: (model, inputTokens, maxOutputTokens) => {
       const r = rates(model)
       return Option.isSome(r) ? priceOf(r.value, Usage.make({ inputTokens, outputTokens: maxOutputTokens })) : Cost.zero

@@ -88,10 +88,9 @@ export const make = (script: Script): ScriptedModel => {
       const index = answered++
       if (record) calls.push(request)
       const reply = script.reply(request, index)
-      const completion = Effect.map(
-        Effect.isEffect(reply) ? reply : Effect.succeed(reply),
-        (reply) => toCompletion(model, request, reply)
-      )
+      const completion = Effect.isEffect(reply)
+        ? Effect.map(reply, (reply) => toCompletion(model, request, reply))
+        : Effect.sync(() => toCompletion(model, request, reply))
       if (latency === undefined) return completion
       return Effect.zipRight(Effect.sleep(typeof latency === "function" ? latency(request) : latency), completion)
     })
