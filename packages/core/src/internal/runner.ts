@@ -47,14 +47,14 @@ export const makePlan = (options: Omit<Plan, "spanName" | "stepSpanNames" | "las
   lastCaller: undefined
 })
 
+/** The values per `FiberRef` a step's fiber may inherit before {@link withoutHistory} keeps only the current one. */
+const maxHistory = 8
+
 /**
  * The `FiberRef`s a step's fiber starts with. Effect keeps, per `FiberRef`, the values each ancestor fiber set, for
  * joining a fiber back into its parent. Step fibers are never joined, and along a graph where each step's fiber
- * starts the next one's, that history would grow by a step at every start and be copied each time: past
- * `maxHistory` values, only the current ones are kept.
+ * starts the next one's, that history would grow by a step at every start and be copied each time.
  */
-const maxHistory = 8
-
 const withoutHistory = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
   let long = false
   refs.locals.forEach((stack) => {
@@ -364,9 +364,9 @@ export class Runner {
 
   /**
    * Forks a fiber for each of the next `k` ready steps. A step's fiber is made with its context already set and is
-   * started at once, on this call's stack, until it first waits (up to a depth, see {@link nested}): `Effect.fork` would copy the fiber's `FiberRef`s
-   * twice (once to fork, once more to set the context) and start the fiber later through the scheduler. The new
-   * fibers are daemons: they are the run's to interrupt, not the calling fiber's.
+   * started at once, on this call's stack, until it first waits (up to a depth, see {@link nested}). `Effect.fork`
+   * would copy the fiber's `FiberRef`s twice (once to fork, once more to set the context) and start the fiber later
+   * through the scheduler. The new fibers are daemons: they are the run's to interrupt, not the calling fiber's.
    */
   fork(k: number): Effect.Effect<void> {
     // Taken now, not when the effect runs: the fiber may yield before it does, and a step started by then (or by
