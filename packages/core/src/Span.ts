@@ -6,7 +6,11 @@
  * ```ts
  * Effect.withFiberRuntime((fiber) => {
  *   const span = Span.unsafeMake(fiber, "llm.generate", { kind: "client", attributes: { "gen_ai.request.model": model } })
- *   return Effect.onExit(work, (exit) => Effect.sync(() => Span.unsafeEnd(fiber, span, exit)))
+ *   const outer = fiber.currentContext
+ *   return Effect.onExit(
+ *     Span.unsafeSetContext(fiber, Context.add(outer, Tracer.ParentSpan, span), work),
+ *     (exit) => Span.unsafeSetContext(fiber, outer, Effect.sync(() => Span.unsafeEnd(fiber, span, exit)))
+ *   )
  * })
  * ```
  *
@@ -15,6 +19,7 @@
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -68,6 +73,25 @@ export const unsafeEnd = (
   span: Tracer.Span,
   exit: Exit.Exit<unknown, unknown>
 ): void => span.end(unsafeNow(fiber), exit)
+
+/**
+ * Sets the context of `fiber`, the fiber running this code, then runs `next`: how a span opened with
+ * {@link unsafeMake} becomes the current one (a context with it as `Tracer.ParentSpan`), and how the previous
+ * context is put back. Effect's own fibers set it in place, which saves the effects of `FiberRef.set`; any other
+ * fiber gets `FiberRef.set`.
+ *
+ * @since 0.1.0
+ */
+export const unsafeSetContext = <A, E, R>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  context: Context.Context<never>,
+  next: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  const settable = fiber as Partial<{ setFiberRef(ref: FiberRef.FiberRef<Context.Context<never>>, value: unknown): void }>
+  if (typeof settable.setFiberRef !== "function") return Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), next)
+  settable.setFiberRef(FiberRef.currentContext, context)
+  return next
+}
 
 // As Effect does: spans carry times only while the fiber's tracer timing is on.
 const unsafeNow = (fiber: Fiber.RuntimeFiber<unknown, unknown>): bigint =>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Span } from "@trellis/core"
-import { Effect, Exit, Option, TestClock, Tracer } from "effect"
+import { Context, Effect, Exit, Option, TestClock, Tracer } from "effect"
 
 const open = (name: string, options?: Span.Options) =>
   Effect.withFiberRuntime<Tracer.Span>((fiber) => Effect.succeed(Span.unsafeMake(fiber, name, options)))
@@ -45,4 +45,18 @@ describe("Span", () => {
       expect(child.traceId).toBe(span.traceId)
       expect(span.kind).toBe("internal")
     }))
+
+  it.effect("becomes the current span of the work given the context it sets, until the outer one is put back", () =>
+    Effect.gen(function*() {
+      const seen = yield* Effect.withFiberRuntime<[string | undefined, string | undefined]>((fiber) => {
+        const span = Span.unsafeMake(fiber, "call")
+        const outer = fiber.currentContext
+        const name = Effect.map(Effect.option(Effect.currentSpan), (s) => Option.getOrUndefined(s)?.name)
+        return Effect.flatMap(
+          Span.unsafeSetContext(fiber, Context.add(outer, Tracer.ParentSpan, span), name),
+          (inside) => Span.unsafeSetContext(fiber, outer, Effect.map(name, (after) => [inside, after]))
+        )
+      })
+      expect(seen).toEqual(["call", "outer"])
+    }).pipe(Effect.withSpan("outer")))
 })

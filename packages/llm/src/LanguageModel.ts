@@ -14,7 +14,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -371,7 +370,7 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
             return send
           }
         )
-        const call = setContext(fiber, Context.add(outer, Tracer.ParentSpan, span), reserved)
+        const call = Span.unsafeSetContext(fiber, Context.add(outer, Tracer.ParentSpan, span), reserved)
         return Effect.matchCauseEffect(restore(call), {
           onFailure(cause) {
             const usage = Cause.isInterrupted(cause) ? interruptedUsage(request, inputTokens, "") : Usage.empty
@@ -504,26 +503,11 @@ const close = <A, E>(
   exit: Exit.Exit<A, E>,
   usage: Usage.Usage
 ): Effect.Effect<A, E> => {
-  const end = setContext(fiber, outer, Effect.suspend(() => {
+  const end = Span.unsafeSetContext(fiber, outer, Effect.suspend(() => {
     Span.unsafeEnd(fiber, span, exit)
     return exit
   }))
   return reservation === undefined ? end : Effect.zipRight(ledger!.settle(reservation, usage), end)
-}
-
-/**
- * Sets the context of `fiber`, the fiber running this, then runs `next`. Effect's own fibers can set it in place,
- * which saves the three effects of `FiberRef.set` twice per call; any other fiber gets `FiberRef.set`.
- */
-const setContext = <A, E>(
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  context: Context.Context<never>,
-  next: Effect.Effect<A, E>
-): Effect.Effect<A, E> => {
-  const settable = fiber as Partial<{ setFiberRef(ref: FiberRef.FiberRef<Context.Context<never>>, value: unknown): void }>
-  if (typeof settable.setFiberRef !== "function") return Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), next)
-  settable.setFiberRef(FiberRef.currentContext, context)
-  return next
 }
 
 const responseAttributes = (response: Response): Record<string, unknown> => ({

@@ -19,6 +19,7 @@ import type * as Event from "../Event.js"
 import { PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
 import type * as Usage from "../Usage.js"
+import { unsafeSetContext } from "../Span.js"
 import * as Step from "../Step.js"
 import { RunningStep } from "./attribution.js"
 import { ancestors, type Graph } from "./graph.js"
@@ -56,14 +57,14 @@ const maxHistory = 8
  * starts the next one's, that history would grow by a step at every start and be copied each time.
  */
 const withoutHistory = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
-  let long = false
-  refs.locals.forEach((stack) => {
-    if (stack.length > maxHistory) long = true
-  })
-  if (!long) return refs
-  const current: typeof refs.locals = new Map()
-  refs.locals.forEach((stack, ref) => current.set(ref, [stack[0]]))
-  return FiberRefs.unsafeMake(current)
+  for (const stack of refs.locals.values()) {
+    if (stack.length > maxHistory) {
+      const current: typeof refs.locals = new Map()
+      for (const [ref, values] of refs.locals) current.set(ref, [values[0]])
+      return FiberRefs.unsafeMake(current)
+    }
+  }
+  return refs
 }
 
 /** A context's services as arrays of keys and values. */
@@ -96,17 +97,6 @@ const STOPPED = 4
 const INTERRUPTED = 5
 
 const statusName = ["interrupted", "interrupted", "succeeded", "failed", "stopped", "interrupted"] as const
-
-/**
- * A fiber that can set its own `FiberRef`s directly, as Effect's runtime fibers can: the runner sets the context
- * per step, and doing it in place saves two effects. Where a fiber cannot, `FiberRef.set` does the same.
- */
-interface Settable {
-  setFiberRef<X>(fiberRef: FiberRef.FiberRef<X>, value: X): void
-}
-
-const canSet = (fiber: Fiber.RuntimeFiber<unknown, unknown>): fiber is Fiber.RuntimeFiber<unknown, unknown> & Settable =>
-  typeof (fiber as Partial<Settable>).setFiberRef === "function"
 
 // The helper below builds its callbacks as object methods on purpose: a run makes them per step, and when
 // the sources run through tsx (esbuild with `keepNames`), every arrow function given a name, in a property or a
@@ -392,7 +382,7 @@ export class Runner {
           nested--
         }
       }
-      if (this.outcome !== undefined && this.settled()) this.wake()
+      if (this.settled()) this.wake()
       return Effect.void
     })
   }
@@ -402,12 +392,7 @@ export class Runner {
     return Effect.withFiberRuntime((fiber) => {
       const task = this.begin(i, at, atNanos)
       if (driver) this.touched = true
-      const context = this.stepContext(task)
-      if (canSet(fiber)) {
-        fiber.setFiberRef(FiberRef.currentContext, context)
-        return this.body(i, task, driver)
-      }
-      return Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), Effect.suspend(() => this.body(i, task, driver)))
+      return unsafeSetContext(fiber, this.stepContext(task), this.body(i, task, driver))
     })
   }
 
@@ -575,12 +560,7 @@ export class Runner {
     this.resume = undefined
     const end = Effect.suspend(() => {
       this.close(exit, this.ledger.total)
-      if (!this.touched) return Effect.void
-      if (canSet(this.fiber)) {
-        this.fiber.setFiberRef(FiberRef.currentContext, this.callerContext)
-        return Effect.void
-      }
-      return FiberRef.set(FiberRef.currentContext, this.callerContext)
+      return this.touched ? unsafeSetContext(this.fiber, this.callerContext, Effect.void) : Effect.void
     })
     return Exit.isFailure(exit) && this.fibers !== undefined && !this.fibersInterrupted
       ? Effect.zipRight(this.interruptAll(), end)
