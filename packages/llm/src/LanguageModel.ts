@@ -13,6 +13,7 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { identity } from "effect/Function"
 import type * as Fiber from "effect/Fiber"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Option from "effect/Option"
@@ -349,45 +350,54 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
    * as the current one, then, however the call ended, the reservation settled, the span ended and the caller's
    * context put back. This is `Ledger.metered` inside `Effect.withSpan`, written out as one masked region: the
    * composed form holds a dozen frames and closures for every call in flight, which with thousands of calls in
-   * flight is most of their memory and of the collector's work.
+   * flight is most of their memory and of the collector's work. The request is made inside, as the call runs, from
+   * the prompt and the function that resolves it: no closure per call. Only the provider's call is interruptible: an
+   * interruption during the reservation waits for it, so that whatever was reserved is settled.
    */
-  const generateResolved = (
-    requestOf: () => ResolvedRequest
+  const generateFrom = <P>(
+    toRequest: (prompt: P) => ResolvedRequest,
+    prompt: P
   ): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.withFiberRuntime((fiber) => {
-        const request = requestOf()
+        const request = toRequest(prompt)
         const span = Span.unsafeMake(fiber, "llm.generate", { kind: "client", attributes: spanAttributes(request) })
         const inputTokens = inputTokensOf(request)
         const outer = fiber.currentContext
         const ledger = outer.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
         let reservation: Ledger.Reservation | undefined
-        const send = provider.generate(request)
-        const reserved = ledger === undefined ? send : Effect.flatMap(
-          ledger.reserve(pricing.worstCase(request.model, inputTokens, request.maxTokens)),
-          (held) => {
-            reservation = held
-            return send
-          }
-        )
-        const call = Span.unsafeSetContext(fiber, Context.add(outer, Tracer.ParentSpan, span), reserved)
-        return Effect.matchCauseEffect(restore(call), {
-          onFailure(cause) {
+        const ended = {
+          onFailure(cause: Cause.Cause<LlmError>) {
             const usage = Cause.isInterrupted(cause) ? interruptedUsage(request, inputTokens, "") : Usage.empty
             return close(fiber, span, outer, ledger, reservation, Exit.failCause(cause), usage)
           },
-          onSuccess(completion) {
+          onSuccess(completion: Completion) {
             return Effect.flatMap(respond(request, inputTokens, completion), (response) => {
               const attributes = responseAttributes(response)
               for (const key in attributes) span.attribute(key, attributes[key])
               return close(fiber, span, outer, ledger, reservation, Exit.succeed(response), response.usage)
             })
           }
+        }
+        const send = () =>
+          Effect.matchCauseEffect(
+            Span.unsafeSetContext(fiber, Context.add(outer, Tracer.ParentSpan, span), restore(provider.generate(request))),
+            ended
+          )
+        if (ledger === undefined) return send()
+        return Effect.matchCauseEffect(ledger.reserve(pricing.worstCase(request.model, inputTokens, request.maxTokens)), {
+          onFailure(cause) {
+            return close(fiber, span, outer, undefined, undefined, Exit.failCause(cause), Usage.empty)
+          },
+          onSuccess(held) {
+            reservation = held
+            return send()
+          }
         })
       })
     )
 
-  const generate = (prompt: Prompt) => generateResolved(() => resolve(prompt))
+  const generate = (prompt: Prompt) => generateFrom(resolve, prompt)
 
   const generateObject = <A, I>(schema: Schema.Schema<A, I>, prompt: Prompt, objectOptions: ObjectOptions = {}) =>
     Effect.suspend(() => {
@@ -408,7 +418,7 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
         attempts: number,
         usage: Usage.Usage
       ): Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded> =>
-        Effect.flatMap(generateResolved(() => request), (response) => {
+        Effect.flatMap(generateFrom(identity, request), (response) => {
           const total = Usage.add(usage, response.usage)
           const decoded = decode(stripFences(response.text))
           if (decoded._tag === "Right") {

@@ -98,6 +98,32 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer))
   })
 
+  it.effect("settles a reservation even when the call is interrupted the moment the reservation is made", () => {
+    const model = scripted({ reply: () => "late", latency: "1 second" })
+    return Effect.gen(function*() {
+      const ledger = yield* Ledger.make()
+      // A ledger whose reservation yields once it holds the money: an interruption there finds the money held.
+      const yielding: Ledger.Service = {
+        budget: ledger.budget,
+        reserve: (amount) => Effect.zipLeft(ledger.reserve(amount), Effect.yieldNow()),
+        settle: (reservation, usage) => ledger.settle(reservation, usage),
+        record: (usage) => ledger.record(usage),
+        close: ledger.close,
+        remaining: ledger.remaining,
+        snapshot: ledger.snapshot
+      }
+      const fiber = yield* LanguageModel.generate("Hello there").pipe(
+        Effect.provideService(Ledger.Ledger, yielding),
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      expect((yield* ledger.snapshot).reserved).toBeGreaterThan(0)
+      yield* Fiber.interrupt(fiber)
+      expect((yield* ledger.snapshot).reserved).toBe(0)
+      expect(model.calls).toHaveLength(0)
+    }).pipe(Effect.provide(model.layer))
+  })
+
   it.effect("waits its scripted latency on the test clock", () => {
     const model = scripted({ reply: () => "done", latency: "2 seconds" })
     return Effect.gen(function*() {
