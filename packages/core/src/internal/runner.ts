@@ -285,8 +285,18 @@ export class Runner {
     for (const root of this.plan.graph.roots) this.queue.push(root)
     return Effect.flatMap(
       this.next(true),
-      () => this.settled() ? this.conclude() : Effect.flatMap(this.await(), () => this.conclude())
+      () => this.settled() ? this.conclude() : Effect.flatMap(this.release(this.await()), () => this.conclude())
     )
+  }
+
+  /**
+   * Gives the driver back the caller's context before `next` if a step ran inline on it: a driver about to wait
+   * would otherwise keep that step's context, span and task for as long as the run lasts.
+   */
+  release(next: Effect.Effect<void>): Effect.Effect<void> {
+    if (!this.touched) return next
+    this.touched = false
+    return unsafeSetContext(this.fiber, this.callerContext, next)
   }
 
   /** Once settled: stops the steps still running if the run failed or stopped, then gives the result. */
@@ -364,7 +374,9 @@ export class Runner {
     const starting: Array<number> = []
     for (let t = 0; t < k; t++) starting.push(this.take())
     return Effect.withFiberRuntime((fiber, status) => {
-      const fiberRefs = withoutHistory(fiber.getFiberRefs())
+      // Without the forking fiber's context, which each new fiber would otherwise keep (as the value before its own)
+      // for as long as it runs: the context of the step that just ended here, with its span and task.
+      const fiberRefs = withoutHistory(FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext))
       const fibers = this.fibers ??= []
       for (let t = 0; t < k; t++) {
         const i = starting[t]!
@@ -560,7 +572,7 @@ export class Runner {
     this.resume = undefined
     const end = Effect.suspend(() => {
       this.close(exit, this.ledger.total)
-      return this.touched ? unsafeSetContext(this.fiber, this.callerContext, Effect.void) : Effect.void
+      return this.release(Effect.void)
     })
     return Exit.isFailure(exit) && this.fibers !== undefined && !this.fibersInterrupted
       ? Effect.zipRight(this.interruptAll(), end)
