@@ -366,7 +366,12 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
         const outer = fiber.currentContext
         const ledger = outer.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
         let reservation: Ledger.Reservation | undefined
-        const ended = {
+        // Methods rather than arrow functions in variables, which a transpiler keeping names would wrap per call.
+        const call = {
+          send() {
+            const context = Context.add(outer, Tracer.ParentSpan, span)
+            return Effect.matchCauseEffect(Span.unsafeSetContext(fiber, context, restore(provider.generate(request))), call)
+          },
           onFailure(cause: Cause.Cause<LlmError>) {
             const usage = Cause.isInterrupted(cause) ? interruptedUsage(request, inputTokens, "") : Usage.empty
             return close(fiber, span, outer, ledger, reservation, Exit.failCause(cause), usage)
@@ -379,19 +384,14 @@ const unsafeMake = (provider: Provider, pricing: Pricing.Service, options: Optio
             })
           }
         }
-        const send = () =>
-          Effect.matchCauseEffect(
-            Span.unsafeSetContext(fiber, Context.add(outer, Tracer.ParentSpan, span), restore(provider.generate(request))),
-            ended
-          )
-        if (ledger === undefined) return send()
+        if (ledger === undefined) return call.send()
         return Effect.matchCauseEffect(ledger.reserve(pricing.worstCase(request.model, inputTokens, request.maxTokens)), {
           onFailure(cause) {
             return close(fiber, span, outer, undefined, undefined, Exit.failCause(cause), Usage.empty)
           },
           onSuccess(held) {
             reservation = held
-            return send()
+            return call.send()
           }
         })
       })
