@@ -88,12 +88,13 @@ interface Pass {
 }
 
 /**
- * Starts every run at once and waits for all of them. With `measureHeap`, the heap is read (after a full
+ * Starts every run at once and waits for all of them. Every pass starts from a collected heap, so that the garbage
+ * of the pass before is not collected on this one's time. With `measureHeap`, the heap is read (after a full
  * collection) when the last run reaches its parallel part, and divided by the runs then in flight; the
  * collection pauses everything, so the pass that measures the heap does not measure time.
  */
 const pass = (launch: Launch, measureHeap: boolean): Promise<Pass> => {
-  const base = measureHeap ? heapAfterGc() : 0
+  const base = heapAfterGc()
   let completed = 0
   let failed = 0
   let reached = 0
