@@ -2,9 +2,11 @@
  * `concurrent10k_diamond_sleep10`: 10,000 runs of the seed's diamond at once, each step asking the scripted model,
  * which answers after 10 ms; the fork/join baseline sleeps 10 ms per step. Measured: the heap each run in flight
  * holds (mid-flight, after a full collection) and the wall time until every run has completed. Also measured,
- * as `trellisWithoutModel`: the same pipeline whose steps sleep like the baseline's, the engine's own share.
+ * as `trellisWithoutModel`: the same pipeline whose steps sleep like the baseline's, the engine's own share; and, as
+ * `trellisMetered`, steps that sleep inside `Ledger.metered`: the engine and the least a metered call holds (an
+ * interruption mask, a handler for its end, an interruptible region), without the rest of the model layer.
  */
-import { Pipeline, Step } from "@trellis/core"
+import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import { LanguageModel, ScriptedModel } from "@trellis/llm"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -30,41 +32,36 @@ const model = ScriptedModel.make({
   record: false
 })
 
-const ask = (prompt: string) => Effect.map(LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 16 }), (r) => r.text)
+const ask = (prompt: string) =>
+  Effect.map(LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 16 }), (r) => r.text)
 
-/** The same pipeline with steps that sleep as the baseline's do: the engine's share, without the model layer. */
-const sleepingPipeline = (probe: Probe) => {
-  const extract = Step.make("extract", { run: () => sleepy("Acme buys Globex") })
+/** The diamond with the given work in each step; the probe runs as `fetch_market` starts. */
+const diamondOf = <E, R>(probe: Probe, work: (value: string) => Effect.Effect<string, E, R>) => {
+  const extract = Step.make("extract", { run: () => work("Acme buys Globex") })
   const classify = Step.make("classify", {
     after: { extract },
-    run: ({ extract }) => sleepy(extract.length > 20 ? "complex" : "simple")
+    run: ({ extract }) => work(extract.length > 20 ? "complex" : "simple")
   })
   const market = Step.make("fetch_market", {
     after: { classify },
-    run: ({ classify }) => Effect.zipRight(Effect.sync(probe.onParallel), sleepy(`market for ${classify}`))
+    run: ({ classify }) => Effect.zipRight(Effect.sync(probe.onParallel), work(`market for ${classify}`))
   })
-  const user = Step.make("fetch_user", { after: { classify }, run: ({ classify }) => sleepy(`user for ${classify}`) })
+  const user = Step.make("fetch_user", { after: { classify }, run: ({ classify }) => work(`user for ${classify}`) })
   const combine = Step.make("combine", {
     after: { market, user },
-    run: ({ market, user }) => sleepy(`${market} + ${user}`)
+    run: ({ market, user }) => work(`${market} + ${user}`)
   })
   return Pipeline.make("document", { output: combine })
 }
 
-const trellisPipeline = (probe: Probe) => {
-  const extract = Step.make("extract", { run: () => ask("Extract the parties: Acme buys Globex for 3M") })
-  const classify = Step.make("classify", { after: { extract }, run: ({ extract }) => ask(`Classify: ${extract}`) })
-  const market = Step.make("fetch_market", {
-    after: { classify },
-    run: ({ classify }) => Effect.zipRight(Effect.sync(probe.onParallel), ask(`Market for ${classify}`))
-  })
-  const user = Step.make("fetch_user", { after: { classify }, run: ({ classify }) => ask(`User for ${classify}`) })
-  const combine = Step.make("combine", {
-    after: { market, user },
-    run: ({ market, user }) => ask(`Combine ${market} and ${user}`)
-  })
-  return Pipeline.make("document", { output: combine })
+const meteredUsage = Usage.make({ inputTokens: 20, outputTokens: 1, requests: 1 })
+function usedByEveryCall() {
+  return meteredUsage
 }
+
+/** A sleep metered as a model call is, without the rest of the model layer. */
+const meteredSleep = (value: string) =>
+  Ledger.metered({ worstCase: Cost.nanos(1_000), run: sleepy(value), usage: usedByEveryCall })
 
 const sleepy = <A>(value: A) => Effect.as(Effect.sleep(latencyMs), value)
 
@@ -78,7 +75,7 @@ const forkJoinDiamond = (probe: Probe) =>
     return yield* sleepy(`${market} + ${user}`)
   })
 
-type Variant = "trellis" | "effectForkJoin" | "trellisWithoutModel"
+type Variant = "trellis" | "effectForkJoin" | "trellisWithoutModel" | "trellisMetered"
 
 type Launch = (probe: Probe) => (onExit: (exit: Exit.Exit<unknown, unknown>) => void) => void
 
@@ -127,14 +124,21 @@ export const concurrent10k = async (s: Settings) => {
   await runtime.runtime()
   const launches: Record<Variant, Launch> = {
     trellis: (probe) => {
-      const pipeline = trellisPipeline(probe)
+      const pipeline = diamondOf(probe, ask)
       return (onExit) => {
         const fiber = runtime.runFork(Pipeline.run(pipeline))
         fiber.addObserver(onExit)
       }
     },
     trellisWithoutModel: (probe) => {
-      const pipeline = sleepingPipeline(probe)
+      const pipeline = diamondOf(probe, sleepy)
+      return (onExit) => {
+        const fiber = Effect.runFork(Pipeline.run(pipeline))
+        fiber.addObserver(onExit)
+      }
+    },
+    trellisMetered: (probe) => {
+      const pipeline = diamondOf(probe, meteredSleep)
       return (onExit) => {
         const fiber = Effect.runFork(Pipeline.run(pipeline))
         fiber.addObserver(onExit)

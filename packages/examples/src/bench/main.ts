@@ -193,6 +193,24 @@ const rows: Array<Array<string>> = [
     "",
     ""
   ],
+  [
+    "(the same, steps sleeping inside Ledger.metered)",
+    "KB heap/run",
+    cell(scenarios.concurrent10k_diamond_sleep10.trellisMetered.heapKbPerRun),
+    "",
+    "",
+    "",
+    ""
+  ],
+  [
+    "(the same, steps sleeping inside Ledger.metered)",
+    "ms wall",
+    cell(scenarios.concurrent10k_diamond_sleep10.trellisMetered.wallMs),
+    "",
+    "",
+    "",
+    ""
+  ],
   ["llm_call_1kb", "us/call", cell(scenarios.llm_call_1kb.trellis), "", "", "", ""],
   ["tokenize_10kb", "ms", cell(scenarios.tokenize_10kb.trellis), "", "", "", ""],
   ["budget_contention", "admitted / overshoot", `${budget.admitted} / ${budget.overshootNanoUsd}`, "", "", "", ""]
