@@ -48,23 +48,22 @@ export const makePlan = (options: Omit<Plan, "spanName" | "stepSpanNames" | "las
   lastCaller: undefined
 })
 
-/** The values per `FiberRef` a step's fiber may inherit before {@link withoutHistory} keeps only the current one. */
+/** The values per `FiberRef` a step's fiber may inherit before {@link stepFiberRefs} keeps only the current one. */
 const maxHistory = 8
 
 /**
- * The `FiberRef`s a step's fiber starts with. Effect keeps, per `FiberRef`, the values each ancestor fiber set, for
- * joining a fiber back into its parent. Step fibers are never joined, and along a graph where each step's fiber
+ * The `FiberRef`s a step's fiber starts with: the forking fiber's, without its context (each new fiber would keep it
+ * as the value before its own for as long as it runs: the context of the step that just ended there, with its span
+ * and task) and without long histories. Effect keeps, per `FiberRef`, the values each ancestor fiber set, for
+ * joining a fiber back into its parent; step fibers are never joined, and along a graph where each step's fiber
  * starts the next one's, that history would grow by a step at every start and be copied each time.
  */
-const withoutHistory = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
-  for (const stack of refs.locals.values()) {
-    if (stack.length > maxHistory) {
-      const current: typeof refs.locals = new Map()
-      for (const [ref, values] of refs.locals) current.set(ref, [values[0]])
-      return FiberRefs.unsafeMake(current)
-    }
-  }
-  return refs
+const stepFiberRefs = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+  const locals: typeof refs.locals = new Map()
+  refs.locals.forEach((stack, ref) => {
+    if (ref !== FiberRef.currentContext) locals.set(ref, stack.length > maxHistory ? [stack[0]!] : stack)
+  })
+  return FiberRefs.unsafeMake(locals)
 }
 
 /** A context's services as arrays of keys and values. */
@@ -374,9 +373,7 @@ export class Runner {
     const starting: Array<number> = []
     for (let t = 0; t < k; t++) starting.push(this.take())
     return Effect.withFiberRuntime((fiber, status) => {
-      // Without the forking fiber's context, which each new fiber would otherwise keep (as the value before its own)
-      // for as long as it runs: the context of the step that just ended here, with its span and task.
-      const fiberRefs = withoutHistory(FiberRefs.delete(fiber.getFiberRefs(), FiberRef.currentContext))
+      const fiberRefs = stepFiberRefs(fiber.getFiberRefs())
       const fibers = this.fibers ??= []
       for (let t = 0; t < k; t++) {
         const i = starting[t]!

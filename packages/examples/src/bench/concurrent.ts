@@ -79,6 +79,16 @@ type Variant = "trellis" | "effectForkJoin" | "trellisWithoutModel" | "trellisMe
 
 type Launch = (probe: Probe) => (onExit: (exit: Exit.Exit<unknown, unknown>) => void) => void
 
+/** Runs the diamond with `work` in each step, on `runFork`. */
+const launching = <E, R>(
+  work: (value: string) => Effect.Effect<string, E, R>,
+  runFork: (effect: Effect.Effect<unknown, unknown, R>) => Fiber.RuntimeFiber<unknown, unknown>
+): Launch =>
+(probe) => {
+  const pipeline = diamondOf(probe, work)
+  return (onExit) => runFork(Pipeline.run(pipeline)).addObserver(onExit)
+}
+
 interface Pass {
   readonly wallMs: number
   readonly heapKbPerRun: number | undefined
@@ -123,27 +133,9 @@ export const concurrent10k = async (s: Settings) => {
   const runtime = ManagedRuntime.make(model.layer)
   await runtime.runtime()
   const launches: Record<Variant, Launch> = {
-    trellis: (probe) => {
-      const pipeline = diamondOf(probe, ask)
-      return (onExit) => {
-        const fiber = runtime.runFork(Pipeline.run(pipeline))
-        fiber.addObserver(onExit)
-      }
-    },
-    trellisWithoutModel: (probe) => {
-      const pipeline = diamondOf(probe, sleepy)
-      return (onExit) => {
-        const fiber = Effect.runFork(Pipeline.run(pipeline))
-        fiber.addObserver(onExit)
-      }
-    },
-    trellisMetered: (probe) => {
-      const pipeline = diamondOf(probe, meteredSleep)
-      return (onExit) => {
-        const fiber = Effect.runFork(Pipeline.run(pipeline))
-        fiber.addObserver(onExit)
-      }
-    },
+    trellis: launching(ask, runtime.runFork),
+    trellisWithoutModel: launching(sleepy, Effect.runFork),
+    trellisMetered: launching(meteredSleep, Effect.runFork),
     effectForkJoin: (probe) => (onExit) => {
       const fiber = Effect.runFork(forkJoinDiamond(probe))
       fiber.addObserver(onExit)
