@@ -8,15 +8,6 @@ import * as Option from "effect/Option"
 import type * as Cost from "./Cost.js"
 import { Ledger } from "./Ledger.js"
 
-export {
-  /**
-   * A metered call was refused because its worst-case cost could pass the budget.
-   *
-   * @since 0.1.0
-   */
-  BudgetExceeded
-} from "./Ledger.js"
-
 /**
  * Money left in the current run: budget minus spent minus reserved. `None` when there is no budget (or no run).
  *

@@ -1,9 +1,15 @@
 /**
  * What happens during a run, as it happens: enough to draw a progress display.
  *
+ * Every step that starts gets exactly one end event: `StepSucceeded`, `StepFailed`, `StepStopped`, or
+ * `StepInterrupted` (stopped from outside the step: a sibling's failure or stop, the run's timeout, or the run's
+ * interruption).
+ *
  * @since 0.1.0
  */
 import type * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
 import type * as Usage from "./Usage.js"
 
 /**
@@ -11,46 +17,73 @@ import type * as Usage from "./Usage.js"
  *
  * @since 0.1.0
  */
-export type Event =
-  | { readonly _tag: "RunStarted"; readonly pipeline: string; readonly steps: ReadonlyArray<string>; readonly at: number }
-  | { readonly _tag: "StepStarted"; readonly pipeline: string; readonly step: string; readonly at: number }
-  | {
-    readonly _tag: "StepRetrying"
+export type Event = Data.TaggedEnum<{
+  RunStarted: { readonly pipeline: string; readonly steps: ReadonlyArray<string>; readonly at: number }
+  StepStarted: { readonly pipeline: string; readonly step: string; readonly at: number }
+  StepRetrying: {
     readonly pipeline: string
     readonly step: string
     /** The attempt about to start, from 2. */
     readonly attempt: number
-    /** Why the previous attempt failed. */
+    /** Why the attempt before it failed. */
     readonly cause: Cause.Cause<unknown>
     readonly at: number
   }
-  | {
-    readonly _tag: "StepSucceeded"
+  StepSucceeded: { readonly pipeline: string; readonly step: string; readonly at: number; readonly durationMs: number }
+  StepFailed: {
+    readonly pipeline: string
+    readonly step: string
+    readonly cause: Cause.Cause<unknown>
+    readonly at: number
+    readonly durationMs: number
+  }
+  StepStopped: { readonly pipeline: string; readonly step: string; readonly at: number; readonly durationMs: number }
+  StepInterrupted: {
     readonly pipeline: string
     readonly step: string
     readonly at: number
     readonly durationMs: number
   }
-  | {
-    readonly _tag: "StepFailed"
-    readonly pipeline: string
-    readonly step: string
-    readonly cause: Cause.Cause<unknown>
-    readonly at: number
-  }
-  | { readonly _tag: "StepStopped"; readonly pipeline: string; readonly step: string; readonly at: number }
-  | { readonly _tag: "UsageRecorded"; readonly pipeline: string; readonly step: string; readonly usage: Usage.Usage }
-  | {
-    readonly _tag: "RunFinished"
+  UsageRecorded: { readonly pipeline: string; readonly step: string; readonly usage: Usage.Usage }
+  RunFinished: {
     readonly pipeline: string
     readonly status: "completed" | "stopped" | "failed" | "interrupted"
     readonly usage: Usage.Usage
     readonly at: number
   }
+}>
 
 /**
- * Receives events synchronously, in the order they happen. Keep it quick: it runs on the step's fiber.
+ * The events' constructors, `$is` and `$match`.
+ *
+ * @example
+ * ```ts
+ * const line = Event.$match(event, {
+ *   StepStarted: ({ step }) => `${step} started`,
+ *   ...
+ * })
+ * ```
  *
  * @since 0.1.0
  */
-export type Listener = (event: Event) => void
+export const {
+  $is,
+  $match,
+  RunFinished,
+  RunStarted,
+  StepFailed,
+  StepInterrupted,
+  StepRetrying,
+  StepStarted,
+  StepStopped,
+  StepSucceeded,
+  UsageRecorded
+} = Data.taggedEnum<Event>()
+
+/**
+ * Receives events in the order they happen, on the fiber where they happen. It may return an `Effect`, which runs
+ * there before the run goes on (so keep it quick, or hand the event to a queue); it cannot fail.
+ *
+ * @since 0.1.0
+ */
+export type Listener = (event: Event) => void | Effect.Effect<void>

@@ -2,25 +2,17 @@
  * The ledger of a run: usage by step and in total, and reservations that keep a budget from being overshot.
  *
  * The ledger knows nothing of language models: any paid call (a completion, a search API, an embedding) is
- * metered the same way with {@link metered}. The step a call belongs to is read from the fiber
- * ({@link currentStep}), so attribution is right inside parallel steps too.
+ * metered the same way with {@link metered}. Inside a pipeline step the `Ledger` service in the context attributes
+ * to that step, so attribution is right inside parallel steps too.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Cost from "./Cost.js"
-import { attributedStep } from "./internal/attribution.js"
-import {
-  type BudgetExceeded,
-  currentStep,
-  Ledger,
-  LedgerImpl,
-  type Options,
-  type Service
-} from "./internal/ledger.js"
+import * as internal from "./internal/ledger.js"
 import type * as Usage from "./Usage.js"
 
 export {
@@ -30,12 +22,6 @@ export {
    * @since 0.1.0
    */
   BudgetExceeded,
-  /**
-   * The step usage recorded from the current fiber is attributed to, when set explicitly.
-   *
-   * @since 0.1.0
-   */
-  currentStep,
   /**
    * The ledger of the current run.
    *
@@ -75,15 +61,29 @@ export {
  *
  * @since 0.1.0
  */
-export const make = (options: Options = {}): Effect.Effect<Service> =>
-  Effect.withFiberRuntime((fiber) => Effect.succeed<Service>(new LedgerImpl(attributedStep(fiber, currentStep), options)))
+export const make = (options: internal.Options = {}): Effect.Effect<internal.Service> =>
+  Effect.sync(() => internal.make(options).ledger)
 
 /**
  * A layer holding one ledger for everything that runs under it, for example an application-wide budget.
  *
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<Ledger> => Layer.effect(Ledger, make(options))
+export const layer = (options: internal.Options = {}): Layer.Layer<internal.Ledger> =>
+  Layer.effect(internal.Ledger, make(options))
+
+/**
+ * Options of {@link metered}.
+ *
+ * @since 0.1.0
+ */
+export interface MeteredOptions<A, E, R> {
+  /** The most this call can cost. */
+  readonly worstCase: Cost.Cost
+  readonly run: Effect.Effect<A, E, R>
+  /** What the call used, from how it ended (an interrupted call may still have been billed). */
+  readonly usage: (exit: Exit.Exit<A, E>) => Usage.Usage
+}
 
 /**
  * Runs a paid call through the current ledger: reserves its worst-case cost first (refusing with
@@ -92,44 +92,17 @@ export const layer = (options: Options = {}): Layer.Layer<Ledger> => Layer.effec
  *
  * @since 0.1.0
  */
-export const metered = <A, E, R>(options: {
-  /** The most this call can cost. */
-  readonly worstCase: Cost.Cost
-  readonly run: Effect.Effect<A, E, R>
-  /** What the call used, from how it ended (an interrupted call may still have been billed). */
-  readonly usage: (exit: Exit.Exit<A, E>) => Usage.Usage
-}): Effect.Effect<A, E | BudgetExceeded, R> =>
-  Effect.flatMap(Effect.serviceOption(Ledger), (ledger) =>
-    Option.isNone(ledger) ? options.run : meteredIn(ledger.value, options))
-
-/**
- * `acquireUseRelease` reduced to what metering needs: the reservation is made and the settlement runs with
- * interruption masked, the call itself runs interruptible, and the settlement sees the call's exit however it
- * ended. A call in flight holds three continuations instead of the dozen of the general form, which matters
- * with thousands of calls in flight.
- */
-const meteredIn = <A, E, R>(
-  ledger: Service,
-  options: {
-    readonly worstCase: Cost.Cost
-    readonly run: Effect.Effect<A, E, R>
-    readonly usage: (exit: Exit.Exit<A, E>) => Usage.Usage
-  }
-): Effect.Effect<A, E | BudgetExceeded, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(ledger.reserve(options.worstCase), (reservation) =>
-      Effect.matchCauseEffect(restore(options.run), {
-        onFailure(cause) {
-          return Effect.zipRight(
-            ledger.settle(reservation, options.usage(Exit.failCause(cause))),
-            Effect.failCause(cause)
-          )
-        },
-        onSuccess(value) {
-          return Effect.as(ledger.settle(reservation, options.usage(Exit.succeed(value))), value)
-        }
-      }))
-  )
+export const metered = <A, E, R>(
+  options: MeteredOptions<A, E, R>
+): Effect.Effect<A, E | internal.BudgetExceeded, R> =>
+  Effect.flatMap(Effect.serviceOption(internal.Ledger), (ledger) =>
+    Option.isNone(ledger)
+      ? options.run
+      : Effect.acquireUseRelease(
+        ledger.value.reserve(options.worstCase),
+        () => options.run,
+        (reservation, exit) => ledger.value.settle(reservation, options.usage(exit))
+      ))
 
 /**
  * Records usage that needed no reservation in the current ledger, if any.
@@ -137,5 +110,5 @@ const meteredIn = <A, E, R>(
  * @since 0.1.0
  */
 export const record = (usage: Usage.Usage): Effect.Effect<void> =>
-  Effect.flatMap(Effect.serviceOption(Ledger), (ledger) =>
+  Effect.flatMap(Effect.serviceOption(internal.Ledger), (ledger) =>
     Option.isNone(ledger) ? Effect.void : ledger.value.record(usage))

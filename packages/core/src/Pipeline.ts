@@ -12,41 +12,30 @@ import * as Stream from "effect/Stream"
 import type * as Types from "effect/Types"
 import type * as Cost from "./Cost.js"
 import type * as Event from "./Event.js"
-import { compile, type Graph } from "./internal/graph.js"
-import { attributedStep } from "./internal/attribution.js"
-import { LedgerImpl } from "./internal/ledger.js"
-import { makePlan, type Plan, Runner } from "./internal/runner.js"
-import * as Ledger from "./Ledger.js"
+import { compile } from "./internal/graph.js"
+import * as mermaid from "./internal/mermaid.js"
+import { type Plan, run as runPlan } from "./internal/runner.js"
+import { StopSignal } from "./internal/stop.js"
 import { InvalidPipeline, type PipelineError } from "./PipelineError.js"
 import type * as Result from "./Result.js"
-import * as Step from "./Step.js"
-import type * as Usage from "./Usage.js"
+import type * as Step from "./Step.js"
 
 export {
   /**
+   * The signal a step fails with to end the run on purpose (see {@link stop}). Never retried.
+   *
    * @since 0.1.0
    */
-  InvalidPipeline,
-  /**
-   * @since 0.1.0
-   */
-  type PipelineError,
-  /**
-   * @since 0.1.0
-   */
-  PipelineTimeout,
-  /**
-   * @since 0.1.0
-   */
-  StepFailed
-} from "./PipelineError.js"
+  StopSignal
+} from "./internal/stop.js"
 
 /**
- * Ends the run on purpose from inside a step: the result is `Stopped` with `data`. See `Step.stop`.
+ * Ends the run on purpose from inside a step. The run's result is then `Stopped`, not an error, carrying `data`,
+ * the stopping step, the outputs of the steps it depends on, and the usage.
  *
  * @since 0.1.0
  */
-export const stop = Step.stop
+export const stop = <D>(data: D): Effect.Effect<never, StopSignal<D>> => Effect.fail(new StopSignal({ data }))
 
 /**
  * @since 0.1.0
@@ -79,10 +68,6 @@ export interface Pipeline<out A, out E, out R, out Outputs, out D> extends Pipea
   readonly concurrency: number
   readonly budget: Cost.Cost | undefined
   readonly timeout: Duration.Duration | undefined
-  /** @internal */
-  readonly graph: Graph
-  /** @internal */
-  readonly defaults: { readonly timeout: Duration.Duration | undefined; readonly retry: Step.Retry<any> | undefined }
 }
 
 /**
@@ -97,14 +82,14 @@ export interface Any extends Pipeline<any, any, any, any, any> {}
  *
  * @since 0.1.0
  */
-export type StopData<E> = E extends Step.StopSignal<infer D> ? D : never
+export type StopData<E> = E extends StopSignal<infer D> ? D : never
 
 /**
  * The result type of a pipeline.
  *
  * @since 0.1.0
  */
-export type ResultOf<P> = P extends Pipeline<infer A, any, any, infer O, infer D> ? Result.Result<A, D, O> : never
+export type ResultOf<P> = P extends Pipeline<infer A, any, any, infer O, infer D> ? Result.Result<A, O, D> : never
 
 /**
  * The error type of running a pipeline.
@@ -129,27 +114,32 @@ export interface Options<S extends Step.Any, X extends Step.Any> {
   /** The step whose output is the pipeline's output; the graph is walked from it. */
   readonly output: S
   /** Steps to run as well although the output does not depend on them (for example an audit step). */
-  readonly steps?: ReadonlyArray<X>
+  readonly include?: ReadonlyArray<X> | undefined
   /** At most this many steps run at once. Default: unbounded. */
-  readonly concurrency?: number | "unbounded"
+  readonly concurrency?: number | "unbounded" | undefined
   /** A cap on the money the run's metered calls may spend. */
-  readonly budget?: Cost.Cost
+  readonly budget?: Cost.Cost | undefined
   /** Time allowed for the whole run. */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.DurationInput | undefined
   /** Settings for steps that have none of their own (a step's own setting, even `retry: 0`, wins). */
   readonly defaults?: {
-    readonly timeout?: Duration.DurationInput
-    readonly retry?: Step.Retry<any>
-  }
+    readonly timeout?: Duration.DurationInput | undefined
+    readonly retry?: Step.Retry<Step.Errors<S | X> | Step.StepTimeout> | undefined
+  } | undefined
 }
 
 type Made<S extends Step.Any, X extends Step.Any> = Pipeline<
   Step.Output<S>,
-  Exclude<Step.Errors<S | X>, Step.StopSignal<any>>,
+  Exclude<Step.Errors<S | X>, StopSignal<any>>,
   Step.Requirements<S | X>,
   Step.Outputs<S | X>,
   StopData<Step.Errors<S | X>>
 >
+
+/** What a run needs of each pipeline, out of the pipeline's public shape. */
+const plans = new WeakMap<Any, Plan>()
+
+const planOf = (self: Any): Plan => plans.get(self)!
 
 const Proto = {
   pipe() {
@@ -206,23 +196,21 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
     if (typeof retry === "number" && !(Number.isInteger(retry) && retry >= 0)) {
       return yield* Either.left(invalidOption(name, `defaults.retry must be a whole number >= 0, got ${retry}`))
     }
-    const graph = compile(options.output, options.steps ?? [])
+    const graph = compile(options.output, options.include ?? [])
     if (!("nodes" in graph)) {
       return yield* Either.left(new InvalidPipeline({ pipeline: name, ...graph }))
     }
-    const pipeline = Object.create(Proto)
-    Object.assign(pipeline, {
+    const pipeline: Made<S, X> = Object.assign(Object.create(Proto), {
       [TypeId]: TypeId,
       name,
       output: options.output,
       steps: graph.nodes.map((node) => node.step),
       concurrency,
       budget,
-      timeout,
-      graph,
-      defaults: { timeout: stepTimeout, retry }
+      timeout
     })
-    return pipeline as Made<S, X>
+    plans.set(pipeline, { name, graph, concurrency, budget, timeout, defaults: { timeout: stepTimeout, retry } })
+    return pipeline
   })
 
 /**
@@ -247,7 +235,7 @@ export const make = <S extends Step.Any, X extends Step.Any = never>(
  * @since 0.1.0
  */
 export interface RunOptions {
-  /** Receives every event of the run as it happens. */
+  /** Receives every event of the run as it happens; an `Effect` it returns is run before the run goes on. */
   readonly onEvent?: Event.Listener | undefined
 }
 
@@ -260,64 +248,18 @@ export interface RunOptions {
  */
 export const run = <A, E, R, O, D>(
   self: Pipeline<A, E, R, O, D>,
-  options?: RunOptions
-): Effect.Effect<Result.Result<A, D, O>, PipelineError<E>, R> => {
-  const listener = options?.onEvent
-  const plan = planOf(self)
-  const onRecord = listener &&
-    ((step: string, usage: Usage.Usage) => listener({ _tag: "UsageRecorded", pipeline: self.name, step, usage }))
-  return Effect.withFiberRuntime<Result.Result<unknown, unknown, any>, unknown>((fiber) => {
-    // A run inside a step of another run meters into the enclosing run's ledger too.
-    const parent = fiber.currentContext.unsafeMap.get(Ledger.Ledger.key) as Ledger.Service | undefined
-    const ledger = new LedgerImpl(attributedStep(fiber, Ledger.currentStep), { budget: plan.budget, parent, onRecord })
-    const runner = new Runner(plan, fiber, ledger, listener)
-    // The run opens its span and starts inside `onExit`, so that whatever it opens is closed however it ends.
-    const run = Effect.suspend(() => {
-      runner.open()
-      return plan.timeout === undefined ? runner.drive() : withTimeout(runner, plan.timeout)
-    })
-    return Effect.onExit(run, (exit) => runner.finish(exit))
-  }) as any
-}
-
-/** The run under the pipeline's timeout: past it, running steps are interrupted and the partial result kept. */
-const withTimeout = (runner: Runner, timeout: Duration.Duration) =>
-  Effect.flatten(Effect.timeoutTo(Effect.onInterrupt(runner.drive(), () => runner.interruptAll()), {
-    duration: timeout,
-    onSuccess: Effect.succeed,
-    onTimeout() {
-      return Effect.suspend(() => Effect.fail(runner.timedOut(timeout)))
-    }
-  }))
-
-const plans = new WeakMap<Any, Plan>()
-
-/** What a run needs of a pipeline, worked out once per pipeline. */
-const planOf = (self: Any): Plan => {
-  let plan = plans.get(self)
-  if (plan === undefined) {
-    plan = makePlan({
-      name: self.name,
-      graph: self.graph,
-      concurrency: self.concurrency,
-      budget: self.budget,
-      timeout: self.timeout,
-      stepTimeout: self.defaults.timeout,
-      retry: self.defaults.retry
-    })
-    plans.set(self, plan)
-  }
-  return plan
-}
+  options?: RunOptions | undefined
+): Effect.Effect<Result.Result<A, O, D>, PipelineError<E>, R> =>
+  runPlan(planOf(self), options?.onEvent) as Effect.Effect<Result.Result<A, O, D>, PipelineError<E>, R>
 
 /**
  * The last element of {@link stream}: the run's result.
  *
  * @since 0.1.0
  */
-export interface Done<A, D, O> {
+export interface Done<A, Outputs, D> {
   readonly _tag: "Done"
-  readonly result: Result.Result<A, D, O>
+  readonly result: Result.Result<A, Outputs, D>
 }
 
 /**
@@ -328,9 +270,13 @@ export interface Done<A, D, O> {
  */
 export const stream = <A, E, R, O, D>(
   self: Pipeline<A, E, R, O, D>
-): Stream.Stream<Event.Event | Done<A, D, O>, PipelineError<E>, R> =>
-  Stream.asyncScoped<Event.Event | Done<A, D, O>, PipelineError<E>, R>((emit) =>
-    run(self, { onEvent: (event) => void emit.single(event) }).pipe(
+): Stream.Stream<Event.Event | Done<A, O, D>, PipelineError<E>, R> =>
+  Stream.asyncScoped<Event.Event | Done<A, O, D>, PipelineError<E>, R>((emit) =>
+    run(self, {
+      onEvent: (event) => {
+        emit.single(event)
+      }
+    }).pipe(
       Effect.matchCauseEffect({
         onSuccess: (result) =>
           Effect.promise(() => emit.single({ _tag: "Done", result })).pipe(Effect.zipRight(Effect.promise(() => emit.end()))),
@@ -339,17 +285,17 @@ export const stream = <A, E, R, O, D>(
       Effect.forkScoped
     ), "unbounded")
 
-export {
-  /**
-   * Draws the pipeline's graph as a Mermaid `flowchart`.
-   *
-   * @since 0.1.0
-   */
-  toMermaid,
-  /**
-   * Draws a finished (or partial) run's timeline as a Mermaid Gantt chart.
-   *
-   * @since 0.1.0
-   */
-  toGantt
-} from "./internal/mermaid.js"
+/**
+ * Draws the pipeline's graph as a Mermaid `flowchart`.
+ *
+ * @since 0.1.0
+ */
+export const toMermaid = (self: Any): string => mermaid.flowchart(planOf(self).graph)
+
+/**
+ * Draws a finished (or partial) run's timeline as a Mermaid Gantt chart.
+ *
+ * @since 0.1.0
+ */
+export const toGantt = (run: { readonly pipeline: string; readonly timeline: ReadonlyArray<Result.StepTiming> }): string =>
+  mermaid.gantt(run.pipeline, run.timeline)

@@ -6,7 +6,7 @@
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
-import type { BudgetExceeded } from "./Ledger.js"
+import type { BudgetExceeded } from "./internal/ledger.js"
 import type { PartialResult } from "./Result.js"
 import type { StepTimeout } from "./Step.js"
 
@@ -65,11 +65,15 @@ export class PipelineTimeout extends Data.TaggedError("PipelineTimeout")<{
 }
 
 /**
- * Any way a run can fail, given the union `E` of its steps' errors.
+ * Any way a run can fail, given the union `E` of its steps' errors. A refused budget is not a step's failure: the
+ * run fails with `Ledger.BudgetExceeded`, which then always carries the partial result.
  *
  * @since 0.1.0
  */
-export type PipelineError<E> = StepFailed<E> | BudgetExceeded | PipelineTimeout
+export type PipelineError<E> =
+  | StepFailed<Exclude<E, BudgetExceeded>>
+  | (BudgetExceeded & { readonly partial: PartialResult })
+  | PipelineTimeout
 
 const describe = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)

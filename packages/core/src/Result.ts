@@ -51,7 +51,7 @@ export interface Completed<A, Outputs> {
   readonly pipeline: string
   readonly output: A
   /** Every step's output, by step name. */
-  readonly steps: Outputs
+  readonly outputs: Outputs
   readonly usage: UsageReport
   readonly timeline: ReadonlyArray<StepTiming>
 }
@@ -59,18 +59,18 @@ export interface Completed<A, Outputs> {
 /**
  * A run that a step ended on purpose with `Pipeline.stop(data)`.
  *
- * `steps` holds exactly the outputs of the stopping step's dependencies (direct and indirect): those are the
+ * `outputs` holds exactly the outputs of the stopping step's dependencies (direct and indirect): those are the
  * steps that must have finished before it, so the set does not depend on scheduling order. Usage covers
  * everything that ran, including siblings that were interrupted.
  *
  * @since 0.1.0
  */
-export interface Stopped<D, Outputs> {
+export interface Stopped<Outputs, D> {
   readonly _tag: "Stopped"
   readonly pipeline: string
   readonly step: string
   readonly data: D
-  readonly steps: Partial<Outputs>
+  readonly outputs: Partial<Outputs>
   readonly usage: UsageReport
   readonly timeline: ReadonlyArray<StepTiming>
 }
@@ -80,15 +80,15 @@ export interface Stopped<D, Outputs> {
  *
  * @since 0.1.0
  */
-export type Result<A, D, Outputs> = [D] extends [never] ? Completed<A, Outputs>
-  : Completed<A, Outputs> | Stopped<D, Outputs>
+export type Result<A, Outputs, D> = [D] extends [never] ? Completed<A, Outputs>
+  : Completed<A, Outputs> | Stopped<Outputs, D>
 
 /**
  * Whether the run completed.
  *
  * @since 0.1.0
  */
-export const isCompleted = <A, D, O>(result: Completed<A, O> | Stopped<D, O>): result is Completed<A, O> =>
+export const isCompleted = <A, O, D>(result: Completed<A, O> | Stopped<O, D>): result is Completed<A, O> =>
   result._tag === "Completed"
 
 /**
@@ -96,5 +96,5 @@ export const isCompleted = <A, D, O>(result: Completed<A, O> | Stopped<D, O>): r
  *
  * @since 0.1.0
  */
-export const isStopped = <A, D, O>(result: Completed<A, O> | Stopped<D, O>): result is Stopped<D, O> =>
+export const isStopped = <A, O, D>(result: Completed<A, O> | Stopped<O, D>): result is Stopped<O, D> =>
   result._tag === "Stopped"

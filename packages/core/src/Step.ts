@@ -7,11 +7,14 @@
  *
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
+import { BudgetExceeded } from "./internal/ledger.js"
+import { StopSignal } from "./internal/stop.js"
 
 /**
  * @since 0.1.0
@@ -50,14 +53,13 @@ export type Dependencies = { readonly [key: string]: Any }
  *
  * @since 0.1.0
  */
-export interface Step<out Name extends string, out A, out E, out R, Deps extends Dependencies>
-  extends Pipeable
-{
+export interface Step<out Name extends string, out A, E, out R, Deps extends Dependencies> extends Pipeable {
   readonly [TypeId]: TypeId
   readonly name: Name
   readonly after: Deps
   readonly timeout: Duration.Duration | undefined
-  readonly retry: Retry<any> | undefined
+  /** The errors it sees include `StepTimeout`: an attempt that timed out is retried like one that failed. */
+  readonly retry: Retry<E | StepTimeout> | undefined
   /** The step's own work, given its dependencies' outputs. */
   readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
 }
@@ -121,11 +123,11 @@ export type Outputs<S> = { readonly [C in Closure<S> as C["name"]]: Output<C> }
  */
 export interface Options<Deps extends Dependencies, A, E, R> {
   /** The steps this one needs; their outputs arrive under the same keys. */
-  readonly after?: Deps
+  readonly after?: Deps | undefined
   /** Time allowed for one attempt; the step fails with `StepTimeout` past it. */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.DurationInput | undefined
   /** How failures are retried (each attempt gets the full timeout). Overrides the pipeline's default. */
-  readonly retry?: Retry<NoInfer<E>>
+  readonly retry?: Retry<NoInfer<E> | StepTimeout> | undefined
   readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
 }
 
@@ -188,61 +190,59 @@ export class StepTimeout extends Data.TaggedError("StepTimeout")<{
   }
 }
 
-/**
- * The signal a step fails with to end the run on purpose (see {@link stop}). Never retried.
- *
- * @since 0.1.0
- */
-export class StopSignal<out D> extends Data.TaggedError("StopSignal")<{ readonly data: D }> {}
-
-/**
- * Ends the run on purpose from inside a step. The run's result is then `Stopped`, not an error, carrying `data`,
- * the stopping step, the outputs finished before it and the usage.
- *
- * @since 0.1.0
- */
-export const stop = <D>(data: D): Effect.Effect<never, StopSignal<D>> => Effect.fail(new StopSignal({ data }))
-
 /** Stopping and running out of budget are decisions, not accidents: retrying them would be wrong. */
-const isRetryable = (error: unknown): boolean =>
-  !(error instanceof StopSignal) && !(typeof error === "object" && error !== null && "_tag" in error &&
-    error._tag === "BudgetExceeded")
+const isRetryable = (error: unknown): boolean => !(error instanceof StopSignal || error instanceof BudgetExceeded)
 
 /**
- * Wraps one attempt of a step with its timeout and a retry policy.
+ * How a step's attempts are run: the time allowed for each, and how failures are retried.
+ *
+ * @since 0.1.0
+ */
+export interface Policy<E> {
+  readonly timeout?: Duration.Duration | undefined
+  readonly retry?: Retry<E | StepTimeout> | undefined
+}
+
+/**
+ * Runs `attempt` under a policy: each attempt with its timeout, failures retried as the policy says (never a stop
+ * or a refused budget). `onRetry` runs before each attempt after the first, with the cause of the one that failed.
  *
  * @since 0.1.0
  */
 export const withPolicy = <A, E, R>(
   attempt: Effect.Effect<A, E, R>,
-  options: {
+  options: Policy<E> & {
     readonly step: string
-    readonly timeout?: Duration.Duration | undefined
-    readonly retry?: Retry<any> | undefined
+    readonly onRetry?: ((attempt: number, cause: Cause.Cause<E | StepTimeout>) => Effect.Effect<void>) | undefined
   }
 ): Effect.Effect<A, E | StepTimeout, R> => {
-  const { retry, step, timeout } = options
+  const { onRetry, retry, step, timeout } = options
   const timed: Effect.Effect<A, E | StepTimeout, R> = timeout === undefined
     ? attempt
-    : Effect.timeoutFail(attempt, {
-      duration: timeout,
-      onTimeout() {
-        return new StepTimeout({ step, timeout })
-      }
-    })
-  if (retry === undefined || retry === 0) return timed
-  if (typeof retry === "number") return Effect.retry(timed, { times: retry, while: isRetryable })
-  if (Schedule.isSchedule(retry)) return Effect.retry(timed, { schedule: retry, while: isRetryable })
-  if (retry.times === 0) return timed
-  const userWhile = retry.while
-  const retryWhile = userWhile === undefined ? isRetryable : (e: any) => isRetryable(e) && userWhile(e)
-  const schedule = retry.schedule ?? Schedule.forever
-  return Effect.retry(
-    timed,
-    retry.times === undefined
-      ? { schedule, while: retryWhile }
-      : { schedule, times: retry.times, while: retryWhile }
-  )
+    : Effect.timeoutFail(attempt, { duration: timeout, onTimeout: () => new StepTimeout({ step, timeout }) })
+  const settings = retrySettings(retry)
+  if (settings === undefined) return timed
+  return Effect.suspend(() => {
+    let attempts = 0
+    let failed: Cause.Cause<E | StepTimeout> | undefined
+    const counted = Effect.suspend(() => {
+      attempts++
+      return failed === undefined || onRetry === undefined ? timed : Effect.zipRight(onRetry(attempts, failed), timed)
+    }).pipe(Effect.tapErrorCause((cause) => Effect.sync(() => (failed = cause))))
+    return Effect.retry(counted, settings)
+  })
+}
+
+/** The options of `Effect.retry` for a policy's retry, or `undefined` when it never retries. */
+const retrySettings = <E>(retry: Retry<E> | undefined) => {
+  if (retry === undefined || retry === 0) return undefined
+  if (typeof retry === "number") return { times: retry, while: isRetryable }
+  if (Schedule.isSchedule(retry)) return { schedule: retry, while: isRetryable }
+  if (retry.times === 0) return undefined
+  const own = retry.while
+  const retryWhile = own === undefined ? isRetryable : (e: E) => isRetryable(e) && own(e)
+  const schedule: Schedule.Schedule<unknown, E> = retry.schedule ?? Schedule.forever
+  return retry.times === undefined ? { schedule, while: retryWhile } : { schedule, times: retry.times, while: retryWhile }
 }
 
 /**

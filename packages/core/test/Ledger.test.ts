@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Usage, Budget } from "@trellis/core"
-import { Effect, Exit, Fiber, FiberRef, Option, TestClock } from "effect"
+import { Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 const paid = (nanos: number) => Usage.make({ requests: 1, cost: Cost.nanos(nanos) })
 
@@ -24,9 +24,7 @@ describe("Ledger", () => {
       const first = yield* ledger.reserve(Cost.dollars(0.5))
       yield* ledger.settle(first, paid(Cost.dollars(0.25)))
       yield* ledger.reserve(Cost.dollars(0.5))
-      const error = yield* Effect.flip(
-        Effect.locally(ledger.reserve(Cost.dollars(0.3)), Ledger.currentStep, "classify")
-      )
+      const error = yield* Effect.flip(ledger.forStep("classify").reserve(Cost.dollars(0.3)))
       expect(error).toMatchObject({
         _tag: "BudgetExceeded",
         budget: Cost.dollars(1),
@@ -36,8 +34,8 @@ describe("Ledger", () => {
         step: "classify"
       })
       expect(error.message).toBe(
-        `Budget of $1.0000 would be exceeded in step "classify": spent $0.2500, reserved $0.5000, ` +
-          `the refused call could cost up to $0.3000`
+        `A call in step "classify" could pass the budget of $1.0000, so it was not sent: it could cost up to ` +
+          `$0.3000, and $0.2500 was left (spent $0.2500, reserved $0.5000)`
       )
       // The refused call holds nothing; exactly the remaining amount still fits.
       expect((yield* ledger.snapshot).reserved).toBe(Cost.dollars(0.5))
@@ -73,24 +71,22 @@ describe("Ledger", () => {
       expect(snapshot.reserved).toBe(0)
     }))
 
-  it.effect("attributes usage to the step of the fiber that records it", () =>
+  it.effect("attributes usage to the step of the ledger in the fiber's context, on one set of books", () =>
     Effect.gen(function*() {
       const ledger = yield* Ledger.make()
       const inStep = (step: string, nanos: number) =>
-        Effect.zipRight(FiberRef.set(Ledger.currentStep, step), Ledger.record(paid(nanos)))
-      yield* Effect.all([inStep("a", 1), inStep("b", 2), inStep("a", 3)], { concurrency: "unbounded" }).pipe(
-        Effect.provideService(Ledger.Ledger, ledger)
-      )
+        Effect.provideService(Ledger.record(paid(nanos)), Ledger.Ledger, ledger.forStep(step))
+      yield* Effect.all([inStep("a", 1), inStep("b", 2), inStep("a", 3)], { concurrency: "unbounded" })
+      yield* Effect.provideService(Ledger.record(paid(5)), Ledger.Ledger, ledger)
       const snapshot = yield* ledger.snapshot
-      expect(snapshot.byStep["a"]!.cost).toBe(4)
-      expect(snapshot.byStep["b"]!.cost).toBe(2)
-      expect(snapshot.total.requests).toBe(3)
+      expect(snapshot.byStep).toMatchObject({ a: { cost: 4 }, b: { cost: 2 }, "(outside any step)": { cost: 5 } })
+      expect(snapshot.total.requests).toBe(4)
     }))
 
   it.effect("an inner ledger reserves in and reports to its parent", () =>
     Effect.gen(function*() {
       const outer = yield* Ledger.make({ budget: Cost.nanos(100) })
-      const inner = yield* Effect.locally(Ledger.make({ parent: outer }), Ledger.currentStep, "sub")
+      const inner = yield* Ledger.make({ parent: outer.forStep("sub") })
       const r = yield* inner.reserve(Cost.nanos(80))
       expect(yield* Effect.flip(inner.reserve(Cost.nanos(30)))).toMatchObject({ _tag: "BudgetExceeded" })
       yield* inner.settle(r, paid(50))

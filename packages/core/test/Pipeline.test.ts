@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Budget, Cost, Event, Ledger, Pipeline, Result, Step, Usage } from "@trellis/core"
+import { Budget, Cost, Event, Ledger, Pipeline, PipelineError, Result, Step, Usage } from "@trellis/core"
 import { Context, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Stream, TestClock } from "effect"
 import { paidCall, sleeper, starts } from "./utils.js"
 
@@ -25,8 +25,8 @@ describe("Pipeline types", () => {
     const run = Pipeline.run(p)
     expectTypeOf(run).toEqualTypeOf<
       Effect.Effect<
-        Result.Result<number, never, { readonly a: string; readonly b: number; readonly c: number }>,
-        Pipeline.PipelineError<"short">,
+        Result.Result<number, { readonly a: string; readonly b: number; readonly c: number }, never>,
+        PipelineError.PipelineError<"short">,
         Doc | Db
       >
     >()
@@ -38,8 +38,8 @@ describe("Pipeline types", () => {
     const stopper = Step.make("s", { run: () => Pipeline.stop({ missing: ["email"] as Array<string> }) })
     expectTypeOf(Pipeline.run(Pipeline.make("stops", { output: stopper }))).toEqualTypeOf<
       Effect.Effect<
-        Result.Result<never, { missing: Array<string> }, { readonly s: never }>,
-        Pipeline.PipelineError<never>,
+        Result.Result<never, { readonly s: never }, { missing: Array<string> }>,
+        PipelineError.PipelineError<never>,
         never
       >
     >()
@@ -77,8 +77,8 @@ describe("Pipeline.make checks the graph", () => {
       `Invalid pipeline "unknown": step "b" depends on "ghost", which is not a step (got undefined)`
     )
     expect(() => Pipeline.make("unknown", { output: {} as Step.Any })).toThrow(/the output is not a step/)
-    expect(() => Pipeline.make("unknown", { output: a, steps: [null as unknown as Step.Any] })).toThrow(
-      /steps\[0\] is not a step \(got null\)/
+    expect(() => Pipeline.make("unknown", { output: a, include: [null as unknown as Step.Any] })).toThrow(
+      /include\[0\] is not a step \(got null\)/
     )
   })
 
@@ -231,7 +231,9 @@ describe("Pipeline.run timeouts and retries", () => {
       })
       const events: Array<Event.Event> = []
       const result = yield* runWithClock(
-        Pipeline.run(Pipeline.make("r", { output: flaky }), { onEvent: (e) => events.push(e) })
+        Pipeline.run(Pipeline.make("r", { output: flaky }), { onEvent: (e) => {
+          events.push(e)
+        } })
       )
       expect(Result.isCompleted(result) && result.output).toBe(3)
       expect(result.timeline[0]).toMatchObject({ step: "flaky", attempts: 3, status: "succeeded" })
@@ -243,12 +245,12 @@ describe("Pipeline.run timeouts and retries", () => {
   it.effect("resolves settings step > pipeline, and an explicit 0 retries wins over a default", () =>
     Effect.gen(function*() {
       const counts: Record<string, number> = {}
-      const failing = (name: string, retry?: Step.Retry<string>) =>
+      const failing = (name: string, retry?: Step.Retry<string | Step.StepTimeout>) =>
         Step.make(name, {
           ...(retry === undefined ? {} : { retry }),
           run: () => Effect.suspend(() => Effect.fail(`${name} failed ${counts[name] = (counts[name] ?? 0) + 1}`))
         })
-      const run = (step: Step.Step<string, unknown, unknown, never, any>) =>
+      const run = (step: Step.Step<string, unknown, any, never, any>) =>
         Effect.either(Pipeline.run(Pipeline.make("defaults", { output: step, defaults: { retry: 3 } })))
       yield* run(failing("inherits"))
       yield* run(failing("explicit_zero", 0))
@@ -257,7 +259,7 @@ describe("Pipeline.run timeouts and retries", () => {
       expect(counts).toEqual({ inherits: 4, explicit_zero: 1, times_zero: 1, own: 2 })
       const slow = Step.make("slow", { run: () => Effect.sleep("5 seconds") })
       const quick = Step.make("quick", { timeout: "10 seconds", run: () => Effect.sleep("5 seconds") })
-      const timed = (step: Step.Step<string, unknown, unknown, never, any>) =>
+      const timed = (step: Step.Step<string, unknown, any, never, any>) =>
         runWithClock(Effect.either(Pipeline.run(Pipeline.make("d", { output: step, defaults: { timeout: "1 second" } }))))
       expect(Either.isLeft(yield* timed(slow))).toBe(true)
       expect(Either.isRight(yield* timed(quick))).toBe(true)
@@ -394,7 +396,7 @@ describe("Pipeline.run early termination", () => {
       expect(result.step).toBe("ask")
       expect(result.data).toEqual({ state: { name: "Ada" }, missing: "email" })
       // "quick" finished before the stop but is not upstream of "ask": kept out, so the set never depends on timing.
-      expect(result.steps).toEqual({ start: { fields: { name: "Ada" } } })
+      expect(result.outputs).toEqual({ start: { fields: { name: "Ada" } } })
       expect(result.usage.byStep["quick"]!.cost).toBe(3)
       const status = Object.fromEntries(result.timeline.map((t) => [t.step, t.status]))
       expect(status).toEqual({ start: "succeeded", quick: "succeeded", ask: "stopped", slow_sibling: "interrupted" })
@@ -460,7 +462,9 @@ describe("Pipeline observability", () => {
       const a = Step.make("a", { run: () => paidCall(10) })
       const b = Step.make("b", { after: { a }, run: () => Effect.void })
       const events: Array<Event.Event> = []
-      yield* Pipeline.run(Pipeline.make("ev", { output: b }), { onEvent: (e) => events.push(e) })
+      yield* Pipeline.run(Pipeline.make("ev", { output: b }), { onEvent: (e) => {
+          events.push(e)
+        } })
       expect(events.map((e) => `${e._tag}${"step" in e ? ` ${e.step}` : ""}`)).toEqual([
         "RunStarted",
         "StepStarted a",

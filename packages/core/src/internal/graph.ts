@@ -19,8 +19,6 @@ export interface Graph {
   readonly output: number
   /** The steps' names in order, shared by every run's `RunStarted` event. */
   readonly names: ReadonlyArray<string>
-  /** How many dependencies each step waits for; a run starts from a copy. */
-  readonly waiting: ReadonlyArray<number>
 }
 
 /** Why a graph was rejected, with the steps involved. */
@@ -121,7 +119,7 @@ export const compile = (output: unknown, extra: ReadonlyArray<unknown>): Graph |
     return visit(candidate)
   }
 
-  extra.forEach((step, i) => start(step, `steps[${i}]`))
+  extra.forEach((step, i) => start(step, `include[${i}]`))
   const out = start(output, "the output")
   if (problem !== undefined) return problem
   const roots: Array<number> = []
@@ -133,8 +131,7 @@ export const compile = (output: unknown, extra: ReadonlyArray<unknown>): Graph |
     nodes,
     roots,
     output: out,
-    names: nodes.map((node) => node.name),
-    waiting: nodes.map((node) => node.deps.length)
+    names: nodes.map((node) => node.name)
   }
 }
 

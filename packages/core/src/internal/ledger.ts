@@ -1,25 +1,21 @@
 /**
- * The ledger's definitions, apart from its constructors: the runner makes a run's ledger directly and reads its
- * figures without going through effects. `Ledger` re-exports the public ones.
+ * The ledger's books: what was spent and reserved, in total and by step, under an optional budget. `Ledger`
+ * re-exports the public definitions; the runner makes a run's ledger here, with a parent and a listener.
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Cost from "../Cost.js"
 import type { PartialResult } from "../Result.js"
 import * as Usage from "../Usage.js"
-import { attributedStep } from "./attribution.js"
 
 /**
  * A metered call was refused before it started: its worst-case cost could pass the budget.
  *
- * `spent` and `reserved` are the ledger's figures at the moment of refusal, which explain it. Inside a run the
- * pipeline fails with this error and fills in `partial` with what was finished and the run's whole usage
- * (including calls that were in flight at the refusal and finished after it).
- *
- * @since 0.1.0
+ * `spent` and `reserved` are the ledger's figures at the moment of refusal, which explain it. When a run fails with
+ * it, `partial` holds what was finished and the run's whole usage (including calls that were in flight at the
+ * refusal and finished after it).
  */
 export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
   readonly budget: Cost.Cost
@@ -30,28 +26,21 @@ export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
   readonly partial?: PartialResult | undefined
 }> {
   override get message(): string {
-    return `Budget of ${Cost.format(this.budget)} would be exceeded in step "${this.step}": ` +
-      `spent ${Cost.format(this.spent)}, reserved ${Cost.format(this.reserved)}, ` +
-      `the refused call could cost up to ${Cost.format(this.requested)}`
+    const left = Cost.subtract(this.budget, Cost.add(this.spent, this.reserved))
+    return `A call in step "${this.step}" could pass the budget of ${Cost.format(this.budget)}, so it was not sent: ` +
+      `it could cost up to ${Cost.format(this.requested)}, and ${Cost.format(left)} was left ` +
+      `(spent ${Cost.format(this.spent)}, reserved ${Cost.format(this.reserved)})`
   }
 }
 
-/**
- * A hold on money for one call in flight, released when the call is settled.
- *
- * @since 0.1.0
- */
+/** A hold on money for one call in flight, released when the call is settled. */
 export interface Reservation {
   readonly id: number
   readonly step: string
   readonly amount: Cost.Cost
 }
 
-/**
- * What the ledger holds at one moment.
- *
- * @since 0.1.0
- */
+/** What the ledger holds at one moment. */
 export interface Snapshot {
   readonly budget: Option.Option<Cost.Cost>
   readonly total: Usage.Usage
@@ -59,184 +48,173 @@ export interface Snapshot {
   readonly reserved: Cost.Cost
 }
 
-/**
- * The step usage recorded from the current fiber is attributed to, when set explicitly. Inside a pipeline step,
- * usage goes to the step that is running; setting this there (for example with `Effect.locally`) attributes it
- * to the value set instead.
- *
- * @since 0.1.0
- */
-export const currentStep: FiberRef.FiberRef<string> = FiberRef.unsafeMake("(outside any step)")
-
-/**
- * The ledger service.
- *
- * @since 0.1.0
- */
+/** The ledger service. */
 export interface Service {
   readonly budget: Option.Option<Cost.Cost>
-  /** Holds `amount` for a call of the current step, or refuses with `BudgetExceeded`. */
+  /** Holds `amount` for a call, or refuses with `BudgetExceeded` if it could pass the budget. */
   readonly reserve: (amount: Cost.Cost) => Effect.Effect<Reservation, BudgetExceeded>
   /** Releases a reservation and records what the call really used. */
   readonly settle: (reservation: Reservation, usage: Usage.Usage) => Effect.Effect<void>
-  /** Records usage of the current step that needed no reservation. */
+  /** Records usage that needed no reservation. */
   readonly record: (usage: Usage.Usage) => Effect.Effect<void>
   /** Refuses every reservation from now on; calls already reserved still settle. */
   readonly close: Effect.Effect<void>
   /** Money left: budget minus spent minus reserved. `None` without a budget. */
   readonly remaining: Effect.Effect<Option.Option<Cost.Cost>>
   readonly snapshot: Effect.Effect<Snapshot>
+  /** The same books, with what is reserved and recorded through the result attributed to `step`. */
+  readonly forStep: (step: string) => Service
 }
 
 /**
- * The ledger of the current run. Metered code reads it with `Effect.serviceOption`, so it is never a requirement:
- * outside a run, calls simply go unmetered.
- *
- * @since 0.1.0
+ * The ledger of the current run. Inside a step it attributes to that step. Metered code reads it with
+ * `Effect.serviceOption`, so it is never a requirement: outside a run, calls simply go unmetered.
  */
 export class Ledger extends Context.Tag("@trellis/core/Ledger")<Ledger, Service>() {}
 
-interface State {
-  spent: Cost.Cost
-  reserved: Cost.Cost
-  closed: boolean
-  nextId: number
-  total: Usage.Usage
-  readonly steps: Map<string, Usage.Usage>
-  /** The usage by step as a record, made when asked for and dropped on the next change. */
-  byStepView: Readonly<Record<string, Usage.Usage>> | undefined
-}
+/** The step usage is attributed to when it is recorded outside any step. */
+export const outsideAnyStep = "(outside any step)"
 
-/**
- * Options for a new ledger.
- *
- * @since 0.1.0
- */
+/** Options for a new ledger. */
 export interface Options {
+  /** A cap on what may be spent and reserved together. */
   readonly budget?: Cost.Cost | undefined
-  /** Called synchronously each time usage is recorded, with the step it belongs to. */
-  readonly onRecord?: ((step: string, usage: Usage.Usage) => void) | undefined
   /**
-   * An enclosing ledger (a pipeline run inside a step of another): reservations must fit its budget too, and
-   * usage is recorded there as well, under the step that started the inner run.
+   * An enclosing ledger (for a run, the ledger of the step it runs in): reservations must fit its budget too, and
+   * usage is recorded there as well, under the step it attributes to.
    */
   readonly parent?: Service | undefined
 }
 
+/** What a run's ledger needs besides its options. */
+export interface RunOptions extends Options {
+  /** Runs each time usage is recorded, with the step it belongs to. */
+  readonly onRecord?: ((step: string, usage: Usage.Usage) => Effect.Effect<void>) | undefined
+}
+
+/** A reservation, with the parent ledger's reservation that backs it. */
+interface Held extends Reservation {
+  readonly outer: Reservation | undefined
+}
+
 /**
- * The ledger. Its state is plain mutable fields rather than a `Ref`: every read and write happens inside one
- * synchronous callback, which JavaScript never interleaves with another fiber's, so it is as atomic as
- * `Ref.modify`. It is a class, as Effect's own `Clock` is, because a ledger is made per run and this keeps
- * making one to a single allocation.
+ * The books. Their state is plain fields rather than a `Ref`: every read and write happens inside one synchronous
+ * callback, which JavaScript never interleaves with another fiber's, so each change is as atomic as `Ref.modify`.
  */
-export class LedgerImpl implements Service, State {
-  readonly budget: Option.Option<Cost.Cost>
+class Books {
   spent: Cost.Cost = Cost.zero
   reserved: Cost.Cost = Cost.zero
   closed = false
   nextId = 0
   total: Usage.Usage = Usage.empty
-  readonly steps = new Map<string, Usage.Usage>()
-  byStepView: Readonly<Record<string, Usage.Usage>> | undefined = undefined
-  /** The enclosing ledger's reservation behind each of ours, by our reservation's id. */
-  readonly outerOf: Map<number, Reservation> | undefined
+  readonly byStep = new Map<string, Usage.Usage>()
 
-  constructor(readonly enclosingStep: string, readonly options: Options) {
-    this.budget = Option.fromNullable(options.budget)
-    this.outerOf = options.parent === undefined ? undefined : new Map()
+  constructor(readonly options: RunOptions) {}
+
+  add(step: string, usage: Usage.Usage): void {
+    this.spent = Cost.add(this.spent, usage.cost)
+    this.total = Usage.add(this.total, usage)
+    this.byStep.set(step, Usage.add(this.byStep.get(step) ?? Usage.empty, usage))
+  }
+
+  snapshot(): Snapshot {
+    return {
+      budget: Option.fromNullable(this.options.budget),
+      total: this.total,
+      byStep: Object.fromEntries(this.byStep),
+      reserved: this.reserved
+    }
+  }
+}
+
+/** A ledger: the books, and the step it attributes to. */
+class LedgerImpl implements Service {
+  readonly budget: Option.Option<Cost.Cost>
+
+  constructor(readonly books: Books, readonly step: string) {
+    this.budget = Option.fromNullable(books.options.budget)
+  }
+
+  forStep(step: string): Service {
+    return new LedgerImpl(this.books, step)
   }
 
   reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded> {
-    return Effect.withFiberRuntime((fiber) => {
-      const step = attributedStep(fiber, currentStep)
-      const parent = this.options.parent
-      if (parent === undefined) return reserveNow(this, this.options.budget, step, amount)
-      return Effect.flatMap(
-        Effect.locally(parent.reserve(amount), currentStep, this.enclosingStep),
-        (outer) =>
-          Effect.matchEffect(Effect.suspend(() => reserveNow(this, this.options.budget, step, amount)), {
-            onFailure(error) {
-              return Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(error))
-            },
-            onSuccess: (inner) => {
-              this.outerOf!.set(inner.id, outer)
-              return Effect.succeed(inner)
-            }
-          })
+    const parent = this.books.options.parent
+    if (parent === undefined) return Effect.suspend(() => this.hold(amount, undefined))
+    // The enclosing run's budget is checked first; if ours refuses, its hold is given back.
+    return Effect.flatMap(parent.reserve(amount), (outer) =>
+      Effect.catchAll(
+        Effect.suspend(() => this.hold(amount, outer)),
+        (refused) => Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(refused))
+      ))
+  }
+
+  /** Holds `amount` if it fits: the check and the hold happen in one synchronous block. */
+  private hold(amount: Cost.Cost, outer: Reservation | undefined): Effect.Effect<Reservation, BudgetExceeded> {
+    const books = this.books
+    const budget = books.options.budget
+    if (books.closed || (budget !== undefined && books.spent + books.reserved + amount > budget)) {
+      return Effect.fail(
+        new BudgetExceeded({
+          budget: budget ?? Cost.zero,
+          spent: books.spent,
+          reserved: books.reserved,
+          requested: amount,
+          step: this.step
+        })
       )
-    })
+    }
+    books.reserved = Cost.add(books.reserved, amount)
+    const held: Held = { id: books.nextId++, step: this.step, amount, outer }
+    return Effect.succeed(held)
   }
 
   settle(reservation: Reservation, usage: Usage.Usage): Effect.Effect<void> {
     return Effect.suspend(() => {
-      this.reserved = Cost.subtract(this.reserved, reservation.amount)
-      add(this, reservation.step, usage)
-      this.options.onRecord?.(reservation.step, usage)
-      const parent = this.options.parent
-      const outer = this.outerOf?.get(reservation.id)
-      if (parent === undefined || outer === undefined) return Effect.void
-      this.outerOf!.delete(reservation.id)
-      return parent.settle(outer, usage)
+      const books = this.books
+      books.reserved = Cost.subtract(books.reserved, reservation.amount)
+      books.add(reservation.step, usage)
+      const outer = (reservation as Held).outer
+      const parent = books.options.parent
+      const onRecord = books.options.onRecord?.(reservation.step, usage) ?? Effect.void
+      return parent === undefined || outer === undefined ? onRecord : Effect.zipRight(onRecord, parent.settle(outer, usage))
     })
   }
 
   record(usage: Usage.Usage): Effect.Effect<void> {
-    return Effect.withFiberRuntime((fiber) => {
-      const step = attributedStep(fiber, currentStep)
-      add(this, step, usage)
-      this.options.onRecord?.(step, usage)
-      const parent = this.options.parent
-      return parent === undefined ? Effect.void : Effect.locally(parent.record(usage), currentStep, this.enclosingStep)
+    return Effect.suspend(() => {
+      const books = this.books
+      books.add(this.step, usage)
+      const parent = books.options.parent
+      const onRecord = books.options.onRecord?.(this.step, usage) ?? Effect.void
+      return parent === undefined ? onRecord : Effect.zipRight(onRecord, parent.record(usage))
     })
   }
 
   get close(): Effect.Effect<void> {
     return Effect.sync(() => {
-      this.closed = true
+      this.books.closed = true
     })
   }
 
   get remaining(): Effect.Effect<Option.Option<Cost.Cost>> {
-    return Effect.sync(() => Option.map(this.budget, (b) => Cost.subtract(b, Cost.add(this.spent, this.reserved))))
+    return Effect.sync(() => Option.map(this.budget, (b) => Cost.subtract(b, Cost.add(this.books.spent, this.books.reserved))))
   }
 
   get snapshot(): Effect.Effect<Snapshot> {
-    return Effect.sync(() => this.unsafeSnapshot())
-  }
-
-  /** Usage by step; the record handed out is never changed afterwards (a change makes a new one). */
-  get byStep(): Readonly<Record<string, Usage.Usage>> {
-    return this.byStepView ??= Object.fromEntries(this.steps)
-  }
-
-  unsafeSnapshot(): Snapshot {
-    return { budget: this.budget, total: this.total, byStep: this.byStep, reserved: this.reserved }
+    return Effect.sync(() => this.books.snapshot())
   }
 }
 
-function add(state: State, step: string, usage: Usage.Usage): void {
-  state.spent = Cost.add(state.spent, usage.cost)
-  state.total = Usage.add(state.total, usage)
-  state.steps.set(step, Usage.add(state.steps.get(step) ?? Usage.empty, usage))
-  state.byStepView = undefined
+/** A run's ledger, with the books the runner reads its figures from. */
+export interface RunLedger {
+  readonly ledger: Service
+  readonly snapshot: () => Snapshot
 }
 
-/**
- * Holds `amount` if it fits (and the ledger is open). Called from inside an effect: the check and the hold happen
- * in one synchronous block.
- */
-function reserveNow(
-  state: State,
-  budget: Cost.Cost | undefined,
-  step: string,
-  amount: Cost.Cost
-): Effect.Effect<Reservation, BudgetExceeded> {
-  if (state.closed || (budget !== undefined && state.spent + state.reserved + amount > budget)) {
-    return Effect.fail(
-      new BudgetExceeded({ budget: budget ?? Cost.zero, spent: state.spent, reserved: state.reserved, requested: amount, step })
-    )
-  }
-  state.reserved = Cost.add(state.reserved, amount)
-  return Effect.succeed({ id: state.nextId++, step, amount })
+/** Makes a ledger attributing to no step. */
+export const make = (options: RunOptions): RunLedger => {
+  const books = new Books(options)
+  return { ledger: new LedgerImpl(books, outsideAnyStep), snapshot: () => books.snapshot() }
 }
-

@@ -16,8 +16,9 @@ const ids = (names: ReadonlyArray<string>): Array<string> => {
 
 const label = (name: string) => name.replace(/"/g, "#quot;")
 
-export const toMermaid = (pipeline: { readonly name: string; readonly graph: Graph }): string => {
-  const nodes = pipeline.graph.nodes
+/** A graph as a Mermaid `flowchart`. */
+export const flowchart = (graph: Graph): string => {
+  const nodes = graph.nodes
   const id = ids(nodes.map((n) => n.name))
   const lines = ["flowchart LR"]
   for (const node of nodes) {
@@ -36,12 +37,11 @@ const tag: Record<Result.StepTiming["status"], string> = {
   interrupted: "active, "
 }
 
-export const toGantt = (
-  run: { readonly pipeline: string; readonly timeline: ReadonlyArray<Result.StepTiming> }
-): string => {
-  const start = Math.min(...run.timeline.map((t) => t.startedAt))
-  const lines = ["gantt", `  title pipeline ${label(run.pipeline)}`, "  dateFormat x", "  axisFormat %S.%L", "  section steps"]
-  run.timeline.forEach((t, i) => {
+/** A run's timeline as a Mermaid Gantt chart. */
+export const gantt = (pipeline: string, timeline: ReadonlyArray<Result.StepTiming>): string => {
+  const start = Math.min(...timeline.map((t) => t.startedAt))
+  const lines = ["gantt", `  title pipeline ${label(pipeline)}`, "  dateFormat x", "  axisFormat %S.%L", "  section steps"]
+  timeline.forEach((t, i) => {
     const from = t.startedAt - start
     // Mermaid draws nothing for a zero-length task: give instant steps one millisecond.
     const to = Math.max(t.endedAt - start, from + 1)

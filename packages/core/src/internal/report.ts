@@ -1,0 +1,113 @@
+/**
+ * What a run records of each step (when it started and ended, how, in how many attempts, with what output), and
+ * the results built from it. Results are plain objects made when the run ends: they hold what they show and
+ * nothing of the run.
+ */
+import type * as Result from "../Result.js"
+import { ancestors, type Graph } from "./graph.js"
+
+/** How a step ended, or that it is still running. */
+export type Status = "running" | Result.StepTiming["status"]
+
+interface StepRecord {
+  readonly startedAt: number
+  endedAt: number
+  attempts: number
+  status: Status
+  output: unknown
+}
+
+/** The records of one run's steps, by the step's index in the graph. */
+export class Report {
+  private readonly records: Array<StepRecord | undefined>
+
+  constructor(private readonly pipeline: string, private readonly graph: Graph) {
+    this.records = new Array(graph.nodes.length)
+  }
+
+  started(i: number, at: number): void {
+    this.records[i] = { startedAt: at, endedAt: at, attempts: 1, status: "running", output: undefined }
+  }
+
+  retried(i: number): void {
+    this.records[i]!.attempts++
+  }
+
+  /** Records how step `i` ended and returns how long it ran. */
+  ended(i: number, status: Result.StepTiming["status"], at: number, output?: unknown): number {
+    const record = this.records[i]!
+    record.status = status
+    record.endedAt = at
+    record.output = output
+    return at - record.startedAt
+  }
+
+  /** The output of a step that succeeded. */
+  output(i: number): unknown {
+    return this.records[i]!.output
+  }
+
+  /** The outputs of the steps that succeeded, by name; only those in `among` when given. */
+  outputs(among?: ReadonlySet<number>): Record<string, unknown> {
+    const outputs: Record<string, unknown> = {}
+    this.records.forEach((record, i) => {
+      if (record?.status === "succeeded" && (among === undefined || among.has(i))) {
+        // Defined rather than assigned: a step may be named `__proto__`.
+        Object.defineProperty(outputs, this.graph.nodes[i]!.name, {
+          value: record.output,
+          enumerable: true,
+          writable: true,
+          configurable: true
+        })
+      }
+    })
+    return outputs
+  }
+
+  /** When each step that started ran, in order of start; a step still running counts until `now`. */
+  timeline(now: number): Array<Result.StepTiming> {
+    const timeline: Array<Result.StepTiming> = []
+    this.records.forEach((record, i) => {
+      if (record === undefined) return
+      timeline.push({
+        step: this.graph.nodes[i]!.name,
+        status: record.status === "running" ? "interrupted" : record.status,
+        startedAt: record.startedAt,
+        endedAt: record.status === "running" ? now : record.endedAt,
+        attempts: record.attempts
+      })
+    })
+    return timeline.sort((a, b) => a.startedAt - b.startedAt)
+  }
+
+  completed(usage: Result.UsageReport, now: number): Result.Completed<unknown, Record<string, unknown>> {
+    return {
+      _tag: "Completed",
+      pipeline: this.pipeline,
+      output: this.output(this.graph.output),
+      outputs: this.outputs(),
+      usage,
+      timeline: this.timeline(now)
+    }
+  }
+
+  /**
+   * The result of a run stopped by step `i`. Its outputs are those of the steps it depends on, which finished
+   * before it whatever the scheduling: the set never depends on timing.
+   */
+  stopped(i: number, data: unknown, usage: Result.UsageReport, now: number): Result.Stopped<Record<string, unknown>, unknown> {
+    return {
+      _tag: "Stopped",
+      pipeline: this.pipeline,
+      step: this.graph.nodes[i]!.name,
+      data,
+      outputs: this.outputs(ancestors(this.graph, i)),
+      usage,
+      timeline: this.timeline(now)
+    }
+  }
+
+  partial(usage: Result.UsageReport, now: number): Result.PartialResult {
+    return { pipeline: this.pipeline, outputs: this.outputs(), usage, timeline: this.timeline(now) }
+  }
+}
