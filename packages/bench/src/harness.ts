@@ -8,6 +8,9 @@
 import * as Effect from "effect/Effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
+import { median } from "./stats.js"
+
+export { median, round3 } from "./stats.js"
 
 /** How hard to try: the full run, or a few rounds so that CI checks the benchmark still works. */
 export interface Settings {
@@ -35,12 +38,6 @@ export const gc = (): void => exposedGc()
 export const heapAfterGc = (): number => {
   gc()
   return process.memoryUsage().heapUsed
-}
-
-export const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 /** Runs `n` times, one after the other. */
@@ -132,11 +129,4 @@ export const compareWall = async <K extends string>(
  */
 export const withEvents = {
   onEvent(_event: unknown) {}
-}
-
-/** Rounds a figure to three significant digits, for tables and JSON alike. */
-export const round3 = (x: number): number => {
-  if (x === 0 || !Number.isFinite(x)) return x
-  const digits = Math.max(0, 2 - Math.floor(Math.log10(Math.abs(x))))
-  return Number(x.toFixed(Math.min(digits, 6)))
 }

@@ -13,6 +13,7 @@ import { chains } from "./chain.js"
 import { diamond5Noop } from "./diamond.js"
 import { fan100Noop, fan100Sleep20 } from "./fan.js"
 import { round3, settings } from "./harness.js"
+import { checkTargets } from "./targets.js"
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")
@@ -70,83 +71,16 @@ const scenarios = roundAll({
   ...llm
 })
 
-// The issue's targets, as ratios within this run.
-const ratio = (a: number, b: number) => a / b
-const x = (r: number) => `${r.toFixed(2)}x`
-const checks: Array<{ scenario: string; target: string; measured: string; holds: boolean }> = [
-  {
-    scenario: "diamond5_noop",
-    target: "<= 0.3x effectAll",
-    measured: x(ratio(diamond.trellis, diamond.effectAll)),
-    holds: ratio(diamond.trellis, diamond.effectAll) <= 0.3
-  },
-  {
-    scenario: "diamond5_noop",
-    target: "<= 1.5x effectForkJoin",
-    measured: x(ratio(diamond.trellis, diamond.effectForkJoin)),
-    holds: ratio(diamond.trellis, diamond.effectForkJoin) <= 1.5
-  },
-  {
-    scenario: "fan100_noop",
-    target: "<= 0.5x effectAll",
-    measured: x(ratio(fan.trellis, fan.effectAll)),
-    holds: ratio(fan.trellis, fan.effectAll) <= 0.5
-  },
-  {
-    scenario: "fan100_noop",
-    target: "<= 1.3x effectForkJoin",
-    measured: x(ratio(fan.trellis, fan.effectForkJoin)),
-    holds: ratio(fan.trellis, fan.effectForkJoin) <= 1.3
-  },
-  {
-    scenario: "fan100_sleep20",
-    target: "wall <= 1.10x promise",
-    measured: x(ratio(sleep.trellis, sleep.promise)),
-    holds: ratio(sleep.trellis, sleep.promise) <= 1.1
-  },
-  {
-    scenario: "chain1000_noop",
-    target: "<= 2 us/step",
-    measured: `${chain.chain1000_noop.trellis.toFixed(2)} us`,
-    holds: chain.chain1000_noop.trellis <= 2
-  },
-  {
-    scenario: "chain10000_noop",
-    target: "<= 1.2x chain1000 per step",
-    measured: x(ratio(chain.chain10000_noop.trellis, chain.chain1000_noop.trellis)),
-    holds: ratio(chain.chain10000_noop.trellis, chain.chain1000_noop.trellis) <= 1.2
-  },
-  {
-    scenario: "concurrent10k_diamond_sleep10",
-    target: "heap/run <= 1.5x effectForkJoin",
-    measured: x(ratio(concurrent.trellis.heapKbPerRun, concurrent.effectForkJoin.heapKbPerRun)),
-    holds: ratio(concurrent.trellis.heapKbPerRun, concurrent.effectForkJoin.heapKbPerRun) <= 1.5
-  },
-  {
-    scenario: "concurrent10k_diamond_sleep10",
-    target: "wall <= 1.5x effectForkJoin",
-    measured: x(ratio(concurrent.trellis.wallMs, concurrent.effectForkJoin.wallMs)),
-    holds: ratio(concurrent.trellis.wallMs, concurrent.effectForkJoin.wallMs) <= 1.5
-  },
-  {
-    scenario: "budget_contention",
-    target: "100 admitted, overshoot 0",
-    measured: `${budget.admitted} admitted, overshoot ${budget.overshootNanoUsd}`,
-    holds: budget.admitted === 100 && budget.overshootNanoUsd === 0
-  },
-  {
-    scenario: "llm_call_1kb",
-    target: "<= 50 us/call",
-    measured: `${llm.llm_call_1kb.trellis.toFixed(1)} us`,
-    holds: llm.llm_call_1kb.trellis <= 50
-  },
-  {
-    scenario: "tokenize_10kb",
-    target: "<= 2 ms",
-    measured: `${llm.tokenize_10kb.trellis.toFixed(2)} ms`,
-    holds: llm.tokenize_10kb.trellis <= 2
-  }
-]
+// The targets, as ratios within this run, checked on the figures before rounding. A missed target is reported in
+// the table, not by the exit code: times are never asserted.
+const checks = checkTargets({
+  diamond5_noop: diamond,
+  fan100_noop: fan,
+  fan100_sleep20: sleep,
+  ...chain,
+  concurrent10k_diamond_sleep10: concurrent,
+  budget_contention: budget
+})
 
 const cell = (v: unknown) => (v === undefined ? "" : String(v))
 const rows: Array<Array<string>> = [
@@ -232,7 +166,19 @@ console.log()
 console.log(
   table([
     ["scenario", "target", "measured", "holds"],
-    ...checks.map((c) => [c.scenario, c.target, c.measured, c.holds ? "yes" : "no"])
+    ...checks.map((c) => [c.scenario, c.target, c.measured, c.verdict])
   ])
 )
-if (json) console.log(JSON.stringify({ node: process.version, scenarios }))
+if (json) {
+  console.log(JSON.stringify({
+    node: process.version,
+    scenarios,
+    targets: checks.map(({ holds, measured, missed, scenario, target }) => ({
+      scenario,
+      target,
+      measured,
+      holds,
+      missed
+    }))
+  }))
+}
