@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Budget, Cost, Event, Ledger, Pipeline, PipelineError, Result, Step, Usage } from "@trellis/core"
-import { Context, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Stream, TestClock } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Stream, Supervisor, TestClock } from "effect"
 import { paidCall, sleeper, starts } from "./utils.js"
 
 class Doc extends Context.Tag("Doc")<Doc, { readonly text: string }>() {}
@@ -43,6 +43,35 @@ describe("Pipeline types", () => {
         never
       >
     >()
+  })
+})
+
+describe("Retry types", () => {
+  it("a retry predicate sees the step's own errors (and StepTimeout), at the step and in the pipeline's defaults", () => {
+    class Coded extends Data.TaggedError("Coded")<{ readonly code: number }> {}
+    const coded = Step.make("coded", {
+      retry: { times: 2, while: (e) => e._tag === "StepTimeout" || e.code === 42 },
+      run: () => Effect.fail(new Coded({ code: 42 }))
+    })
+    const plain = Step.make("plain", { run: () => Effect.fail("plain" as const) })
+    Pipeline.make("ok", { output: coded, defaults: { retry: { while: (e) => e._tag === "StepTimeout" || e.code === 42 } } })
+    Pipeline.make("no code", {
+      output: plain,
+      defaults: {
+        retry: {
+          // @ts-expect-error the pipeline's errors have no `code`
+          while: (e) => e.code === 42
+        }
+      }
+    })
+    Step.make("no code", {
+      retry: {
+        // @ts-expect-error the step's errors have no `code`
+        while: (e) => e.code === 42
+      },
+      run: () => Effect.fail("plain" as const)
+    })
+    expectTypeOf(coded.retry).toEqualTypeOf<Step.Retry<Coded | Step.StepTimeout> | undefined>()
   })
 })
 
@@ -162,24 +191,25 @@ describe("Pipeline.run scheduling", () => {
       expect(Object.values(starts(result.timeline)).sort((x, y) => x - y)).toEqual([0, 0, 1000, 1000, 2000, 3000])
     }))
 
-  it.effect("runs a chain on the calling fiber and forks only where there is parallelism", () =>
+  it.effect("forks a fiber only where there is parallelism: none for a chain, one less than the width", () =>
     Effect.gen(function*() {
-      const seen: Record<string, string> = {}
-      const where = (name: string) => Effect.map(Effect.fiberId, (id) => (seen[name] = JSON.stringify(id)))
-      const a = Step.make("a", { run: () => where("a") })
-      const b = Step.make("b", { after: { a }, run: () => where("b") })
-      const c = Step.make("c", { after: { b }, run: () => where("c") })
-      const d = Step.make("d", { after: { c }, run: () => where("d") })
-      const e = Step.make("e", { after: { c }, run: () => where("e") })
-      const f = Step.make("f", { after: { d, e }, run: () => where("f") })
-      const self = JSON.stringify(yield* Effect.fiberId)
-      yield* Pipeline.run(Pipeline.make("chain", { output: f }))
-      expect([seen["a"], seen["b"], seen["c"]]).toEqual([self, self, self])
-      expect(seen["d"]).not.toBe(self)
-      expect(seen["e"]).not.toBe(self)
-      expect(seen["d"]).not.toBe(seen["e"])
-      // The join runs on the fiber that finished its last dependency: no fork for it.
-      expect([seen["d"], seen["e"]]).toContain(seen["f"])
+      const forksOf = (pipeline: Pipeline.Pipeline<unknown, never, never, unknown, never>) =>
+        Effect.gen(function*() {
+          const supervisor = yield* Supervisor.track
+          let seen = 0
+          yield* Pipeline.run(pipeline, {
+            onEvent: () => Effect.map(supervisor.value, (fibers) => void (seen = Math.max(seen, fibers.length)))
+          }).pipe(Effect.supervised(supervisor))
+          return seen
+        })
+      const a = Step.make("a", { run: () => Effect.succeed(1) })
+      const b = Step.make("b", { after: { a }, run: () => Effect.succeed(2) })
+      const c = Step.make("c", { after: { b }, run: () => Effect.succeed(3) })
+      expect(yield* forksOf(Pipeline.make("chain", { output: c }))).toBe(0)
+      // a -> (d, e, f) -> g: the three in parallel need their own fibers; g runs on the fiber that ends last.
+      const wide = (name: string) => Step.make(name, { after: { a }, run: () => Effect.zipRight(Effect.yieldNow(), Effect.succeed(name)) })
+      const g = Step.make("g", { after: { d: wide("d"), e: wide("e"), f: wide("f") }, run: () => Effect.void })
+      expect(yield* forksOf(Pipeline.make("wide", { output: g }))).toBe(3)
     }))
 
   it.effect("runs a long graph where every step's end starts two more, in either order of its dependents", () =>
@@ -475,6 +505,70 @@ describe("Pipeline observability", () => {
         "RunFinished"
       ])
       expect(events.at(-1)).toMatchObject({ status: "completed", usage: { cost: 10 } })
+    }))
+
+  it.effect("every started step gets exactly one end event; siblings stopped by a failure are interrupted", () =>
+    Effect.gen(function*() {
+      const root = Step.make("root", { run: () => Effect.succeed(1) })
+      const failing = Step.make("failing", { after: { root }, run: () => Effect.zipRight(Effect.sleep("1 second"), Effect.fail("boom")) })
+      const slow = Step.make("slow", { after: { root }, run: () => Effect.sleep("1 minute") })
+      const never = Step.make("never", { after: { failing, slow }, run: () => Effect.void })
+      const events: Array<Event.Event> = []
+      yield* runWithClock(Effect.either(Pipeline.run(Pipeline.make("ends", { output: never }), {
+        onEvent: (e) => {
+          events.push(e)
+        }
+      })))
+      const ends = events.filter((e) => e._tag !== "StepStarted" && "step" in e && e._tag !== "UsageRecorded" && e._tag !== "StepRetrying")
+      const started = events.filter((e) => e._tag === "StepStarted").map((e) => "step" in e && e.step)
+      expect(started.sort()).toEqual(["failing", "root", "slow"])
+      expect(ends.map((e) => `${e._tag} ${"step" in e ? e.step : ""}`).sort()).toEqual([
+        "StepFailed failing",
+        "StepInterrupted slow",
+        "StepSucceeded root"
+      ])
+      const interrupted = events.find(Event.$is("StepInterrupted"))
+      expect(interrupted).toMatchObject({ step: "slow", durationMs: 1000 })
+      expect(events.at(-1)).toMatchObject({ _tag: "RunFinished", status: "failed" })
+    }))
+
+  it.effect("StepRetrying carries the cause of the attempt that just failed", () =>
+    Effect.gen(function*() {
+      let attempt = 0
+      const flaky = Step.make("flaky", {
+        timeout: "1 second",
+        retry: 2,
+        // First a failure, then a timeout, then success.
+        run: () =>
+          Effect.suspend(() => {
+            attempt++
+            if (attempt === 1) return Effect.fail("first" as const)
+            if (attempt === 2) return Effect.sleep("1 minute")
+            return Effect.succeed("ok")
+          })
+      })
+      const causes: Array<unknown> = []
+      yield* runWithClock(Pipeline.run(Pipeline.make("retry", { output: flaky }), {
+        onEvent: (e) => {
+          if (e._tag === "StepRetrying") causes.push(Option.getOrUndefined(Cause.failureOption(e.cause)))
+        }
+      }))
+      expect(causes[0]).toBe("first")
+      expect(causes[1]).toBeInstanceOf(Step.StepTimeout)
+    }))
+
+  it.effect("a listener may return an Effect, which runs before the run goes on", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const a = Step.make("a", { run: () => Effect.sync(() => seen.push("a ran")) })
+      yield* Pipeline.run(Pipeline.make("effects", { output: a }), {
+        onEvent: (e) => Effect.sync(() => void seen.push(e._tag))
+      })
+      expect(seen).toEqual(["RunStarted", "StepStarted", "a ran", "StepSucceeded", "RunFinished"])
+      Pipeline.run(Pipeline.make("effects", { output: a }), {
+        // @ts-expect-error a listener's Effect cannot fail: its failure would have nowhere to go
+        onEvent: () => Effect.fail("no")
+      })
     }))
 
   it.effect("Pipeline.stream gives the events and ends with the result", () =>

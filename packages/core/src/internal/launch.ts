@@ -28,7 +28,7 @@ export class Launcher {
   get interruptAll(): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.closed = true
-      return Fiber.interruptAll(this.fibers)
+      return this.fibers.length === 0 ? Effect.void : Fiber.interruptAll(this.fibers)
     })
   }
 }

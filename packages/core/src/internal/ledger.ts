@@ -207,14 +207,22 @@ class LedgerImpl implements Service {
   }
 }
 
-/** A run's ledger, with the books the runner reads its figures from. */
+/** A run's ledger, with what the runner reads and does without going through effects. */
 export interface RunLedger {
   readonly ledger: Service
   readonly snapshot: () => Snapshot
+  /** Refuses every reservation from now on. */
+  readonly close: () => void
 }
 
 /** Makes a ledger attributing to no step. */
 export const make = (options: RunOptions): RunLedger => {
   const books = new Books(options)
-  return { ledger: new LedgerImpl(books, outsideAnyStep), snapshot: () => books.snapshot() }
+  return {
+    ledger: new LedgerImpl(books, outsideAnyStep),
+    snapshot: () => books.snapshot(),
+    close: () => {
+      books.closed = true
+    }
+  }
 }

@@ -3,9 +3,16 @@
  * `pipeline <name>`, a `step <name>` for each step under it).
  */
 import * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Exit from "effect/Exit"
-import type * as Tracer from "effect/Tracer"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
+import * as Effect from "effect/Effect"
 import * as Event from "../Event.js"
 import type * as Result from "../Result.js"
 import type * as Usage from "../Usage.js"
@@ -13,8 +20,46 @@ import type * as Usage from "../Usage.js"
 /** The ways a step can end, as events name them. */
 export type Ending = Result.StepTiming["status"]
 
+/**
+ * What spans are made with, read once from the fiber that runs the pipeline, where `Effect.makeSpan` would read it
+ * for each span: the tracer (none when the application turned tracing off), whether spans carry times, and the
+ * links and annotations every span gets.
+ */
+interface Tracing {
+  readonly tracer: Tracer.Tracer | undefined
+  readonly timing: boolean
+  readonly links: ReadonlyArray<Tracer.SpanLink>
+  readonly annotations: HashMap.HashMap<string, unknown>
+}
+
 export class Observer {
-  constructor(readonly pipeline: string, private readonly listener: Event.Listener | undefined) {}
+  readonly clock: Clock.Clock
+  private readonly tracing: Tracing
+
+  constructor(
+    readonly pipeline: string,
+    private readonly listener: Event.Listener | undefined,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    /** The run's span, opened with `Effect.makeSpan`: the parent of the steps' spans. */
+    readonly span: Tracer.Span
+  ) {
+    this.clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    this.tracing = {
+      tracer: fiber.getFiberRef(FiberRef.currentTracerEnabled) ? fiber.currentTracer : undefined,
+      timing: fiber.getFiberRef(FiberRef.currentTracerTimingEnabled),
+      links: Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks)),
+      annotations: fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+    }
+  }
+
+  now(): number {
+    return this.clock.unsafeCurrentTimeMillis()
+  }
+
+  /** Whether anyone listens to the events: without a listener, none is made or waited for. */
+  get listening(): boolean {
+    return this.listener !== undefined
+  }
 
   /** Hands an event to the listener (made only if there is one) and runs what it returns. */
   private emit(event: () => Event.Event): Effect.Effect<void> {
@@ -24,37 +69,34 @@ export class Observer {
   }
 
   /**
-   * The run under its span, between `RunStarted` and `RunFinished`. `usage` is read as the run ends, for the event
-   * and the span's cost.
+   * Opens a step's span under the run's, as `Effect.makeSpan` would with the run's span as parent; with tracing
+   * turned off, the step shares the run's (which then records nothing).
    */
-  run<A extends Result.Result<unknown, unknown, unknown>, E, R>(
-    steps: ReadonlyArray<string>,
-    now: () => number,
-    usage: () => Usage.Usage,
-    body: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E, R> {
-    const pipeline = this.pipeline
-    return Effect.useSpan(
-      `pipeline ${pipeline}`,
-      { attributes: { "trellis.pipeline": pipeline }, captureStackTrace: false },
-      (span) =>
-        Effect.withParentSpan(
-          this.emit(() => Event.RunStarted({ pipeline, steps, at: now() })).pipe(
-            Effect.zipRight(body),
-            Effect.onExit((exit) => {
-              const total = usage()
-              span.attribute("trellis.cost_nano_usd", total.cost)
-              return this.emit(() => Event.RunFinished({ pipeline, status: statusOf(exit), usage: total, at: now() }))
-            })
-          ),
-          span
-        )
-    )
+  openStep(name: string): Tracer.Span {
+    const { annotations, links, timing, tracer } = this.tracing
+    if (tracer === undefined) return this.span
+    const startTime = timing ? this.clock.unsafeCurrentTimeNanos() : BigInt(0)
+    const span = tracer.span(`step ${name}`, Option.some(this.span), Context.empty(), links, startTime, "internal")
+    HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
+    span.attribute("trellis.step", name)
+    return span
   }
 
-  /** A step under its span; `body` receives the span to make it the current one. */
-  step<A, E, R>(name: string, body: (span: Tracer.Span) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.useSpan(`step ${name}`, { attributes: { "trellis.step": name }, captureStackTrace: false }, body)
+  /** Ends a span as `Effect.useSpan` would. */
+  end(span: Tracer.Span, exit: Exit.Exit<unknown, unknown>): void {
+    if (span.status._tag === "Ended") return
+    span.end(this.tracing.timing ? this.clock.unsafeCurrentTimeNanos() : BigInt(0), exit)
+  }
+
+  runStarted(steps: ReadonlyArray<string>): Effect.Effect<void> {
+    return this.emit(() => Event.RunStarted({ pipeline: this.pipeline, steps, at: this.now() }))
+  }
+
+  /** The run ended: its span ends with its cost, and `RunFinished` reports it. */
+  runFinished(exit: Exit.Exit<Result.Result<unknown, unknown, unknown>, unknown>, usage: Usage.Usage): Effect.Effect<void> {
+    this.span.attribute("trellis.cost_nano_usd", usage.cost)
+    this.end(this.span, exit)
+    return this.emit(() => Event.RunFinished({ pipeline: this.pipeline, status: statusOf(exit), usage, at: this.now() }))
   }
 
   started(step: string, at: number): Effect.Effect<void> {

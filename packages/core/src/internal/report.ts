@@ -49,19 +49,14 @@ export class Report {
 
   /** The outputs of the steps that succeeded, by name; only those in `among` when given. */
   outputs(among?: ReadonlySet<number>): Record<string, unknown> {
-    const outputs: Record<string, unknown> = {}
+    const entries: Array<[string, unknown]> = []
     this.records.forEach((record, i) => {
       if (record?.status === "succeeded" && (among === undefined || among.has(i))) {
-        // Defined rather than assigned: a step may be named `__proto__`.
-        Object.defineProperty(outputs, this.graph.nodes[i]!.name, {
-          value: record.output,
-          enumerable: true,
-          writable: true,
-          configurable: true
-        })
+        entries.push([this.graph.nodes[i]!.name, record.output])
       }
     })
-    return outputs
+    // Own properties even for a step named `__proto__`, which an assignment would not make.
+    return Object.fromEntries(entries)
   }
 
   /** When each step that started ran, in order of start; a step still running counts until `now`. */

@@ -7,14 +7,16 @@
  * forks. The calling fiber (the driver) runs steps itself only while no other step runs; once there is real
  * parallelism it forks the ready steps and waits until the run settles, because a failure must be able to
  * interrupt every running step, and interrupting the driver would end the run.
+ *
+ * All bookkeeping (scheduler, report, ledger) is plain state changed inside synchronous callbacks, which
+ * JavaScript never interleaves, so it needs no locks or `Ref`s; effects are built only where Effect must act.
  */
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Cost from "../Cost.js"
@@ -48,57 +50,77 @@ type Outcome =
   | { readonly _tag: "Stopped"; readonly data: unknown }
   | { readonly _tag: "BudgetExceeded"; readonly error: Ledger.BudgetExceeded }
 
-/** Runs a pipeline's plan; fails with a `PipelineError`. */
+/**
+ * Runs a pipeline's plan; fails with a `PipelineError`. The run opens its span, reports its start, and runs under
+ * one exit handler that, however it ends, interrupts any step fiber still running, ends the span and reports the end.
+ */
 export const run = (
   plan: Plan,
   listener: Event.Listener | undefined
 ): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown, unknown> =>
-  Effect.gen(function*() {
-    const parent = yield* Effect.serviceOption(Ledger.Ledger)
-    const executor = yield* Effect.serviceOption(StepExecutor.StepExecutor)
-    const clock = yield* Effect.clock
-    const settled = yield* Deferred.make<void>()
-    const observer = new Observer(plan.name, listener)
-    const ledger = Ledger.make({
-      budget: plan.budget,
-      parent: Option.getOrUndefined(parent),
-      onRecord: (step, usage) => observer.usage(step, usage)
-    })
-    const runner = new Runner(plan, observer, ledger, Option.getOrElse(executor, () => StepExecutor.local), clock, settled)
-    return yield* observer.run(plan.graph.names, runner.now, () => ledger.snapshot().total, runner.whole)
-  })
+  Effect.flatMap(
+    Effect.makeSpan(`pipeline ${plan.name}`, { attributes: { "trellis.pipeline": plan.name }, captureStackTrace: false }),
+    (span) =>
+      Effect.withFiberRuntime((fiber) => {
+        const context = fiber.currentContext
+        const observer = new Observer(plan.name, listener, fiber, span)
+        const ledger = Ledger.make({
+          budget: plan.budget,
+          // A run inside a step of another run meters into that step too.
+          parent: Option.getOrUndefined(Context.getOption(context, Ledger.Ledger)),
+          onRecord: (step, usage) => observer.usage(step, usage)
+        })
+        const executor = Option.getOrElse(Context.getOption(context, StepExecutor.StepExecutor), () => StepExecutor.local)
+        const runner = new Runner(plan, observer, ledger, executor)
+        return Effect.onExit(
+          observer.listening ? Effect.zipRight(observer.runStarted(plan.graph.names), runner.whole) : runner.whole,
+          (exit) => Effect.zipRight(runner.launcher.interruptAll, observer.runFinished(exit, ledger.snapshot().total))
+        )
+      })
+  )
+
+/** What a step holds while it runs: its span, and the context to put back when it ends. */
+interface Running {
+  readonly span: Tracer.Span
+  readonly outer: Context.Context<never>
+}
 
 class Runner {
   readonly scheduler: Scheduler<Outcome>
   readonly report: Report
   readonly launcher = new Launcher()
+  /** Set while the driver waits for the run to settle: wakes it. */
+  private wake: ((done: Effect.Effect<void>) => void) | undefined = undefined
 
   constructor(
     readonly plan: Plan,
     readonly observer: Observer,
     readonly ledger: Ledger.RunLedger,
-    readonly executor: StepExecutor.Service,
-    readonly clock: Clock.Clock,
-    /** Completed once the scheduler says the run is over, to wake the driver. */
-    readonly settled: Deferred.Deferred<void>
+    readonly executor: StepExecutor.Service
   ) {
     this.scheduler = new Scheduler(plan.graph, plan.concurrency)
     this.report = new Report(plan.name, plan.graph)
   }
 
-  readonly now = (): number => this.clock.unsafeCurrentTimeMillis()
+  now(): number {
+    return this.observer.now()
+  }
 
-  /** The whole run, under the pipeline's timeout if it has one. Whatever ends it, no forked fiber is left. */
+  /** The whole run, under the pipeline's timeout if it has one. */
   get whole(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
-    const body = Effect.ensuring(Effect.zipRight(this.drive(), Effect.suspend(() => this.conclude())), this.launcher.interruptAll)
+    const body = Effect.zipRight(this.drive(), Effect.suspend(() => this.conclude()))
     const timeout = this.plan.timeout
     if (timeout === undefined) return body
     return Effect.flatten(Effect.timeoutTo(body, {
       duration: timeout,
       onSuccess: Effect.succeed,
+      // The steps still running are stopped first, so that what they were billed is in the partial result.
       onTimeout: () =>
-        Effect.suspend(() =>
-          Effect.fail(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() }))
+        Effect.zipRight(
+          this.launcher.interruptAll,
+          Effect.suspend(() =>
+            Effect.fail(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() }))
+          )
         )
     }))
   }
@@ -111,8 +133,24 @@ class Runner {
       if (scheduler.startable === 1 && scheduler.running === 0) {
         return Effect.zipRight(this.step(scheduler.take()), this.drive())
       }
-      return Effect.zipRight(this.forkReady(scheduler.startable), Deferred.await(this.settled))
+      return Effect.zipRight(this.forkReady(scheduler.startable), this.settled())
     })
+  }
+
+  /** Waits until the run has settled, woken by the fiber whose step settles it. */
+  settled(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.scheduler.settled) resume(Effect.void)
+      else this.wake = resume
+    })
+  }
+
+  wakeIfSettled(): void {
+    const wake = this.wake
+    if (wake !== undefined && this.scheduler.settled) {
+      this.wake = undefined
+      wake(Effect.void)
+    }
   }
 
   /**
@@ -123,7 +161,8 @@ class Runner {
     return Effect.suspend(() => {
       if (this.scheduler.halt === undefined) return Effect.zipRight(this.step(i), Effect.suspend(() => this.carryOn()))
       this.scheduler.withdraw(i)
-      return this.wakeIfSettled()
+      this.wakeIfSettled()
+      return Effect.void
     })
   }
 
@@ -143,40 +182,57 @@ class Runner {
   }
 
   /**
-   * Runs step `i` through the executor, under its span, with the run's ledger attributing to it; records and
-   * reports how it ended, however it ended (interruption included).
+   * Runs step `i` through the executor, under its span, with the run's ledger attributing to it, and records and
+   * reports how it ended, however it ended. It is `acquireUseRelease` written out, with fewer effects: started with
+   * interruption masked, only the executor's work interruptible, the end handled on every exit. What its end means
+   * for the run is the scheduler's to say: the effect itself always succeeds (or is interrupted).
    */
   step(i: number): Effect.Effect<void> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.begin(i), (running) =>
+        Effect.matchCauseEffect(restore(this.execute(i)), {
+          onFailure: (cause) => this.ended(i, running, Exit.failCause(cause)),
+          onSuccess: (value) => this.ended(i, running, Exit.succeed(value))
+        }))
+    )
+  }
+
+  /** Starts step `i`: its record, its span, and its context (the step's ledger, its span as the current one). */
+  begin(i: number): Effect.Effect<Running> {
     return Effect.suspend(() => {
-      const node = this.plan.graph.nodes[i]!
-      const step = node.step
+      const name = this.plan.graph.nodes[i]!.name
+      const span = this.observer.openStep(name)
       const startedAt = this.now()
       this.report.started(i, startedAt)
-      // The pipeline's type carries the steps' errors and requirements; inside the run they are opaque.
-      const execution: Effect.Effect<unknown, unknown> = this.executor.execute({
-        pipeline: this.plan.name,
-        step,
-        inputs: this.inputsOf(i),
-        policy: {
-          timeout: step.timeout ?? this.plan.defaults.timeout,
-          retry: step.retry ?? this.plan.defaults.retry
-        },
-        onRetry: (attempt, cause) => {
-          this.report.retried(i)
-          return this.observer.retrying(node.name, attempt, cause, this.now())
-        }
-      }) as Effect.Effect<unknown, unknown>
-      const context = (span: Tracer.Span) =>
-        Context.make(Ledger.Ledger, this.ledger.ledger.forStep(node.name)).pipe(Context.add(Tracer.ParentSpan, span))
-      return Effect.zipRight(
-        this.observer.started(node.name, startedAt),
-        this.observer.step(node.name, (span) =>
-          Effect.onExit(Effect.provide(execution, context(span)), (exit) => this.ended(i, exit)))
-      ).pipe(
-        // Its end is recorded above; what it means for the run is the scheduler's to say.
-        Effect.catchAllCause(() => Effect.void)
+      const enter = FiberRef.modify(
+        FiberRef.currentContext,
+        (outer): [Running, Context.Context<never>] => [
+          { span, outer },
+          Context.add(Context.add(outer, Ledger.Ledger, this.ledger.ledger.forStep(name)), Tracer.ParentSpan, span)
+        ]
       )
+      return this.observer.listening ? Effect.zipLeft(enter, this.observer.started(name, startedAt)) : enter
     })
+  }
+
+  /** Step `i`'s attempts, through the executor. */
+  execute(i: number): Effect.Effect<unknown, unknown> {
+    const node = this.plan.graph.nodes[i]!
+    const step = node.step
+    // The pipeline's type carries the steps' errors and requirements; inside the run they are opaque.
+    return this.executor.execute({
+      pipeline: this.plan.name,
+      step,
+      inputs: this.inputsOf(i),
+      policy: {
+        timeout: step.timeout ?? this.plan.defaults.timeout,
+        retry: step.retry ?? this.plan.defaults.retry
+      },
+      onRetry: (attempt, cause) => {
+        this.report.retried(i)
+        return this.observer.retrying(node.name, attempt, cause, this.now())
+      }
+    }) as Effect.Effect<unknown, unknown>
   }
 
   inputsOf(i: number): Record<string, unknown> {
@@ -188,21 +244,25 @@ class Runner {
     return inputs
   }
 
-  /** Step `i` ended: records it, tells the scheduler, reports it, and wakes the driver if the run is over. */
-  ended(i: number, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    const name = this.plan.graph.nodes[i]!.name
+  /**
+   * Step `i` ended: ends its span, records the end, tells the scheduler, puts the outer context back, reports the
+   * end, and wakes the driver if the run is over.
+   */
+  ended(i: number, running: Running, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    this.observer.end(running.span, exit)
     const ending = this.classify(i, exit)
     const at = this.now()
     const durationMs = this.report.ended(i, ending, at, Exit.isSuccess(exit) ? exit.value : undefined)
-    const closeLedger = this.scheduler.halt?.reason._tag === "BudgetExceeded" ? this.ledger.ledger.close : Effect.void
-    return Effect.zipRight(
-      Effect.zipRight(closeLedger, this.observer.ended(name, ending, exit, at, durationMs)),
+    const leave = FiberRef.set(FiberRef.currentContext, running.outer)
+    if (!this.observer.listening) {
       this.wakeIfSettled()
+      return leave
+    }
+    // The driver is woken once the end is reported, so that the run's last event comes after every step's.
+    return leave.pipe(
+      Effect.zipRight(this.observer.ended(this.plan.graph.nodes[i]!.name, ending, exit, at, durationMs)),
+      Effect.zipRight(Effect.sync(() => this.wakeIfSettled()))
     )
-  }
-
-  wakeIfSettled(): Effect.Effect<void> {
-    return this.scheduler.settled ? Deferred.succeed(this.settled, undefined) : Effect.void
   }
 
   /** How step `i` ended, and what that means for the run. */
@@ -222,9 +282,13 @@ class Runner {
       scheduler.fail(i, "abort", { _tag: "Stopped", data: error.data })
       return "stopped"
     }
-    // Out of budget: start nothing new, but let the steps already running finish what they paid for.
-    if (error instanceof Ledger.BudgetExceeded) scheduler.fail(i, "drain", { _tag: "BudgetExceeded", error })
-    else scheduler.fail(i, "abort", { _tag: "Failed", cause })
+    if (error instanceof Ledger.BudgetExceeded) {
+      // Out of budget: start nothing new, but let the steps already running finish what they paid for.
+      scheduler.fail(i, "drain", { _tag: "BudgetExceeded", error })
+      this.ledger.close()
+    } else {
+      scheduler.fail(i, "abort", { _tag: "Failed", cause })
+    }
     return "failed"
   }
 
@@ -240,7 +304,7 @@ class Runner {
   /** Once settled: stops the steps still running if the run halted, then gives the result or the error. */
   conclude(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     const halt = this.scheduler.halt
-    if (halt === undefined) return Effect.sync(() => this.report.completed(this.usage(), this.now()))
+    if (halt === undefined) return Effect.succeed(this.report.completed(this.usage(), this.now()))
     return Effect.zipRight(
       this.launcher.interruptAll,
       Effect.suspend((): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> => {

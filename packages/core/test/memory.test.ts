@@ -1,0 +1,86 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Pipeline, Step } from "@trellis/core"
+import { Context, Effect, Exit, Fiber } from "effect"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
+
+setFlagsFromString("--expose-gc")
+const gc = runInNewContext("gc") as () => void
+
+/** A service large enough to matter, which the steps read. */
+class Big extends Context.Tag("Big")<Big, { readonly bytes: Uint8Array }>() {}
+
+/** Whether the object behind `ref` was collected, once the current job is over and a full collection ran. */
+const collected = async (ref: WeakRef<object>): Promise<boolean> => {
+  // A target read in this job is kept until the job ends.
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  gc()
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  return ref.deref() === undefined
+}
+
+const reads = Step.make("reads", { run: () => Effect.map(Big, (big) => big.bytes.length) })
+const stops = Step.make("stops", { after: { reads }, run: () => Pipeline.stop("enough") })
+const fails = Step.make("fails", { after: { reads }, run: () => Effect.fail("broken" as const) })
+const waits = Step.make("waits", { after: { reads }, run: () => Effect.never })
+const sibling = Step.make("sibling", { after: { reads }, run: () => Effect.map(Big, (big) => big.bytes[0]) })
+const join = Step.make("join", { after: { waits, sibling }, run: () => Effect.void })
+
+/**
+ * Runs `run` with a fresh large service, keeps what it returns, drops the service, and says whether the service was
+ * collected while the pipeline and what the run returned are still held.
+ */
+const serviceCollected = async <A, E>(run: Effect.Effect<A, E, Big>): Promise<{ kept: A; collected: boolean }> => {
+  let big: { bytes: Uint8Array } | undefined = { bytes: new Uint8Array(8 * 1024 * 1024) }
+  const ref = new WeakRef(big)
+  const kept = await Effect.runPromise(Effect.provideService(run, Big, big))
+  big = undefined
+  return { kept, collected: await collected(ref) }
+}
+
+describe("Memory: nothing of a run stays reachable from its result or its pipeline", () => {
+  it("a completed run", async () => {
+    const pipeline = Pipeline.make("completed", { output: reads })
+    const { collected, kept } = await serviceCollected(Pipeline.run(pipeline))
+    expect(kept._tag).toBe("Completed")
+    expect(collected).toBe(true)
+  })
+
+  it("a stopped run", async () => {
+    const pipeline = Pipeline.make("stopped", { output: stops })
+    const { collected, kept } = await serviceCollected(Pipeline.run(pipeline))
+    expect(kept._tag).toBe("Stopped")
+    expect(collected).toBe(true)
+  })
+
+  it("a failed run, whose error holds the partial result", async () => {
+    const pipeline = Pipeline.make("failed", { output: fails })
+    const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)))
+    expect(kept._tag).toBe("StepFailed")
+    expect(kept.partial.outputs).toEqual({ reads: 8 * 1024 * 1024 })
+    expect(collected).toBe(true)
+  })
+
+  it("an interrupted run, with a step fiber of its own", async () => {
+    const pipeline = Pipeline.make("interrupted", { output: join })
+    const { collected, kept } = await serviceCollected(
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(Pipeline.run(pipeline))
+        yield* Effect.sleep("10 millis")
+        return yield* Fiber.interrupt(fiber)
+      })
+    )
+    expect(Exit.isInterrupted(kept)).toBe(true)
+    expect(collected).toBe(true)
+  })
+
+  it("the check itself sees a service that is still held", async () => {
+    const pipeline = Pipeline.make("held", { output: reads })
+    let leak: unknown
+    const { collected } = await serviceCollected(
+      Effect.tap(Pipeline.run(pipeline), () => Effect.map(Big, (big) => void (leak = big)))
+    )
+    expect(collected).toBe(false)
+    expect(leak).toBeDefined()
+  })
+})
