@@ -209,7 +209,11 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
       budget,
       timeout
     })
-    plans.set(pipeline, { name, graph, concurrency, budget, timeout, defaults: { timeout: stepTimeout, retry } })
+    const policies = graph.nodes.map(({ step }) => ({
+      timeout: step.timeout ?? stepTimeout,
+      retry: step.retry ?? retry
+    }))
+    plans.set(pipeline, { name, graph, concurrency, budget, timeout, policies })
     return pipeline
   })
 

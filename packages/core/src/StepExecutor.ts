@@ -52,7 +52,12 @@ export class StepExecutor extends Context.Tag("@trellis/core/StepExecutor")<Step
  */
 export const local: Service = {
   execute: ({ inputs, onRetry, policy, step }) =>
-    Step.withPolicy(Effect.suspend(() => step.run(inputs)), { ...policy, step: step.name, onRetry })
+    Step.withPolicy(Effect.suspend(() => step.run(inputs)), {
+      step: step.name,
+      timeout: policy.timeout,
+      retry: policy.retry,
+      onRetry
+    })
 }
 
 /**

@@ -70,7 +70,7 @@ export const pipeline = (budget: Cost.Cost) => Pipeline.make("tickets", { output
 /** Runs the pipeline and lists which model each step used. */
 export const program = (budget: Cost.Cost) =>
   Effect.map(Pipeline.run(pipeline(budget)), (result) => ({
-    steps: Object.entries(result.steps).map(([name, output]) => ({ name, model: output.model, cost: output.cost })),
+    steps: Object.entries(result.outputs).map(([name, output]) => ({ name, model: output.model, cost: output.cost })),
     spent: result.usage.total.cost
   }))
 

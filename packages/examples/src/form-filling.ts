@@ -83,7 +83,7 @@ export const converse = (messages: ReadonlyArray<string>) =>
       const result = yield* Pipeline.run(pipeline).pipe(Effect.provideService(Turn, { form, message }))
       if (result._tag === "Completed") {
         transcript.push(`assistant: ${result.output}`)
-        return { done: true, form: result.steps.check, transcript }
+        return { done: true, form: result.outputs.check, transcript }
       }
       form = result.data.form
       transcript.push(`assistant: ${result.data.question}`)

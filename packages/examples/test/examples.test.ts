@@ -41,7 +41,7 @@ describe("form filling", () => {
         missing: ["email", "date"],
         question: "Which email address should the confirmation go to?"
       })
-      expect(result.steps).toHaveProperty("read")
+      expect(result.outputs).toHaveProperty("read")
       expect(result.usage.total.requests).toBe(1)
     }).pipe(Effect.provide(OfflineModel.layer())))
 

@@ -40,8 +40,11 @@ export interface Plan {
   readonly concurrency: number
   readonly budget: Cost.Cost | undefined
   readonly timeout: Duration.Duration | undefined
-  /** The pipeline's defaults for steps with no setting of their own (typed by the pipeline's errors there). */
-  readonly defaults: Step.Policy<any>
+  /**
+   * Each step's policy, by index: its own settings, else the pipeline's defaults (typed by the pipeline's errors
+   * there, opaque here).
+   */
+  readonly policies: ReadonlyArray<Step.Policy<any>>
 }
 
 /** Why a run halted. */
@@ -224,10 +227,7 @@ class Runner {
       pipeline: this.plan.name,
       step,
       inputs: this.inputsOf(i),
-      policy: {
-        timeout: step.timeout ?? this.plan.defaults.timeout,
-        retry: step.retry ?? this.plan.defaults.retry
-      },
+      policy: this.plan.policies[i]!,
       onRetry: (attempt, cause) => {
         this.report.retried(i)
         return this.observer.retrying(node.name, attempt, cause, this.now())

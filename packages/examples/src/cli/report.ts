@@ -58,10 +58,13 @@ export class Progress {
         this.update(event.step, { status: "done", durationMs: event.durationMs })
         break
       case "StepFailed":
-        this.update(event.step, { status: Cause.isInterruptedOnly(event.cause) ? "interrupted" : "failed", ...this.until(event.step, event.at) })
+        this.update(event.step, { status: "failed", durationMs: event.durationMs })
+        break
+      case "StepInterrupted":
+        this.update(event.step, { status: "interrupted", durationMs: event.durationMs })
         break
       case "StepStopped":
-        this.update(event.step, { status: "stopped", ...this.until(event.step, event.at) })
+        this.update(event.step, { status: "stopped", durationMs: event.durationMs })
         break
       case "UsageRecorded": {
         const row = this.rows.get(event.step) ?? this.row(event.step)
@@ -90,11 +93,6 @@ export class Progress {
 
   private row(name: string): StepRow {
     return { name, status: "pending", startedAt: undefined, durationMs: undefined, attempt: 0, usage: Usage.empty }
-  }
-
-  private until(step: string, at: number) {
-    const startedAt = this.rows.get(step)?.startedAt
-    return startedAt === undefined ? {} : { durationMs: at - startedAt }
   }
 
   private update(step: string, change: Partial<StepRow>, detail?: string): void {
