@@ -4,7 +4,7 @@
  * much the spend passed the budget.
  */
 import { Cost, Pipeline, Step } from "@trellis/core"
-import { LanguageModel, Pricing, ScriptedModel, Tokenizer } from "@trellis/llm"
+import { LanguageModel, Pricing, type Prompt, ScriptedModel, Tokenizer } from "@trellis/llm"
 import * as Effect from "effect/Effect"
 import type { Settings } from "./harness.js"
 
@@ -12,8 +12,8 @@ const calls = 1_000
 const fits = 100
 const maxTokens = 100
 const modelName = "gpt-4o-mini"
-const request: LanguageModel.Request = { messages: [{ role: "user", content: "Summarise the filing." }], maxTokens }
-const inputTokens = Tokenizer.countMessages(request.messages)
+const request: Prompt.Request = { messages: [{ role: "user", content: "Summarise the filing." }], maxTokens }
+const inputTokens = Tokenizer.o200k.countMessages(request.messages)
 
 /** Each call reserves its worst case, and (answering with every output token it may) really costs it. */
 const worstCase = Pricing.make().worstCase(modelName, inputTokens, maxTokens)

@@ -4,7 +4,7 @@
  * the tokens of a 10 KB prompt.
  */
 import { Cost, Ledger } from "@trellis/core"
-import { LanguageModel, Tokenizer } from "@trellis/llm"
+import { LanguageModel, type Provider, Tokenizer } from "@trellis/llm"
 import * as Effect from "effect/Effect"
 import { compare, effectBatch, median, type Settings } from "./harness.js"
 
@@ -30,7 +30,7 @@ const prose = (bytes: number): string => {
 const prompt1kb = prose(1024)
 const prompt10kb = prose(10 * 1024)
 
-const completion: LanguageModel.Completion = {
+const completion: Provider.Completion = {
   text: "A short answer.",
   toolCalls: [],
   finishReason: "stop",
@@ -39,7 +39,7 @@ const completion: LanguageModel.Completion = {
 }
 
 /** A provider with no network and no work: what is left of a call is the layer's own. */
-const provider: LanguageModel.Provider = {
+const provider: Provider.Provider = {
   name: "instant",
   model: "gpt-4o-mini",
   generate: () => Effect.succeed(completion),
@@ -66,7 +66,7 @@ export const llmOverhead = async (s: Settings) => {
   const counts: Array<number> = []
   for (let i = 0; i < (s.quick ? 5 : 41); i++) {
     const start = performance.now()
-    Tokenizer.count(prompt10kb)
+    Tokenizer.o200k.count(prompt10kb)
     counts.push(performance.now() - start)
   }
   return {

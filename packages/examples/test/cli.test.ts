@@ -77,7 +77,7 @@ describe("trellis-demo", () => {
       const report = json()
       expect(report.status).toBe("failed")
       expect(report.error.tag).toBe("BudgetExceeded")
-      expect(report.error.message).toContain("Budget of $0.0003")
+      expect(report.error.message).toContain("could pass the budget of $0.000300")
       expect(report.usage.costNanoUsd).toBeGreaterThan(0)
       expect(report.usage.costNanoUsd).toBeLessThanOrEqual(Cost.dollars(0.0003))
       expect(report.steps.find((s: any) => s.name === "extract").status).toBe("done")

@@ -5,14 +5,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Router } from "@trellis/core"
-import { LanguageModel, ScriptedModel } from "@trellis/llm"
+import { Prompt, ScriptedModel } from "@trellis/llm"
 import { Effect, Fiber, TestClock } from "effect"
 import { Document, router, thorough } from "../src/document/pipeline.js"
 import { quarterlyReport, shortNote } from "../src/document/samples.js"
 
 // Answers by what the request asks for: the JSON schema's fields tell extraction from classification.
 const script = (category: string): ScriptedModel.Script => ({
-  reply: (request: LanguageModel.ResolvedRequest) => {
+  reply: (request: Prompt.ResolvedRequest) => {
     const fields = Object.keys((request.json?.schema as { properties?: object } | undefined)?.properties ?? {})
     if (fields.includes("category")) return JSON.stringify({ category })
     if (fields.includes("company")) {

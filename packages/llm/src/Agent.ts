@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import * as LanguageModel from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
+import type { Message, Request } from "./Prompt.js"
 import * as Tool from "./Tool.js"
 
 /**
@@ -36,7 +37,7 @@ export interface RunResult<A> {
   readonly output: A
   readonly usage: Usage.Usage
   readonly turns: number
-  readonly messages: ReadonlyArray<LanguageModel.Message>
+  readonly messages: ReadonlyArray<Message>
 }
 
 /**
@@ -54,7 +55,7 @@ export type AgentError<E> = LlmError | Ledger.BudgetExceeded | Tool.ToolFailed |
 export interface Agent<A, E = never, R = never> {
   readonly name: string
   readonly run: (
-    prompt: string | ReadonlyArray<LanguageModel.Message>
+    prompt: string | ReadonlyArray<Message>
   ) => Effect.Effect<RunResult<A>, AgentError<E>, LanguageModel.LanguageModel | R>
 }
 
@@ -104,7 +105,7 @@ export function make<A, const Tools extends ReadonlyArray<Tool.Any>>(
   const byName = new Map(tools.map((tool) => [tool.name, tool]))
   const definitions = tools.map(Tool.definition)
   const maxTurns = options.maxTurns ?? 8
-  const request = (messages: ReadonlyArray<LanguageModel.Message>): LanguageModel.Request => ({
+  const request = (messages: ReadonlyArray<Message>): Request => ({
     system: options.instructions,
     messages,
     model: options.model,
@@ -113,10 +114,10 @@ export function make<A, const Tools extends ReadonlyArray<Tool.Any>>(
     tools: definitions.length === 0 ? undefined : definitions
   })
 
-  const run = (prompt: string | ReadonlyArray<LanguageModel.Message>) =>
+  const run = (prompt: string | ReadonlyArray<Message>) =>
     Effect.gen(function*() {
       const model = yield* LanguageModel.LanguageModel
-      let messages: ReadonlyArray<LanguageModel.Message> = typeof prompt === "string"
+      let messages: ReadonlyArray<Message> = typeof prompt === "string"
         ? [{ role: "user", content: prompt }]
         : prompt
       let usage = Usage.empty
@@ -145,7 +146,7 @@ export function make<A, const Tools extends ReadonlyArray<Tool.Any>>(
             tool === undefined
               ? Effect.succeed(`Error: there is no tool named ${call.name}`)
               : Tool.call(tool, call),
-            (content): LanguageModel.Message => ({ role: "tool", toolCallId: call.id, content })
+            (content): Message => ({ role: "tool", toolCallId: call.id, content })
           )
         }, { concurrency: "unbounded" })
         messages = [...messages, ...results]
@@ -168,7 +169,8 @@ export const step = <const Name extends string, A, E, R, const Deps extends Step
     readonly after?: Deps
     readonly prompt: (inputs: Step.Inputs<Deps>) => string
     readonly timeout?: Duration.DurationInput
-    readonly retry?: Step.Retry<AgentError<E>>
+    /** How failures are retried; like any step's, it also sees the `StepTimeout` of an attempt that timed out. */
+    readonly retry?: Step.Retry<AgentError<E> | Step.StepTimeout>
   }
 ): Step.Step<Name, A, AgentError<E>, LanguageModel.LanguageModel | R, Deps> =>
   Step.make(name, {

@@ -6,8 +6,9 @@
  * the conversation: a choice among words by which of them the text mentions most, numbers and dates by pattern,
  * names from capitalised words, summaries from the first sentences. Offered tools, it calls the one the prompt
  * names. Otherwise it drafts from a template, keeping the sentences that share most words with the instructions.
- * It counts tokens with the real tokenizer and prices them as a named real model, so budgets behave as they
- * would online: its label says "offline, simulated prices".
+ * It counts tokens with the real tokenizer (`Tokenizer.o200k`, as a server counts with its own) and prices them as
+ * a named real model, so budgets behave as they would online: displays show it with its {@link label}, "offline,
+ * simulated prices".
  *
  * @since 0.1.0
  */
@@ -16,8 +17,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as LanguageModel from "./LanguageModel.js"
+import type { ResolvedRequest, ToolCall } from "./Prompt.js"
+import type { Completion, Provider } from "./Provider.js"
 import { replay, words } from "./ScriptedModel.js"
-import * as Tokenizer from "./Tokenizer.js"
+import { o200k as tokenizer } from "./Tokenizer.js"
 
 /**
  * Options of the offline model.
@@ -32,7 +35,7 @@ export interface Options extends LanguageModel.Options {
 }
 
 /**
- * The label the offline model shows next to its name.
+ * What a display shows next to the offline model's name: its prices are a real model's, its answers are not.
  *
  * @since 0.1.0
  */
@@ -43,17 +46,16 @@ export const label = "offline, simulated prices"
  *
  * @since 0.1.0
  */
-export const provider = (options: Options = {}): LanguageModel.Provider => {
+export const provider = (options: Options = {}): Provider => {
   const model = options.model ?? "gpt-4o-mini"
   const latency = options.latency === undefined ? undefined : Duration.decode(options.latency)
-  const generate = (request: LanguageModel.ResolvedRequest): Effect.Effect<LanguageModel.Completion> => {
+  const generate = (request: ResolvedRequest): Effect.Effect<Completion> => {
     const completion = Effect.sync(() => answer(model, request))
     return latency === undefined ? completion : Effect.zipRight(Effect.sleep(latency), completion)
   }
   return {
     name: "offline",
     model,
-    label,
     generate,
     stream: (request) => Stream.flatMap(Stream.fromEffect(generate(request)), replay)
   }
@@ -70,7 +72,7 @@ export const layer = (options: Options = {}): Layer.Layer<LanguageModel.Language
 // ---------------------------------------------------------------------------------------------------------------
 // Answers
 
-const answer = (model: string, request: LanguageModel.ResolvedRequest): LanguageModel.Completion => {
+const answer = (model: string, request: ResolvedRequest): Completion => {
   const text = conversationText(request)
   const instructions = request.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n")
   const toolCall = request.json === undefined ? pickTool(request) : undefined
@@ -87,32 +89,32 @@ const answer = (model: string, request: LanguageModel.ResolvedRequest): Language
     finishReason: toolCalls.length > 0 ? "tool_calls" : limited.length < reply.length ? "length" : "stop",
     model,
     usage: {
-      inputTokens: Tokenizer.countMessages(request.messages),
-      outputTokens: Tokenizer.countOutput(limited, toolCalls)
+      inputTokens: tokenizer.countMessages(request.messages),
+      outputTokens: tokenizer.countOutput(limited, toolCalls)
     }
   }
 }
 
 // What the answer is about: the user's messages and the tools' results, not the instructions.
-const conversationText = (request: LanguageModel.ResolvedRequest): string =>
+const conversationText = (request: ResolvedRequest): string =>
   request.messages
     .filter((m) => m.role === "user" || m.role === "tool")
     .map((m) => m.content)
     .join("\n")
 
 const truncate = (text: string, maxTokens: number): string => {
-  if (Tokenizer.count(text) <= maxTokens) return text
+  if (tokenizer.count(text) <= maxTokens) return text
   const parts = words(text)
   let kept = ""
   for (const part of parts) {
-    if (Tokenizer.count(kept + part) > maxTokens) break
+    if (tokenizer.count(kept + part) > maxTokens) break
     kept += part
   }
   return kept
 }
 
 // A tool is called when the last user message names it and no tool has answered since.
-const pickTool = (request: LanguageModel.ResolvedRequest): LanguageModel.ToolCall | undefined => {
+const pickTool = (request: ResolvedRequest): ToolCall | undefined => {
   const last = request.messages[request.messages.length - 1]
   if (last === undefined || last.role !== "user" || request.tools.length === 0) return undefined
   const prompt = last.content.toLowerCase()

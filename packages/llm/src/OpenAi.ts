@@ -48,6 +48,8 @@ import {
   RateLimited,
   ServerError
 } from "./LlmError.js"
+import type { FinishReason, Message, ResolvedRequest } from "./Prompt.js"
+import type { Chunk, Completion, Provider, ReportedUsage } from "./Provider.js"
 
 /**
  * How transient failures (429, 5xx, connection errors, timeouts) are retried: at most `times` more attempts,
@@ -114,7 +116,7 @@ const isOpenAi = (baseURL: string | undefined): boolean => {
  *
  * @since 0.1.0
  */
-export const provider = (options: Options): LanguageModel.Provider => {
+export const provider = (options: Options): Provider => {
   const key = Redacted.value(options.apiKey)
   const baseURL = options.baseURL === "" ? undefined : options.baseURL
   const client = new OpenAI({
@@ -147,7 +149,7 @@ export const provider = (options: Options): LanguageModel.Provider => {
       Effect.mapError((failure) => failure.error)
     )
 
-  const generate = (request: LanguageModel.ResolvedRequest): Effect.Effect<LanguageModel.Completion, LlmError> => {
+  const generate = (request: ResolvedRequest): Effect.Effect<Completion, LlmError> => {
     const body = toBody(request, maxTokensField)
     return Effect.flatMap(
       withRetries((signal) => client.chat.completions.create(body, { signal })),
@@ -155,7 +157,7 @@ export const provider = (options: Options): LanguageModel.Provider => {
     )
   }
 
-  const stream = (request: LanguageModel.ResolvedRequest): Stream.Stream<LanguageModel.Chunk, LlmError> =>
+  const stream = (request: ResolvedRequest): Stream.Stream<Chunk, LlmError> =>
     Stream.unwrapScoped(Effect.gen(function*() {
       // The attempt's own signal only lasts until the answer starts, but the body is read after that: each attempt
       // gets a controller of its own, aborted with the attempt (a timeout), and the one that opened the stream is
@@ -233,7 +235,7 @@ export const layerConfig = (
 // ---------------------------------------------------------------------------------------------------------------
 // Requests
 
-const toMessage = (message: LanguageModel.Message): ChatCompletionMessageParam => {
+const toMessage = (message: Message): ChatCompletionMessageParam => {
   switch (message.role) {
     case "system":
     case "user":
@@ -262,7 +264,7 @@ const withoutDialect = (schema: object): Record<string, unknown> => {
 }
 
 const toBody = (
-  request: LanguageModel.ResolvedRequest,
+  request: ResolvedRequest,
   maxTokensField: "max_completion_tokens" | "max_tokens"
 ): ChatCompletionCreateParamsNonStreaming => ({
   model: request.model,
@@ -286,7 +288,7 @@ const toBody = (
 // ---------------------------------------------------------------------------------------------------------------
 // Answers
 
-const finishReason = (reason: string | null | undefined): LanguageModel.FinishReason => {
+const finishReason = (reason: string | null | undefined): FinishReason => {
   switch (reason) {
     case "stop":
     case "length":
@@ -300,7 +302,7 @@ const finishReason = (reason: string | null | undefined): LanguageModel.FinishRe
   }
 }
 
-const usageOf = (usage: ChatCompletion["usage"] | null | undefined): LanguageModel.ReportedUsage | undefined =>
+const usageOf = (usage: ChatCompletion["usage"] | null | undefined): ReportedUsage | undefined =>
   usage == null ? undefined : {
     inputTokens: usage.prompt_tokens,
     outputTokens: usage.completion_tokens,
@@ -313,7 +315,7 @@ const malformed = (text: string, detail: string) =>
 
 const filtered = (detail: string) => new ContentFiltered({ provider: providerName, detail })
 
-const fromCompletion = (completion: unknown, requested: string): Effect.Effect<LanguageModel.Completion, LlmError> => {
+const fromCompletion = (completion: unknown, requested: string): Effect.Effect<Completion, LlmError> => {
   // A server that is not quite compatible may send text, or JSON of another shape, with a 200.
   if (typeof completion !== "object" || completion === null || !Array.isArray((completion as any).choices)) {
     const text = typeof completion === "string" ? completion : JSON.stringify(completion) ?? ""
@@ -341,13 +343,13 @@ const fromCompletion = (completion: unknown, requested: string): Effect.Effect<L
 class Accumulator {
   text = ""
   reason: string | null = null
-  usage: LanguageModel.ReportedUsage | undefined = undefined
+  usage: ReportedUsage | undefined = undefined
   refusal = ""
   readonly calls: Array<{ id: string; name: string; arguments: string }> = []
 
   constructor(public model: string) {}
 
-  add(chunk: ChatCompletionChunk): Array<LanguageModel.Chunk> {
+  add(chunk: ChatCompletionChunk): Array<Chunk> {
     if (chunk.model) this.model = chunk.model
     this.usage = usageOf(chunk.usage) ?? this.usage
     const choice = chunk.choices?.[0]
@@ -366,7 +368,7 @@ class Accumulator {
     return [{ _tag: "Delta", text: delta.content }]
   }
 
-  done(): Effect.Effect<LanguageModel.Chunk, LlmError> {
+  done(): Effect.Effect<Chunk, LlmError> {
     if (this.reason === "content_filter") return Effect.fail(filtered("the answer was withheld"))
     if (this.refusal.length > 0) return Effect.fail(filtered(this.refusal))
     return Effect.succeed({

@@ -18,11 +18,13 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as LanguageModel from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
-import * as Tokenizer from "./Tokenizer.js"
+import type { FinishReason, ResolvedRequest, ToolCall } from "./Prompt.js"
+import type { Chunk, Completion, Provider, ReportedUsage } from "./Provider.js"
+import { o200k as tokenizer } from "./Tokenizer.js"
 
 /**
- * What the script answers: a text, or a fuller answer. Leave `usage` out to have the tokens counted with the
- * tokenizer, as a server that reports usage would; set it to `null` to act as a server that reports none.
+ * What the script answers: a text, or a fuller answer. Leave `usage` out to have the tokens counted with
+ * `Tokenizer.o200k`, as a server that reports usage would; set it to `null` to act as a server that reports none.
  *
  * @since 0.1.0
  */
@@ -30,9 +32,9 @@ export type Reply =
   | string
   | {
     readonly text?: string | undefined
-    readonly toolCalls?: ReadonlyArray<LanguageModel.ToolCall> | undefined
-    readonly finishReason?: LanguageModel.FinishReason | undefined
-    readonly usage?: LanguageModel.ReportedUsage | null | undefined
+    readonly toolCalls?: ReadonlyArray<ToolCall> | undefined
+    readonly finishReason?: FinishReason | undefined
+    readonly usage?: ReportedUsage | null | undefined
   }
 
 /**
@@ -43,11 +45,11 @@ export type Reply =
 export interface Script {
   /** The answer to the `index`-th call (from 0); fail the effect to script a failure. */
   readonly reply: (
-    request: LanguageModel.ResolvedRequest,
+    request: ResolvedRequest,
     index: number
   ) => Reply | Effect.Effect<Reply, LlmError>
   /** How long each call takes, on Effect's clock. */
-  readonly latency?: Duration.DurationInput | ((request: LanguageModel.ResolvedRequest) => Duration.DurationInput)
+  readonly latency?: Duration.DurationInput | ((request: ResolvedRequest) => Duration.DurationInput)
   /** The model it claims to be, which is what it is priced as (default "gpt-4o-mini"). */
   readonly model?: string | undefined
   readonly options?: LanguageModel.Options | undefined
@@ -65,7 +67,7 @@ export interface Script {
  */
 export interface ScriptedModel {
   readonly layer: Layer.Layer<LanguageModel.LanguageModel>
-  readonly calls: ReadonlyArray<LanguageModel.ResolvedRequest>
+  readonly calls: ReadonlyArray<ResolvedRequest>
 }
 
 /**
@@ -74,7 +76,7 @@ export interface ScriptedModel {
  * @since 0.1.0
  */
 export const make = (script: Script): ScriptedModel => {
-  const calls: Array<LanguageModel.ResolvedRequest> = []
+  const calls: Array<ResolvedRequest> = []
   const record = script.record ?? true
   let answered = 0
   const model = script.model ?? "gpt-4o-mini"
@@ -83,7 +85,7 @@ export const make = (script: Script): ScriptedModel => {
     ? script.latency
     : Duration.decode(script.latency)
 
-  const answer = (request: LanguageModel.ResolvedRequest): Effect.Effect<LanguageModel.Completion, LlmError> =>
+  const answer = (request: ResolvedRequest): Effect.Effect<Completion, LlmError> =>
     Effect.suspend(() => {
       const index = answered++
       if (record) calls.push(request)
@@ -95,7 +97,7 @@ export const make = (script: Script): ScriptedModel => {
       return Effect.zipRight(Effect.sleep(typeof latency === "function" ? latency(request) : latency), completion)
     })
 
-  const provider: LanguageModel.Provider = {
+  const provider: Provider = {
     name: "scripted",
     model,
     generate: answer,
@@ -109,9 +111,9 @@ export const make = (script: Script): ScriptedModel => {
 
 const toCompletion = (
   model: string,
-  request: LanguageModel.ResolvedRequest,
+  request: ResolvedRequest,
   reply: Reply
-): LanguageModel.Completion => {
+): Completion => {
   const fields = typeof reply === "string" ? { text: reply } : reply
   const text = fields.text ?? ""
   const toolCalls = fields.toolCalls ?? []
@@ -121,8 +123,8 @@ const toCompletion = (
     finishReason: fields.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop"),
     model,
     usage: fields.usage === null ? undefined : fields.usage ?? {
-      inputTokens: Tokenizer.countMessages(request.messages),
-      outputTokens: Tokenizer.countOutput(text, toolCalls)
+      inputTokens: tokenizer.countMessages(request.messages),
+      outputTokens: tokenizer.countOutput(text, toolCalls)
     }
   }
 }
@@ -132,10 +134,10 @@ const toCompletion = (
  *
  * @since 0.1.0
  */
-export const replay = (completion: LanguageModel.Completion): Stream.Stream<LanguageModel.Chunk> =>
+export const replay = (completion: Completion): Stream.Stream<Chunk> =>
   Stream.concat(
-    Stream.fromIterable(words(completion.text).map((text): LanguageModel.Chunk => ({ _tag: "Delta", text }))),
-    Stream.succeed<LanguageModel.Chunk>({ _tag: "Done", completion })
+    Stream.fromIterable(words(completion.text).map((text): Chunk => ({ _tag: "Delta", text }))),
+    Stream.succeed<Chunk>({ _tag: "Done", completion })
   )
 
 /**

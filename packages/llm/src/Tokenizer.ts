@@ -1,51 +1,83 @@
 /**
- * Token counts for reservations and for servers that do not report usage.
+ * Token counts, for reservations and for servers that do not report usage.
  *
- * One encoding is imported (`o200k_base`, the one of OpenAI's current models), so counts are the real
- * tokenizer's for those models and a close estimate for others; the whole vocabulary is not loaded twice.
+ * The default, {@link o200k}, counts with the `o200k_base` encoding (OpenAI's current models): the real counts for
+ * those models and a close estimate for others. Only that encoding is imported, so the vocabulary is loaded once.
+ * Provide {@link layer} with another count to reserve with the tokenizer of the model really used.
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base"
-import type { Message, ToolCall } from "./LanguageModel.js"
+import type { Message, ToolCall } from "./Prompt.js"
 
 /**
- * The tokens of a text.
+ * The tokenizer service.
  *
  * @since 0.1.0
  */
-export const count = (text: string): number => (text.length === 0 ? 0 : countTokens(text))
+export interface Service {
+  /** The tokens of a text. */
+  readonly count: (text: string) => number
+  /**
+   * The input tokens of a conversation as a chat completion counts them: each message's content and tool calls,
+   * the markup around each message, and `extra` texts (the tool definitions offered).
+   */
+  readonly countMessages: (messages: ReadonlyArray<Message>, extra?: ReadonlyArray<string>) => number
+  /** The output tokens of an answer: its text and the tool calls it asked for. */
+  readonly countOutput: (text: string, toolCalls?: ReadonlyArray<ToolCall>) => number
+}
+
+/**
+ * The tokenizer language models count with. `LanguageModel.make` uses {@link o200k} when none is provided.
+ *
+ * @since 0.1.0
+ */
+export class Tokenizer extends Context.Tag("@trellis/llm/Tokenizer")<Tokenizer, Service>() {}
 
 // Chat formats wrap every message in a few tokens of markup, and prime the answer with a few more.
 const perMessage = 3
 const primer = 3
 
 /**
- * The input tokens of a conversation as a chat completion counts them: each message's content and tool calls,
- * the markup around each message, and the tool definitions offered.
+ * Makes a tokenizer from a function counting the tokens of a text; the chat markup around messages is added.
  *
  * @since 0.1.0
  */
-export const countMessages = (
-  messages: ReadonlyArray<Message>,
-  extra: ReadonlyArray<string> = []
-): number => {
-  let total = primer
-  for (const message of messages) {
-    total += perMessage + count(message.content)
-    if (message.role === "assistant" && message.toolCalls !== undefined) total += countOutput("", message.toolCalls)
+export const make = (countText: (text: string) => number): Service => {
+  const count = (text: string): number => (text.length === 0 ? 0 : countText(text))
+
+  const countOutput = (text: string, toolCalls: ReadonlyArray<ToolCall> = []): number => {
+    let total = count(text)
+    for (const call of toolCalls) total += count(call.name) + count(call.arguments)
+    return total
   }
-  for (const text of extra) total += count(text)
-  return total
+
+  const countMessages = (messages: ReadonlyArray<Message>, extra: ReadonlyArray<string> = []): number => {
+    let total = primer
+    for (const message of messages) {
+      total += perMessage + count(message.content)
+      if (message.role === "assistant" && message.toolCalls !== undefined) total += countOutput("", message.toolCalls)
+    }
+    for (const text of extra) total += count(text)
+    return total
+  }
+
+  return { count, countMessages, countOutput }
 }
 
 /**
- * The output tokens of an answer: its text and the tool calls it asked for.
+ * The default tokenizer: the `o200k_base` encoding.
  *
  * @since 0.1.0
  */
-export const countOutput = (text: string, toolCalls: ReadonlyArray<ToolCall> = []): number => {
-  let total = count(text)
-  for (const call of toolCalls) total += count(call.name) + count(call.arguments)
-  return total
-}
+export const o200k: Service = make(countTokens)
+
+/**
+ * A layer counting tokens with `countText`, for example the tokenizer of a self-hosted model.
+ *
+ * @since 0.1.0
+ */
+export const layer = (countText: (text: string) => number): Layer.Layer<Tokenizer> =>
+  Layer.succeed(Tokenizer, make(countText))

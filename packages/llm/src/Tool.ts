@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type { ToolCall, ToolDefinition } from "./LanguageModel.js"
+import type { ToolCall, ToolDefinition } from "./Prompt.js"
 
 /**
  * A tool failed (or timed out) and was not marked safe, so the agent's run fails with it.

@@ -2,6 +2,8 @@
  * @since 0.1.0
  */
 export * as LanguageModel from "./LanguageModel.js"
+export * as Prompt from "./Prompt.js"
+export * as Provider from "./Provider.js"
 export * as LlmError from "./LlmError.js"
 export * as Pricing from "./Pricing.js"
 export * as Tokenizer from "./Tokenizer.js"

@@ -1,15 +1,15 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
 import { Effect, Fiber, Schema, TestClock } from "effect"
-import { Agent, LanguageModel, ScriptedModel, Tool } from "../src/index.js"
+import { Agent, Prompt, ScriptedModel, Tool } from "../src/index.js"
 
-const call = (name: string, args: unknown, id = `call_${name}`): LanguageModel.ToolCall => ({
+const call = (name: string, args: unknown, id = `call_${name}`): Prompt.ToolCall => ({
   id,
   name,
   arguments: JSON.stringify(args)
 })
 
-const toolMessages = (request: LanguageModel.ResolvedRequest) =>
+const toolMessages = (request: Prompt.ResolvedRequest) =>
   request.messages.flatMap((m) => (m.role === "tool" ? [m.content] : []))
 
 const add = Tool.make("add", {

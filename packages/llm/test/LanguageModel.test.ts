@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, Ledger, Pipeline, PipelineError, Step } from "@trellis/core"
+import { Cost, Ledger, Pipeline, PipelineError, Step, Usage } from "@trellis/core"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
 import { LanguageModel, LlmError, Pricing, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger, parentName, recordingTracer, withTracer } from "./support.js"
@@ -12,7 +12,17 @@ const scripted = (script: Omit<ScriptedModel.Script, "model">) => {
   return { ...model, layer: Layer.provide(model.layer, prices) }
 }
 
-const inputTokens = (prompt: string) => Tokenizer.countMessages([{ role: "user", content: prompt }])
+const inputTokens = (prompt: string) => Tokenizer.o200k.countMessages([{ role: "user", content: prompt }])
+
+/** `ledger` with another `reserve`; everything else is the ledger's own, called on it. */
+const withReserve = (ledger: Ledger.Service, reserve: Ledger.Service["reserve"]): Ledger.Service =>
+  new Proxy(ledger, {
+    get: (target, key) => {
+      if (key === "reserve") return reserve
+      const value: unknown = Reflect.get(target, key)
+      return typeof value === "function" ? value.bind(target) : value
+    }
+  })
 
 describe("LanguageModel", () => {
   it.effect("meters a call: usage counted, priced in exact nano-dollars and attributed to its step", () => {
@@ -22,7 +32,7 @@ describe("LanguageModel", () => {
     return Effect.gen(function*() {
       const result = yield* Pipeline.run(pipeline)
       const input = inputTokens("What is the capital of France?")
-      const output = Tokenizer.count("Paris is the capital of France.")
+      const output = Tokenizer.o200k.count("Paris is the capital of France.")
       expect(result.output.text).toBe("Paris is the capital of France.")
       expect(result.output.usage).toMatchObject({ inputTokens: input, outputTokens: output, requests: 1 })
       expect(result.output.usage.cost).toBe(input * 1000 + output * 2000)
@@ -74,7 +84,7 @@ describe("LanguageModel", () => {
       const response = yield* LanguageModel.generate("Say four words.")
       expect(response.usage).toMatchObject({
         inputTokens: inputTokens("Say four words."),
-        outputTokens: Tokenizer.count("Four words right here."),
+        outputTokens: Tokenizer.o200k.count("Four words right here."),
         estimated: true
       })
       expect(response.usage.cost).toBeGreaterThan(0)
@@ -102,25 +112,21 @@ describe("LanguageModel", () => {
     const model = scripted({ reply: () => "late", latency: "1 second" })
     return Effect.gen(function*() {
       const ledger = yield* Ledger.make()
-      // A ledger whose reservation yields once it holds the money: an interruption there finds the money held.
-      const yielding: Ledger.Service = {
-        budget: ledger.budget,
-        reserve: (amount) => Effect.zipLeft(ledger.reserve(amount), Effect.yieldNow()),
-        settle: (reservation, usage) => ledger.settle(reservation, usage),
-        record: (usage) => ledger.record(usage),
-        close: ledger.close,
-        remaining: ledger.remaining,
-        snapshot: ledger.snapshot
-      }
+      // The ledger as the call sees it, whose reservation yields once it holds the money: the interruption below
+      // arrives there, after the money is held and before anything is sent.
+      const yielding = withReserve(ledger, (amount) => Effect.zipLeft(ledger.reserve(amount), Effect.yieldNow()))
       const fiber = yield* LanguageModel.generate("Hello there").pipe(
         Effect.provideService(Ledger.Ledger, yielding),
         Effect.fork
       )
       yield* Effect.yieldNow()
-      expect((yield* ledger.snapshot).reserved).toBeGreaterThan(0)
+      expect((yield* ledger.snapshot).reserved).toBe(inputTokens("Hello there") * 1000 + 4096 * 2000)
       yield* Fiber.interrupt(fiber)
-      expect((yield* ledger.snapshot).reserved).toBe(0)
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.reserved).toBe(0)
       expect(model.calls).toHaveLength(0)
+      // Nothing was sent, but the call is counted as an interrupted one is: its input, estimated.
+      expect(snapshot.total).toMatchObject({ inputTokens: inputTokens("Hello there"), outputTokens: 0, estimated: true })
     }).pipe(Effect.provide(model.layer))
   })
 
@@ -221,7 +227,7 @@ describe("LanguageModel", () => {
       const last = parts.at(-1)!
       expect(last._tag).toBe("Finish")
       if (last._tag !== "Finish") return
-      expect(last.response.usage.outputTokens).toBe(Tokenizer.count("One two three four."))
+      expect(last.response.usage.outputTokens).toBe(Tokenizer.o200k.count("One two three four."))
       const snapshot = yield* ledger.snapshot
       expect(snapshot.total.cost).toBe(last.response.usage.cost)
       expect(snapshot.reserved).toBe(0)
@@ -297,5 +303,138 @@ describe("LanguageModel", () => {
       expect(error.step).toBe("ask")
       expect(error.error).toBeInstanceOf(LlmError.ServerError)
     }).pipe(Effect.provide(model.layer))
+  })
+  describe("metering", () => {
+    const Invoice = Schema.Struct({ vendor: Schema.String, total: Schema.Number })
+
+    it.effect("meters generate, generateObject and stream into the ledger, each settled to its usage", () => {
+      const model = scripted({ reply: (request) => (request.json === undefined ? "Some words." : `{"vendor":"Acme","total":3}`) })
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make()
+        const text = yield* Effect.provideService(LanguageModel.generate("Say something."), Ledger.Ledger, ledger)
+        expect((yield* ledger.snapshot).total).toEqual(text.usage)
+
+        const object = yield* Effect.provideService(
+          LanguageModel.generateObject(Invoice, "Invoice from Acme, total 3"),
+          Ledger.Ledger,
+          ledger
+        )
+        expect((yield* ledger.snapshot).total).toEqual(Usage.add(text.usage, object.usage))
+
+        const parts = yield* Effect.provideService(Stream.runCollect(LanguageModel.stream("Say more.")), Ledger.Ledger, ledger)
+        const finish = Chunk.toReadonlyArray(parts).at(-1)
+        if (finish?._tag !== "Finish") return expect.fail("the stream ended without its Finish")
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.total).toEqual(Usage.sum([text.usage, object.usage, finish.response.usage]))
+        expect(snapshot.total.requests).toBe(3)
+        expect(snapshot.reserved).toBe(0)
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("holds the worst case while a call is in flight, a generated one and a streamed one alike", () => {
+      const model = scripted({ reply: () => "ok", latency: "1 second" })
+      const worstCase = inputTokens("Wait for it") * 1000 + 4096 * 2000
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make()
+        for (const call of [LanguageModel.generate("Wait for it"), Stream.runDrain(LanguageModel.stream("Wait for it"))]) {
+          const fiber = yield* Effect.fork(Effect.provideService(call, Ledger.Ledger, ledger))
+          yield* TestClock.adjust("500 millis")
+          expect((yield* ledger.snapshot).reserved).toBe(worstCase)
+          yield* TestClock.adjust("500 millis")
+          yield* Fiber.join(fiber)
+          expect((yield* ledger.snapshot).reserved).toBe(0)
+        }
+        expect((yield* ledger.snapshot).total.requests).toBe(2)
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("settles a failed call to nothing", () => {
+      const model = scripted({
+        reply: () => Effect.fail(new LlmError.ServerError({ provider: "scripted", status: 500, detail: "down" }))
+      })
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make()
+        yield* Effect.flip(Effect.provideService(LanguageModel.generate("hi"), Ledger.Ledger, ledger))
+        yield* Effect.flip(Effect.provideService(Stream.runDrain(LanguageModel.stream("hi")), Ledger.Ledger, ledger))
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toEqual(Usage.empty)
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("settles a stream stopped before its end with what had arrived, estimated", () => {
+      const model = scripted({ reply: () => "One two three four." })
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make()
+        yield* Stream.runDrain(Stream.take(LanguageModel.stream("Count to four"), 2)).pipe(
+          Effect.provideService(Ledger.Ledger, ledger)
+        )
+        const snapshot = yield* ledger.snapshot
+        const outputTokens = Tokenizer.o200k.count("One two ")
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toMatchObject({
+          inputTokens: inputTokens("Count to four"),
+          outputTokens,
+          requests: 1,
+          estimated: true,
+          cost: inputTokens("Count to four") * 1000 + outputTokens * 2000
+        })
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("counts with the Tokenizer service when one is provided: the reservation and an unreported usage", () => {
+      // One token per character, far from o200k's counts, so the figures show which tokenizer counted them.
+      const perCharacter = Tokenizer.layer((text) => text.length)
+      const model = ScriptedModel.make({ model: "test-model", reply: () => ({ text: "Fine.", usage: null }) })
+      const prompt = "Hello there"
+      const input = 3 + 3 + prompt.length // the primer, the markup of one message, its characters
+      const worstCase = input * 1000 + 10 * 2000
+      const ask = LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 10 })
+      return Effect.gen(function*() {
+        const refused = yield* Effect.flip(
+          Effect.provideServiceEffect(ask, Ledger.Ledger, Ledger.make({ budget: Cost.nanos(worstCase - 1) }))
+        )
+        expect(refused).toBeInstanceOf(Ledger.BudgetExceeded)
+        if (!(refused instanceof Ledger.BudgetExceeded)) return
+        expect(refused.requested).toBe(worstCase)
+
+        const response = yield* Effect.provideServiceEffect(ask, Ledger.Ledger, Ledger.make({ budget: Cost.nanos(worstCase) }))
+        expect(response.usage).toMatchObject({ inputTokens: input, outputTokens: "Fine.".length, estimated: true })
+        expect(model.calls).toHaveLength(1)
+      }).pipe(Effect.provide(Layer.provide(model.layer, Layer.merge(prices, perCharacter))))
+    })
+  })
+
+  it.effect("opens llm.generate under the caller's span for every call, and runs the provider inside it", () => {
+    const seen: Array<string> = []
+    const model = scripted({
+      // Calls in order: generate, generateObject's two attempts (the first answer does not decode), stream.
+      reply: (_, index) =>
+        Effect.as(
+          Effect.tap(Effect.orDie(Effect.currentSpan), (span) => Effect.sync(() => seen.push(span.name))),
+          index === 1 ? `{"vendor":"Acme"}` : index === 2 ? `{"vendor":"Acme","total":1}` : "Some words."
+        )
+    })
+    const recorder = recordingTracer()
+    const Invoice = Schema.Struct({ vendor: Schema.String, total: Schema.Number })
+    return Effect.gen(function*() {
+      yield* LanguageModel.generate("one")
+      yield* LanguageModel.generateObject(Invoice, "two")
+      yield* Stream.runDrain(LanguageModel.stream("three"))
+    }).pipe(
+      Effect.withSpan("caller"),
+      Effect.provide(model.layer),
+      withTracer(recorder.tracer),
+      Effect.tap(() => {
+        const spans = recorder.named("llm.generate")
+        expect(spans).toHaveLength(4)
+        expect(spans.map(parentName)).toEqual(["caller", "caller", "caller", "caller"])
+        expect(spans.every((span) => span.status._tag === "Ended")).toBe(true)
+        expect(seen).toEqual(["llm.generate", "llm.generate", "llm.generate", "llm.generate"])
+        const streamed = Object.fromEntries(spans[3]!.attributes)
+        expect(streamed).toMatchObject({ "gen_ai.request.stream": true, "gen_ai.request.model": "test-model" })
+        expect(streamed["trellis.cost_nano_usd"]).toBeGreaterThan(0)
+      })
+    )
   })
 })

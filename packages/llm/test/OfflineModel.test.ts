@@ -39,18 +39,18 @@ describe("OfflineModel", () => {
     Effect.gen(function*() {
       const model = yield* LanguageModel.LanguageModel
       expect(model.provider).toBe("offline")
-      expect(model.label).toBe("offline, simulated prices")
+      expect(OfflineModel.label).toBe("offline, simulated prices")
       expect(model.model).toBe("gpt-4.1")
       const request = { system: "Summarise the revenue.", messages: [{ role: "user" as const, content: report }] }
       const first = yield* model.generate(request)
       const second = yield* model.generate(request)
       expect(second.text).toBe(first.text)
       expect(first.text).toContain("Revenue grew 12 percent")
-      const inputTokens = Tokenizer.countMessages([{ role: "system", content: "Summarise the revenue." }, {
+      const inputTokens = Tokenizer.o200k.countMessages([{ role: "system", content: "Summarise the revenue." }, {
         role: "user",
         content: report
       }])
-      const outputTokens = Tokenizer.count(first.text)
+      const outputTokens = Tokenizer.o200k.count(first.text)
       expect(first.usage).toMatchObject({ inputTokens, outputTokens, estimated: false })
       const rates = Option.getOrThrow(Pricing.make().rates("gpt-4.1"))
       expect(first.usage.cost).toBe(

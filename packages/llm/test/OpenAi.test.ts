@@ -273,7 +273,7 @@ describe("OpenAi", () => {
       const snapshot = yield* ledger.snapshot
       expect(snapshot.reserved).toBe(0)
       // What was streamed before the interruption is still paid for, counted.
-      expect(snapshot.total).toMatchObject({ requests: 1, outputTokens: Tokenizer.count("Once upon"), estimated: true })
+      expect(snapshot.total).toMatchObject({ requests: 1, outputTokens: Tokenizer.o200k.count("Once upon"), estimated: true })
       expect(snapshot.total.cost).toBeGreaterThan(0)
     }))
 
@@ -281,8 +281,8 @@ describe("OpenAi", () => {
     Effect.gen(function*() {
       const server = yield* Server.start((_, res) => Server.json(res, 200, Server.completion("Three more words", { usage: null })))
       const response = yield* LanguageModel.generate("Say three words").pipe(Effect.provide(model(server.url)))
-      const inputTokens = Tokenizer.countMessages([{ role: "user", content: "Say three words" }])
-      const outputTokens = Tokenizer.count("Three more words")
+      const inputTokens = Tokenizer.o200k.countMessages([{ role: "user", content: "Say three words" }])
+      const outputTokens = Tokenizer.o200k.count("Three more words")
       expect(response.usage).toMatchObject({ inputTokens, outputTokens, estimated: true })
       expect(response.usage.cost).toBe((inputTokens + outputTokens) * 1000)
     }))
@@ -485,7 +485,7 @@ describe("OpenAi", () => {
     Effect.gen(function*() {
       const prompt = "Hi"
       const maxTokens = 10
-      const inputTokens = Tokenizer.countMessages([{ role: "user", content: prompt }])
+      const inputTokens = Tokenizer.o200k.countMessages([{ role: "user", content: prompt }])
       // Each call uses exactly its worst case, so the budget holds ten calls and no more.
       const server = yield* Server.start((_, res) =>
         Server.json(res, 200, Server.completion("0123456789", { usage: { prompt_tokens: inputTokens, completion_tokens: maxTokens } }))

@@ -106,7 +106,8 @@ const demo = (flags: Flags, io: Io) =>
 
     const run = Effect.gen(function*() {
       const model = yield* LanguageModel.LanguageModel
-      say(`Provider: ${model.provider}${model.label ? ` (${model.label})` : ""}, model ${model.model}\n`)
+      const label = model.provider === "offline" ? ` (${OfflineModel.label})` : ""
+      say(`Provider: ${model.provider}${label}, model ${model.model}\n`)
       const route = yield* documents.route
       const pipeline = documents.routes[route]
       say(`Route: ${route} (pipeline "${pipeline.name}")${budget === undefined ? "" : `, budget ${Cost.format(budget, 6)}`}\n`)

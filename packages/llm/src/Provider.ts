@@ -1,0 +1,59 @@
+/**
+ * The part a provider plays (OpenAI, the offline model, a scripted double): send a resolved request, read the
+ * answer, map failures to `LlmError`. Everything every provider needs the same way (defaults, metering, pricing,
+ * structured output, spans) is added by `LanguageModel.make`.
+ *
+ * @since 0.1.0
+ */
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import type { LlmError } from "./LlmError.js"
+import type { FinishReason, ResolvedRequest, ToolCall } from "./Prompt.js"
+
+/**
+ * Token counts as a provider reports them.
+ *
+ * @since 0.1.0
+ */
+export interface ReportedUsage {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly cachedInputTokens?: number | undefined
+  readonly reasoningTokens?: number | undefined
+}
+
+/**
+ * What a provider answers: `usage` is absent when the server did not report it.
+ *
+ * @since 0.1.0
+ */
+export interface Completion {
+  readonly text: string
+  readonly toolCalls: ReadonlyArray<ToolCall>
+  readonly finishReason: FinishReason
+  readonly model: string
+  readonly usage?: ReportedUsage | undefined
+}
+
+/**
+ * A piece of a provider's stream: text as it arrives, then the whole completion.
+ *
+ * @since 0.1.0
+ */
+export type Chunk =
+  | { readonly _tag: "Delta"; readonly text: string }
+  | { readonly _tag: "Done"; readonly completion: Completion }
+
+/**
+ * A provider, for use with `LanguageModel.make`.
+ *
+ * @since 0.1.0
+ */
+export interface Provider {
+  /** "openai", "offline", "scripted"... */
+  readonly name: string
+  /** The model used when a request names none. */
+  readonly model: string
+  readonly generate: (request: ResolvedRequest) => Effect.Effect<Completion, LlmError>
+  readonly stream: (request: ResolvedRequest) => Stream.Stream<Chunk, LlmError>
+}
