@@ -211,6 +211,7 @@ class LedgerImpl implements Service {
 export interface RunLedger {
   readonly ledger: Service
   readonly snapshot: () => Snapshot
+  readonly total: () => Usage.Usage
   /** Refuses every reservation from now on. */
   readonly close: () => void
 }
@@ -221,6 +222,7 @@ export const make = (options: RunOptions): RunLedger => {
   return {
     ledger: new LedgerImpl(books, outsideAnyStep),
     snapshot: () => books.snapshot(),
+    total: () => books.total,
     close: () => {
       books.closed = true
     }

@@ -77,12 +77,19 @@ export const run = (
         const runner = new Runner(plan, observer, ledger, executor)
         return Effect.onExit(
           observer.listening ? Effect.zipRight(observer.runStarted(plan.graph.names), runner.whole) : runner.whole,
-          (exit) => Effect.zipRight(runner.launcher.interruptAll, observer.runFinished(exit, ledger.snapshot().total))
+          (exit) =>
+            Effect.zipRight(runner.stopAll(), observer.runFinished(exit, ledger.total()))
         )
       })
   )
 
-/** What a step holds while it runs: its span, and the context to put back when it ends. */
+
+/**
+ * What a step holds while it runs: its span, and the context to put back when it ends. The context is read from the
+ * fiber as each step begins rather than kept by the runner: an error made in the runner keeps the objects of its
+ * stack frames (the runner among them) for as long as its stack is not formatted, and a runner holding the
+ * caller's services would keep them alive that long (the memory tests catch it).
+ */
 interface Running {
   readonly span: Tracer.Span
   readonly outer: Context.Context<never>
@@ -109,6 +116,11 @@ class Runner {
     return this.observer.now()
   }
 
+  /** Interrupts the forked fibers if a step still runs, and waits for them. */
+  stopAll(): Effect.Effect<void> {
+    return this.scheduler.running > 0 ? this.launcher.interruptAll : Effect.void
+  }
+
   /** The whole run, under the pipeline's timeout if it has one. */
   get whole(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     const body = Effect.zipRight(this.drive(), Effect.suspend(() => this.conclude()))
@@ -120,7 +132,7 @@ class Runner {
       // The steps still running are stopped first, so that what they were billed is in the partial result.
       onTimeout: () =>
         Effect.zipRight(
-          this.launcher.interruptAll,
+          this.stopAll(),
           Effect.suspend(() =>
             Effect.fail(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() }))
           )
@@ -306,7 +318,7 @@ class Runner {
     const halt = this.scheduler.halt
     if (halt === undefined) return Effect.succeed(this.report.completed(this.usage(), this.now()))
     return Effect.zipRight(
-      this.launcher.interruptAll,
+      this.stopAll(),
       Effect.suspend((): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> => {
         const outcome = halt.reason
         switch (outcome._tag) {
