@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Budget, Cost, Event, Ledger, Pipeline, PipelineError, Result, Step, Usage } from "@trellis/core"
+import { Budget, Cost, Event, Ledger, Pipeline, PipelineError, Result, Step, StepExecutor, Usage } from "@trellis/core"
 import { Cause, Context, Data, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Stream, Supervisor, TestClock } from "effect"
 import { paidCall, sleeper, starts } from "./utils.js"
 
@@ -640,6 +640,39 @@ describe("Pipeline interruption", () => {
       const exit = yield* Fiber.interrupt(fiber)
       expect(Exit.isInterrupted(exit)).toBe(true)
       expect(released.sort()).toEqual(["a", "b", "c"])
+    }))
+})
+
+describe("StepExecutor", () => {
+  it.effect("another executor takes the local one's place for every step, with the step, its inputs and its policy", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      // An executor that remembers outputs by step name, as a journal would: a step it has seen is not run again.
+      const journal = new Map<string, unknown>()
+      const journaling = StepExecutor.make((execution) =>
+        Effect.suspend(() => {
+          const name = execution.step.name
+          seen.push(`${name} ${JSON.stringify(execution.inputs)} timeout=${execution.policy.timeout === undefined ? "none" : Duration.format(execution.policy.timeout)}`)
+          if (journal.has(name)) return Effect.succeed(journal.get(name) as never)
+          return Effect.tap(StepExecutor.local.execute(execution), (output) => Effect.sync(() => journal.set(name, output)))
+        })
+      )
+      let runs = 0
+      const a = Step.make("a", { run: () => Effect.sync(() => ++runs) })
+      const b = Step.make("b", { after: { a }, timeout: "5 seconds", run: ({ a }) => Effect.succeed(a * 10) })
+      const pipeline = Pipeline.make("journaled", { output: b, defaults: { timeout: "1 minute" } })
+      const first = yield* Pipeline.run(pipeline).pipe(Effect.provide(StepExecutor.layer(journaling)))
+      const second = yield* Pipeline.run(pipeline).pipe(Effect.provide(StepExecutor.layer(journaling)))
+      expect([first.output, second.output, runs]).toEqual([10, 10, 1])
+      expect(seen).toEqual([
+        "a {} timeout=1m",
+        `b {"a":1} timeout=5s`,
+        "a {} timeout=1m",
+        `b {"a":1} timeout=5s`
+      ])
+      // Without the layer, the local executor runs the step again.
+      yield* Pipeline.run(pipeline)
+      expect(runs).toBe(2)
     }))
 })
 
