@@ -86,13 +86,14 @@ export const subtract = (self: Cost, that: Cost): Cost => Math.max(0, self - tha
 export const toDollars = (cost: Cost): number => cost / NANOS_PER_DOLLAR
 
 /**
- * Formats a cost in dollars: four decimals by default (`Cost.format(Cost.dollars(0.1))` is `"$0.1000"`), and six
- * for a cost under a cent, where single model calls live (`"$0.000094"` rather than `"$0.0001"`).
+ * Formats a cost in dollars: four decimals by default (`Cost.format(Cost.dollars(0.1))` is `"$0.1000"`), six for a
+ * cost under a cent, where single model calls live (`"$0.000094"` rather than `"$0.0001"`), and nine, every
+ * nano-dollar, under a micro-dollar (`"$0.000000500"` rather than `"$0.000001"`).
  *
  * @since 0.1.0
  */
 export const format = (cost: Cost, decimals?: number): string =>
-  `$${toDollars(cost).toFixed(decimals ?? (cost > 0 && cost < 10_000_000 ? 6 : 4))}`
+  `$${toDollars(cost).toFixed(decimals ?? (cost === 0 || cost >= 10_000_000 ? 4 : cost >= 1_000 ? 6 : 9))}`
 
 /**
  * Orders costs from cheapest to dearest.

@@ -6,6 +6,7 @@
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import * as Cost from "./Cost.js"
 import type { BudgetExceeded } from "./internal/ledger.js"
 import type { PartialResult } from "./Result.js"
 import type { StepTimeout } from "./Step.js"
@@ -65,6 +66,33 @@ export class PipelineTimeout extends Data.TaggedError("PipelineTimeout")<{
 }
 
 /**
+ * The run's spend went past its budget after all: a call cost more than the worst case it reserved (a server that
+ * reported more usage than the request allowed), or usage was recorded without a reservation. The ledger recorded
+ * the real figures, nothing new was started, and the run fails with this rather than end as `Completed`.
+ *
+ * @since 0.1.0
+ */
+export class BudgetOverrun extends Data.TaggedError("BudgetOverrun")<{
+  readonly pipeline: string
+  /** The step whose recorded usage took the spend past the budget. */
+  readonly step: string
+  readonly budget: Cost.Cost
+  /** The run's spend once that usage was recorded. */
+  readonly spent: Cost.Cost
+  /** What that call had reserved (0 for usage recorded without a reservation). */
+  readonly reserved: Cost.Cost
+  /** What it was reported to cost. */
+  readonly reported: Cost.Cost
+  readonly partial: PartialResult
+}> {
+  override get message(): string {
+    return `Pipeline "${this.pipeline}" spent ${Cost.format(this.spent)}, past its budget of ${Cost.format(this.budget)}: ` +
+      `a call in step "${this.step}" was reported to cost ${Cost.format(this.reported)} ` +
+      `where ${Cost.format(this.reserved)} was reserved`
+  }
+}
+
+/**
  * Any way a run can fail, given the union `E` of its steps' errors. A refused budget is not a step's failure: the
  * run fails with `Ledger.BudgetExceeded`, which then always carries the partial result.
  *
@@ -73,6 +101,7 @@ export class PipelineTimeout extends Data.TaggedError("PipelineTimeout")<{
 export type PipelineError<E> =
   | StepFailed<Exclude<E, BudgetExceeded>>
   | (BudgetExceeded & { readonly partial: PartialResult })
+  | BudgetOverrun
   | PipelineTimeout
 
 const describe = (cause: Cause.Cause<unknown>): string => {

@@ -8,6 +8,7 @@ describe("Cost", () => {
     expect(Cost.format(Cost.dollars(1.23456), 2)).toBe("$1.23")
     expect(Cost.format(Cost.nanos(94_350))).toBe("$0.000094")
     expect(Cost.format(Cost.zero)).toBe("$0.0000")
+    expect(Cost.format(Cost.nanos(500))).toBe("$0.000000500")
   })
 
   it("keeps sums exact where floating dollars drift", () => {

@@ -459,6 +459,50 @@ describe("Pipeline.run budget", () => {
       expect(sent).toBe(2)
     }))
 
+  it.effect("a call that costs more than it reserved is recorded as reported, and the run fails instead of completing", () =>
+    Effect.gen(function*() {
+      const started: Array<string> = []
+      // The server reports 50 times what the call reserved.
+      const overreported = Ledger.metered({
+        worstCase: Cost.nanos(10),
+        run: Effect.sleep("1 second"),
+        usage: () => Usage.make({ requests: 1, inputTokens: 5000, cost: Cost.nanos(500) })
+      })
+      const liar = Step.make("liar", { run: () => Effect.as(overreported, "said") })
+      const sibling = Step.make("sibling", {
+        run: () => Effect.zipRight(Effect.sleep("2 seconds"), Effect.as(paidCall(5), "finished"))
+      })
+      const next = Step.make("next", {
+        after: { liar, sibling },
+        run: () => Effect.sync(() => started.push("next"))
+      })
+      const error = yield* runWithClock(
+        Effect.flip(Pipeline.run(Pipeline.make("overrun", { output: next, budget: Cost.nanos(100) })))
+      )
+      expect(error._tag).toBe("BudgetOverrun")
+      if (error._tag !== "BudgetOverrun") return
+      expect(error).toMatchObject({ step: "liar", budget: 100, reserved: 10, reported: 500, spent: 500 })
+      expect(error.message).toBe(
+        `Pipeline "overrun" spent $0.000000500, past its budget of $0.000000100: a call in step "liar" was reported ` +
+          `to cost $0.000000500 where $0.000000010 was reserved`
+      )
+      // Honest books: the real figure is kept. The sibling's own call was refused (the ledger closed), and nothing
+      // new started.
+      expect(error.partial.usage.total.cost).toBe(500)
+      expect(error.partial.outputs).toEqual({ liar: "said" })
+      expect(started).toEqual([])
+    }))
+
+  it.effect("usage recorded without a reservation past the budget fails the run, even one a step stopped", () =>
+    Effect.gen(function*() {
+      const spends = Step.make("spends", { run: () => Effect.as(Ledger.record(Usage.make({ cost: Cost.nanos(150) })), 1) })
+      const stops = Step.make("stops", { after: { spends }, run: () => Pipeline.stop("done") })
+      for (const output of [spends, stops]) {
+        const error = yield* Effect.flip(Pipeline.run(Pipeline.make("recorded", { output, budget: Cost.nanos(100) })))
+        expect(error).toMatchObject({ _tag: "BudgetOverrun", step: "spends", reserved: 0, reported: 150, spent: 150 })
+      }
+    }))
+
   it.effect("Budget.remaining is readable inside steps", () =>
     Effect.gen(function*() {
       const first = Step.make("first", { run: () => paidCall(30) })

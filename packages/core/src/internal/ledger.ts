@@ -92,6 +92,22 @@ export interface RunOptions extends Options {
   readonly onRecord?: ((step: string, usage: Usage.Usage) => Effect.Effect<void>) | undefined
 }
 
+/**
+ * Spend recorded past the budget: a call that cost more than it reserved (a server reporting more than the
+ * reservation allowed for), or usage recorded without a reservation. The first one is kept: it is what a run
+ * reports when it fails with `BudgetOverrun`.
+ */
+export interface Overrun {
+  readonly step: string
+  /** What the call had reserved (0 for usage recorded without a reservation). */
+  readonly reserved: Cost.Cost
+  /** What it was reported to cost. */
+  readonly reported: Cost.Cost
+  /** The spend once it was recorded. */
+  readonly spent: Cost.Cost
+  readonly budget: Cost.Cost
+}
+
 /** A reservation, with the parent ledger's reservation that backs it. */
 interface Held extends Reservation {
   readonly outer: Reservation | undefined
@@ -108,13 +124,23 @@ class Books {
   nextId = 0
   total: Usage.Usage = Usage.empty
   readonly byStep = new Map<string, Usage.Usage>()
+  overrun: Overrun | undefined = undefined
 
   constructor(readonly options: RunOptions) {}
 
-  add(step: string, usage: Usage.Usage): void {
+  /**
+   * Records usage as it is, whatever it cost (the books are honest), and notes an overrun if the spend is now past
+   * the budget: from then on, nothing more is reserved.
+   */
+  add(step: string, usage: Usage.Usage, reserved: Cost.Cost): void {
     this.spent = Cost.add(this.spent, usage.cost)
     this.total = Usage.add(this.total, usage)
     this.byStep.set(step, Usage.add(this.byStep.get(step) ?? Usage.empty, usage))
+    const budget = this.options.budget
+    if (budget !== undefined && this.spent > budget && this.overrun === undefined) {
+      this.overrun = { step, reserved, reported: usage.cost, spent: this.spent, budget }
+      this.closed = true
+    }
   }
 
   snapshot(): Snapshot {
@@ -174,7 +200,7 @@ class LedgerImpl implements Service {
     return Effect.suspend(() => {
       const books = this.books
       books.reserved = Cost.subtract(books.reserved, reservation.amount)
-      books.add(reservation.step, usage)
+      books.add(reservation.step, usage, reservation.amount)
       const outer = (reservation as Held).outer
       const parent = books.options.parent
       const onRecord = books.options.onRecord?.(reservation.step, usage) ?? Effect.void
@@ -185,7 +211,7 @@ class LedgerImpl implements Service {
   record(usage: Usage.Usage): Effect.Effect<void> {
     return Effect.suspend(() => {
       const books = this.books
-      books.add(this.step, usage)
+      books.add(this.step, usage, Cost.zero)
       const parent = books.options.parent
       const onRecord = books.options.onRecord?.(this.step, usage) ?? Effect.void
       return parent === undefined ? onRecord : Effect.zipRight(onRecord, parent.record(usage))
@@ -212,6 +238,8 @@ export interface RunLedger {
   readonly ledger: Service
   readonly snapshot: () => Snapshot
   readonly total: () => Usage.Usage
+  /** The first spend recorded past the budget, if any. */
+  readonly overrun: () => Overrun | undefined
   /** Refuses every reservation from now on. */
   readonly close: () => void
 }
@@ -223,6 +251,7 @@ export const make = (options: RunOptions): RunLedger => {
     ledger: new LedgerImpl(books, outsideAnyStep),
     snapshot: () => books.snapshot(),
     total: () => books.total,
+    overrun: () => books.overrun,
     close: () => {
       books.closed = true
     }

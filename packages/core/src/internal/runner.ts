@@ -21,7 +21,7 @@ import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Cost from "../Cost.js"
 import type * as Event from "../Event.js"
-import { PipelineTimeout, StepFailed } from "../PipelineError.js"
+import { BudgetOverrun, PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
 import type * as Step from "../Step.js"
 import * as StepExecutor from "../StepExecutor.js"
@@ -52,6 +52,7 @@ type Outcome =
   | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
   | { readonly _tag: "Stopped"; readonly data: unknown }
   | { readonly _tag: "BudgetExceeded"; readonly error: Ledger.BudgetExceeded }
+  | { readonly _tag: "BudgetOverrun"; readonly overrun: Ledger.Overrun }
 
 /**
  * Runs a pipeline's plan; fails with a `PipelineError`. The run opens its span, reports its start, and runs under
@@ -279,6 +280,14 @@ class Runner {
 
   /** How step `i` ended, and what that means for the run. */
   classify(i: number, exit: Exit.Exit<unknown, unknown>): Ending {
+    const ending = this.ending(i, exit)
+    // Spend past the budget, recorded while this step ran: finish what runs, start nothing new, then fail.
+    const overrun = this.ledger.overrun()
+    if (overrun !== undefined) this.scheduler.stop(i, "drain", { _tag: "BudgetOverrun", overrun })
+    return ending
+  }
+
+  ending(i: number, exit: Exit.Exit<unknown, unknown>): Ending {
     const scheduler = this.scheduler
     if (Exit.isSuccess(exit)) {
       scheduler.succeed(i)
@@ -313,19 +322,38 @@ class Runner {
     return this.report.partial(this.usage(), this.now())
   }
 
+  overrun(overrun: Ledger.Overrun): BudgetOverrun {
+    return new BudgetOverrun({ pipeline: this.plan.name, ...overrun, partial: this.partial() })
+  }
+
   /** Once settled: stops the steps still running if the run halted, then gives the result or the error. */
   conclude(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     const halt = this.scheduler.halt
-    if (halt === undefined) return Effect.succeed(this.report.completed(this.usage(), this.now()))
+    if (halt === undefined) {
+      // Usage recorded past the budget after the last step ended (by a nested run's parent, say) still fails the run.
+      const overrun = this.ledger.overrun()
+      if (overrun !== undefined) return Effect.fail(this.overrun(overrun))
+      return Effect.succeed(this.report.completed(this.usage(), this.now()))
+    }
     return Effect.zipRight(
       this.stopAll(),
       Effect.suspend((): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> => {
         const outcome = halt.reason
         switch (outcome._tag) {
-          case "Stopped":
+          case "Stopped": {
+            const overrun = this.ledger.overrun()
+            if (overrun !== undefined) return Effect.fail(this.overrun(overrun))
             return Effect.succeed(this.report.stopped(halt.step, outcome.data, this.usage(), this.now()))
+          }
           case "BudgetExceeded":
-            return Effect.fail(new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() }))
+            // A refusal can follow an overrun (the ledger closes then): the overrun is what happened first.
+            return Effect.fail(
+              this.ledger.overrun() === undefined
+                ? new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() })
+                : this.overrun(this.ledger.overrun()!)
+            )
+          case "BudgetOverrun":
+            return Effect.fail(this.overrun(outcome.overrun))
           case "Failed":
             return Effect.fail(
               new StepFailed({

@@ -65,6 +65,11 @@ export class Scheduler<Reason> {
    */
   fail(i: number, mode: Halt<Reason>["mode"], reason: Reason): void {
     this.running--
+    this.stop(i, mode, reason)
+  }
+
+  /** Halts the run because of step `i` without ending it (what it did, not how it ended, stops the run). */
+  stop(i: number, mode: Halt<Reason>["mode"], reason: Reason): void {
     if (this.halt === undefined) this.halt = { step: i, mode, reason }
   }
 
