@@ -40,10 +40,10 @@ export class StepFailed<out E> extends Data.TaggedError("StepFailed")<{
   readonly cause: Cause.Cause<E | StepTimeout>
   readonly partial: PartialResult
 }> {
-  /** The step's typed error, or `undefined` when it died of a defect. */
+  /** The very error the step failed with (not a wrapper of it), or `undefined` when it died of a defect. */
   get error(): E | StepTimeout | undefined {
     const failure = Cause.failureOption(this.cause)
-    return failure._tag === "Some" ? failure.value : undefined
+    return failure._tag === "Some" ? Cause.originalError(failure.value) : undefined
   }
   override get message(): string {
     return `Step "${this.step}" of pipeline "${this.pipeline}" failed: ${describe(this.cause)}`

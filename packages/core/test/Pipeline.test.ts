@@ -384,6 +384,34 @@ describe("Pipeline.run failures", () => {
       expect(error.partial.timeline.map((t) => `${t.step}:${t.status}`)).toEqual(["root:succeeded", "failing:failed"])
     }))
 
+  it.effect("StepFailed.error is the very object the step failed with", () =>
+    Effect.gen(function*() {
+      class Refused extends Data.TaggedError("Refused")<{ readonly reason: string }> {}
+      const refused = new Refused({ reason: "no" })
+      const plain = { code: 7 }
+      for (const thrown of [refused, plain]) {
+        const step = Step.make("fails", { run: () => Effect.fail(thrown) })
+        const error = yield* Effect.flip(Pipeline.run(Pipeline.make("identity", { output: step })))
+        expect(error._tag === "StepFailed" && error.error).toBe(thrown)
+        expect(new Set([error._tag === "StepFailed" && error.error]).has(thrown)).toBe(true)
+      }
+    }))
+
+  it.effect("steps named __proto__ or constructor keep their outputs, as outputs and as inputs", () =>
+    Effect.gen(function*() {
+      const proto = Step.make("__proto__", { run: () => Effect.succeed({ polluted: false }) })
+      const ctor = Step.make("constructor", { run: () => Effect.succeed(2) })
+      const uses = Step.make("uses", {
+        after: { ["__proto__"]: proto, ctor },
+        run: (inputs) => Effect.succeed(Object.keys(inputs).sort())
+      })
+      const result = yield* Pipeline.run(Pipeline.make("names", { output: uses }))
+      expect(Object.keys(result.outputs).sort()).toEqual(["__proto__", "constructor", "uses"])
+      expect(Object.getOwnPropertyDescriptor(result.outputs, "__proto__")?.value).toEqual({ polluted: false })
+      expect(result.output).toEqual(["__proto__", "ctor"])
+      expect(Object.keys(result.usage.byStep)).toEqual([])
+    }))
+
   it.effect("reports a defect thrown inside a step as StepFailed, never as a crash", () =>
     Effect.gen(function*() {
       const a = Step.make("a", { run: () => Effect.succeed(1) })

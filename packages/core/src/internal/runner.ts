@@ -248,13 +248,10 @@ class Runner {
     }) as Effect.Effect<unknown, unknown>
   }
 
+  /** The outputs of step `i`'s dependencies under its keys (own properties, even a key named `__proto__`). */
   inputsOf(i: number): Record<string, unknown> {
     const node = this.plan.graph.nodes[i]!
-    const inputs: Record<string, unknown> = {}
-    node.keys.forEach((key, k) => {
-      inputs[key] = this.report.output(node.deps[k]!)
-    })
-    return inputs
+    return Object.fromEntries(node.keys.map((key, k) => [key, this.report.output(node.deps[k]!)]))
   }
 
   /**
