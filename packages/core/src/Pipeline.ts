@@ -14,6 +14,7 @@ import type * as Cost from "./Cost.js"
 import type * as Event from "./Event.js"
 import { compile } from "./internal/graph.js"
 import * as mermaid from "./internal/mermaid.js"
+import * as Checks from "./internal/options.js"
 import { type Plan, run as runPlan } from "./internal/runner.js"
 import { StopSignal } from "./internal/stop.js"
 import { InvalidPipeline, type PipelineError } from "./PipelineError.js"
@@ -153,18 +154,8 @@ const Proto = {
 const invalidOption = (pipeline: string, detail: string) =>
   new InvalidPipeline({ pipeline, reason: "InvalidOption", steps: [], detail })
 
-const decodeDuration = (
-  pipeline: string,
-  option: string,
-  input: Duration.DurationInput | undefined
-): Either.Either<Duration.Duration | undefined, InvalidPipeline> => {
-  if (input === undefined) return Either.right(undefined)
-  const decoded = Duration.decodeUnknown(input)
-  if (decoded._tag === "None" || !(Duration.toMillis(decoded.value) > 0)) {
-    return Either.left(invalidOption(pipeline, `${option} must be a positive duration, got ${String(input)}`))
-  }
-  return Either.right(decoded.value)
-}
+const checked = <A>(pipeline: string, check: Either.Either<A, string>): Either.Either<A, InvalidPipeline> =>
+  Either.mapLeft(check, (detail) => invalidOption(pipeline, detail))
 
 /**
  * Checks and compiles a pipeline, returning the problem instead of throwing it: for graphs built at run time.
@@ -190,12 +181,11 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
         invalidOption(name, `budget must be a non-negative Cost (see Cost.dollars), got ${String(budget)}`)
       )
     }
-    const timeout = yield* decodeDuration(name, "timeout", options.timeout)
-    const stepTimeout = yield* decodeDuration(name, "defaults.timeout", options.defaults?.timeout)
+    const timeout = yield* checked(name, Checks.timeout("timeout", options.timeout))
+    const stepTimeout = yield* checked(name, Checks.timeout("defaults.timeout", options.defaults?.timeout))
     const retry = options.defaults?.retry
-    if (typeof retry === "number" && !(Number.isInteger(retry) && retry >= 0)) {
-      return yield* Either.left(invalidOption(name, `defaults.retry must be a whole number >= 0, got ${retry}`))
-    }
+    const retryProblem = Checks.retry("defaults.retry", retry)
+    if (retryProblem !== undefined) return yield* Either.left(invalidOption(name, retryProblem))
     const graph = compile(options.output, options.include ?? [])
     if (!("nodes" in graph)) {
       return yield* Either.left(new InvalidPipeline({ pipeline: name, ...graph }))

@@ -11,9 +11,12 @@ import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { identity } from "effect/Function"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
 import { BudgetExceeded } from "./internal/ledger.js"
+import * as Checks from "./internal/options.js"
 import { StopSignal } from "./internal/stop.js"
 
 /**
@@ -159,14 +162,44 @@ const Proto = {
 export const make = <const Name extends string, A, E = never, R = never, const Deps extends Dependencies = {}>(
   name: Name,
   options: Options<Deps, A, E, R>
-): Step<Name, A, E, R, Deps> => {
+): Step<Name, A, E, R, Deps> => Either.getOrThrowWith(makeEither(name, options), identity)
+
+/**
+ * Makes a step, returning the problem with its options instead of throwing it: for graphs built at run time.
+ *
+ * @since 0.1.0
+ */
+export const makeEither = <const Name extends string, A, E = never, R = never, const Deps extends Dependencies = {}>(
+  name: Name,
+  options: Options<Deps, A, E, R>
+): Either.Either<Step<Name, A, E, R, Deps>, InvalidStep> => {
+  const invalid = (detail: string) => Either.left(new InvalidStep({ step: name, detail }))
+  if (typeof options.run !== "function") return invalid(`run must be a function, got ${typeof options.run}`)
+  const timeout = Checks.timeout("timeout", options.timeout)
+  if (Either.isLeft(timeout)) return invalid(timeout.left)
+  const retryProblem = Checks.retry("retry", options.retry)
+  if (retryProblem !== undefined) return invalid(retryProblem)
   const step = Object.create(Proto)
   step.name = name
   step.after = options.after ?? {}
-  step.timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+  step.timeout = timeout.right
   step.retry = options.retry
   step.run = options.run
-  return step
+  return Either.right(step)
+}
+
+/**
+ * A step's options were rejected when it was made: the message names the step and the option.
+ *
+ * @since 0.1.0
+ */
+export class InvalidStep extends Data.TaggedError("InvalidStep")<{
+  readonly step: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Invalid step "${this.step}": ${this.detail}`
+  }
 }
 
 /**

@@ -125,10 +125,34 @@ describe("Pipeline.make checks the graph", () => {
     expect(bad({ budget: Number.NaN as Cost.Cost })).toMatch(/budget .* got NaN/)
     expect(bad({ timeout: Number.NaN })).toMatch(/timeout must be a positive duration, got NaN/)
     expect(bad({ timeout: -10 })).toMatch(/timeout must be a positive duration, got -10/)
-    expect(bad({ timeout: "soon" as any })).toMatch(/timeout must be a positive duration, got soon/)
+    expect(bad({ timeout: "soon" as any })).toMatch(/timeout must be a positive duration, got "soon"/)
+    expect(bad({ defaults: { retry: Infinity } })).toMatch(/defaults.retry must be a whole number from 0 to 1000, got Infinity/)
+    expect(bad({ defaults: { retry: { times: 1e9 } } })).toMatch(/defaults.retry.times must be a whole number/)
     expect(bad({ defaults: { timeout: 0 } })).toMatch(/defaults.timeout/)
     expect(bad({ defaults: { retry: -1 } })).toMatch(/defaults.retry/)
     expect(bad({ concurrency: 3, budget: Cost.dollars(1), timeout: "5 seconds" })).toBe("accepted")
+  })
+
+  it("rejects a step's bad options when the step is made, naming the step and the option", () => {
+    const bad = (options: Partial<Step.Options<{}, void, never, never>>) =>
+      Either.getLeft(Step.makeEither("s", { run: () => Effect.void, ...options })).pipe(
+        Option.map((e) => e.message),
+        Option.getOrElse(() => "accepted")
+      )
+    expect(bad({ timeout: -1 })).toBe(`Invalid step "s": timeout must be a positive duration, got -1`)
+    expect(bad({ timeout: Number.NaN })).toBe(`Invalid step "s": timeout must be a positive duration, got NaN`)
+    expect(bad({ timeout: 0 })).toMatch(/timeout must be a positive duration, got 0/)
+    expect(bad({ timeout: "abc" as Duration.DurationInput })).toMatch(/timeout must be a positive duration, got "abc"/)
+    expect(bad({ retry: Infinity })).toBe(`Invalid step "s": retry must be a whole number from 0 to 1000, got Infinity`)
+    expect(bad({ retry: 1e9 })).toMatch(/retry must be a whole number from 0 to 1000, got 1000000000/)
+    expect(bad({ retry: -1 })).toMatch(/retry must be/)
+    expect(bad({ retry: 2.5 })).toMatch(/retry must be/)
+    expect(bad({ retry: { times: Infinity } })).toMatch(/retry.times must be a whole number/)
+    expect(bad({ retry: "twice" as any })).toMatch(/retry must be a number of retries, a Schedule or/)
+    expect(bad({ timeout: "2 seconds", retry: { times: 3, schedule: Schedule.spaced("1 second") } })).toBe("accepted")
+    expect(() => Step.make("thrown", { timeout: -1, run: () => Effect.void })).toThrow(
+      `Invalid step "thrown": timeout must be a positive duration, got -1`
+    )
   })
 
   it("lists steps in dependency order and draws the graph", () => {
