@@ -23,6 +23,12 @@ export {
    */
   BudgetExceeded,
   /**
+   * A figure given to the ledger was not a whole, non-negative, safe number.
+   *
+   * @since 0.1.0
+   */
+  InvalidUsage,
+  /**
    * The ledger of the current run.
    *
    * @since 0.1.0

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Usage, Budget } from "@trellis/core"
-import { Effect, Exit, Fiber, Option, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 const paid = (nanos: number) => Usage.make({ requests: 1, cost: Cost.nanos(nanos) })
 
@@ -92,6 +92,30 @@ describe("Ledger", () => {
       yield* inner.settle(r, paid(50))
       expect((yield* outer.snapshot).byStep["sub"]!.cost).toBe(50)
       expect((yield* outer.snapshot).reserved).toBe(0)
+    }))
+
+  it.effect("never counts a bad figure: a bad worst case or recorded usage is a defect, a bad settlement costs its reservation", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(100) })
+      for (const worst of [Number.NaN, -1e9, 2.5, Infinity, "7" as unknown as number]) {
+        const exit = yield* Effect.exit(ledger.reserve(worst as Cost.Cost))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        if (Exit.isFailure(exit)) {
+          expect(Cause.squash(exit.cause)).toBeInstanceOf(Ledger.InvalidUsage)
+          expect(String((Cause.squash(exit.cause) as Error).message)).toMatch(/a worst case of .* nano-dollars/)
+        }
+      }
+      // The budget still holds: nothing bad was added.
+      const held = yield* ledger.reserve(Cost.nanos(60))
+      expect((yield* Effect.flip(ledger.reserve(Cost.nanos(60))))._tag).toBe("BudgetExceeded")
+      // A settlement whose figures are bad is charged what was reserved, and marked estimated.
+      yield* ledger.settle(held, { ...paid(1), cost: Number.NaN as Cost.Cost, inputTokens: -1e9, outputTokens: "12" as unknown as number })
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.total).toMatchObject({ cost: 60, inputTokens: 0, outputTokens: 0, requests: 1, estimated: true })
+      expect(snapshot.reserved).toBe(0)
+      const recorded = yield* Effect.exit(ledger.record({ ...paid(1), requests: -1 }))
+      expect(Exit.isFailure(recorded) && Cause.squash(recorded.cause)).toBeInstanceOf(Ledger.InvalidUsage)
+      expect((yield* ledger.snapshot).total.cost).toBe(60)
     }))
 
   it.effect("close refuses every new reservation", () =>

@@ -33,6 +33,49 @@ export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
   }
 }
 
+/**
+ * A figure given to the ledger was not a whole, non-negative, safe number: a worst case of `NaN`, a usage of `-1e9`
+ * tokens... Counting it would disable the budget, so the ledger never does: a bad worst case or recorded usage is a
+ * defect of the caller (the effect dies with this), and a bad figure in a settlement is replaced by the most the
+ * call could cost (its reservation), marked estimated.
+ */
+export class InvalidUsage extends Data.TaggedError("InvalidUsage")<{
+  readonly step: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Step "${this.step}" gave the ledger ${this.detail}`
+  }
+}
+
+const usageFields = ["inputTokens", "outputTokens", "cachedInputTokens", "reasoningTokens", "requests", "toolCalls", "cost"] as const
+
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0
+
+/** What is wrong with a usage's figures, if anything. */
+const problemOf = (usage: Usage.Usage): string | undefined => {
+  for (const field of usageFields) {
+    const value: unknown = usage[field]
+    if (!isCount(value)) return `a usage whose ${field} is ${typeof value === "string" ? JSON.stringify(value) : String(value)}, not a whole number >= 0`
+  }
+  return undefined
+}
+
+/** A usage with its bad figures replaced: tokens and counts by 0, the cost by `ceiling`; marked estimated. */
+const repaired = (usage: Usage.Usage, ceiling: Cost.Cost): Usage.Usage => {
+  const count = (n: unknown) => (isCount(n) ? n : 0)
+  return {
+    inputTokens: count(usage.inputTokens),
+    outputTokens: count(usage.outputTokens),
+    cachedInputTokens: count(usage.cachedInputTokens),
+    reasoningTokens: count(usage.reasoningTokens),
+    requests: count(usage.requests),
+    toolCalls: count(usage.toolCalls),
+    cost: isCount(usage.cost) ? usage.cost : ceiling,
+    estimated: true
+  }
+}
+
 /** A hold on money for one call in flight, released when the call is settled. */
 export interface Reservation {
   readonly id: number
@@ -166,6 +209,9 @@ class LedgerImpl implements Service {
   }
 
   reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded> {
+    if (!isCount(amount)) {
+      return Effect.die(new InvalidUsage({ step: this.step, detail: `a worst case of ${String(amount)} nano-dollars` }))
+    }
     const parent = this.books.options.parent
     if (parent === undefined) return Effect.suspend(() => this.hold(amount, undefined))
     // The enclosing run's budget is checked first; if ours refuses, its hold is given back.
@@ -196,8 +242,9 @@ class LedgerImpl implements Service {
     return Effect.succeed(held)
   }
 
-  settle(reservation: Reservation, usage: Usage.Usage): Effect.Effect<void> {
+  settle(reservation: Reservation, reported: Usage.Usage): Effect.Effect<void> {
     return Effect.suspend(() => {
+      const usage = problemOf(reported) === undefined ? reported : repaired(reported, reservation.amount)
       const books = this.books
       books.reserved = Cost.subtract(books.reserved, reservation.amount)
       books.add(reservation.step, usage, reservation.amount)
@@ -210,6 +257,8 @@ class LedgerImpl implements Service {
 
   record(usage: Usage.Usage): Effect.Effect<void> {
     return Effect.suspend(() => {
+      const problem = problemOf(usage)
+      if (problem !== undefined) return Effect.die(new InvalidUsage({ step: this.step, detail: problem }))
       const books = this.books
       books.add(this.step, usage, Cost.zero)
       const parent = books.options.parent
