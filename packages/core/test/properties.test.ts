@@ -151,6 +151,64 @@ describe("Pipeline properties over random DAGs", () => {
       { numRuns: 100 }
     ), propertyTimeout)
 
+  it("a run under a budget never completes past it, whatever the calls report, and reports an overshoot", () =>
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            worst: fc.integer({ min: 1, max: 300 }),
+            ms: fc.integer({ min: 0, max: 3000 }),
+            // What the call reports it cost: honest (at most its worst case), over-reported, or malformed.
+            reported: fc.oneof(
+              fc.float({ min: 0, max: 1, noNaN: true }).map((ratio) => ({ kind: "honest" as const, ratio })),
+              fc.integer({ min: 2, max: 50 }).map((times) => ({ kind: "over" as const, times })),
+              fc.constantFrom(Number.NaN, -1e9, 1.5, Infinity).map((cost) => ({ kind: "bad" as const, cost }))
+            )
+          }),
+          { minLength: 1, maxLength: 12 }
+        ),
+        fc.integer({ min: 0, max: 2000 }),
+        (calls, budget) =>
+          runTest(Effect.gen(function*() {
+            const steps = calls.map(({ ms, reported, worst }, i) =>
+              Step.make(`call${i}`, {
+                run: () =>
+                  Ledger.metered({
+                    worstCase: Cost.nanos(worst),
+                    run: Effect.sleep(ms),
+                    usage: () =>
+                      Usage.make({
+                        requests: 1,
+                        cost: (reported.kind === "honest"
+                          ? Math.floor(worst * reported.ratio)
+                          : reported.kind === "over"
+                          ? worst * reported.times
+                          : reported.cost) as Cost.Cost
+                      })
+                  })
+              })
+            )
+            const sink = Step.make("sink", { after: Object.fromEntries(steps.map((s) => [s.name, s])), run: () => Effect.void })
+            // An application-wide ledger around the run sees every reservation and settlement of it.
+            const outer = yield* Ledger.make()
+            const fiber = yield* Effect.fork(Effect.either(
+              Pipeline.run(Pipeline.make("spend", { output: sink, budget: Cost.nanos(budget) }))
+            ).pipe(Effect.provideService(Ledger.Ledger, outer)))
+            yield* TestClock.adjust("1 hour")
+            const outcome = yield* Fiber.join(fiber)
+            const outerSnapshot = yield* outer.snapshot
+            expect(outerSnapshot.reserved).toBe(0)
+            const usage = outcome._tag === "Right" ? outcome.right.usage : outcome.left.partial.usage
+            if (outcome._tag === "Right") expect(usage.total.cost).toBeLessThanOrEqual(budget)
+            if (usage.total.cost > budget) expect(outcome._tag === "Left" && outcome.left._tag).toBe("BudgetOverrun")
+            // Every settled call is counted, at a whole, non-negative cost, in the run and around it.
+            expect(Number.isSafeInteger(usage.total.cost) && usage.total.cost >= 0).toBe(true)
+            expect(outerSnapshot.total.cost).toBe(usage.total.cost)
+          }))
+      ),
+      { numRuns: 150 }
+    ), propertyTimeout)
+
   it("interrupting at a random moment leaves no running fiber and runs every acquired finalizer", () =>
     fc.assert(
       fc.asyncProperty(dagArbitrary, fc.integer({ min: 0, max: 12_000 }), (dag, at) =>
