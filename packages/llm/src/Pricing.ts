@@ -60,19 +60,62 @@ export interface Options {
   readonly provider?: string | undefined
 }
 
-const bundled = (model: string, provider: string): Option.Option<Rates> => {
-  // A million of each kind of token reads the rates straight off the table (tiers and dated prices included).
-  // Callers cache the result because a look-up walks the whole table.
-  const million = { input_tokens: 1_000_000, output_tokens: 1_000_000 }
-  const found = calcPrice(million, model, { providerId: provider }) ?? calcPrice(million, model)
-  if (found === null) return Option.none()
-  const cached = found.model_price["cache_read_mtok"]
-  return Option.some({
-    inputPerMillion: found.input_price,
-    outputPerMillion: found.output_price,
-    cachedInputPerMillion: typeof cached === "number" ? cached : found.input_price
-  })
+/**
+ * A price per million tokens that may depend on the size of the call: `base`, or the price of the last tier whose
+ * `start` the call's input tokens pass (as `@pydantic/genai-prices` prices Anthropic's and Google's long prompts:
+ * every token of a call past 200k input tokens at the higher price).
+ */
+interface Tiered {
+  readonly base: number
+  readonly tiers: ReadonlyArray<{ readonly start: number; readonly price: number }>
 }
+
+/** A model's prices: input, cached input and output, each possibly tiered. */
+interface Price {
+  readonly input: Tiered
+  readonly cachedInput: Tiered
+  readonly output: Tiered
+}
+
+const flat = (perMillion: number): Tiered => ({ base: perMillion, tiers: [] })
+
+const tieredOf = (value: unknown): Tiered | undefined => {
+  if (typeof value === "number") return flat(value)
+  if (typeof value === "object" && value !== null && "base" in value && typeof value.base === "number") {
+    const tiers = "tiers" in value && Array.isArray(value.tiers) ? value.tiers : []
+    return {
+      base: value.base,
+      tiers: tiers
+        .filter((t): t is { start: number; price: number } => typeof t?.start === "number" && typeof t?.price === "number")
+        .sort((a, b) => a.start - b.start)
+    }
+  }
+  return undefined
+}
+
+/** The price per million tokens for a call with `inputTokens` input tokens. */
+const at = (tiered: Tiered, inputTokens: number): number => {
+  let price = tiered.base
+  for (const tier of tiered.tiers) if (inputTokens > tier.start) price = tier.price
+  return price
+}
+
+// Looked up once per model by the callers: a look-up walks the whole table.
+const bundled = (model: string, provider: string): Option.Option<Price> => {
+  const probe = { input_tokens: 1, output_tokens: 1 }
+  const found = calcPrice(probe, model, { providerId: provider }) ?? calcPrice(probe, model)
+  if (found === null) return Option.none()
+  const input = tieredOf(found.model_price["input_mtok"])
+  const output = tieredOf(found.model_price["output_mtok"])
+  if (input === undefined || output === undefined) return Option.none()
+  return Option.some({ input, output, cachedInput: tieredOf(found.model_price["cache_read_mtok"]) ?? input })
+}
+
+const fromRates = (rates: Rates): Price => ({
+  input: flat(rates.inputPerMillion),
+  output: flat(rates.outputPerMillion),
+  cachedInput: flat(rates.cachedInputPerMillion ?? rates.inputPerMillion)
+})
 
 /**
  * Makes a pricing service from the bundled prices and the given overrides.
@@ -81,12 +124,12 @@ const bundled = (model: string, provider: string): Option.Option<Rates> => {
  */
 export const make = (options: Options = {}): Service => {
   const provider = options.provider ?? "openai"
-  const known = new Map<string, Option.Option<Rates>>()
+  const known = new Map<string, Option.Option<Price>>()
   const warned = new Set<string>()
 
-  const rates = (model: string): Option.Option<Rates> => {
+  const priceOfModel = (model: string): Option.Option<Price> => {
     const override = options.overrides?.[model]
-    if (override !== undefined) return Option.some(override)
+    if (override !== undefined) return Option.some(fromRates(override))
     let found = known.get(model)
     if (found === undefined) {
       found = bundled(model, provider)
@@ -95,12 +138,22 @@ export const make = (options: Options = {}): Service => {
     return found
   }
 
-  const priceOf = (r: Rates, usage: Usage.Usage): Cost.Cost => {
+  // The rates of the smallest calls: the base of each tier.
+  const rates = (model: string): Option.Option<Rates> =>
+    Option.map(priceOfModel(model), (price) => ({
+      inputPerMillion: price.input.base,
+      outputPerMillion: price.output.base,
+      cachedInputPerMillion: price.cachedInput.base
+    }))
+
+  // Every token of a call at the tier its input tokens (cached ones included) fall in.
+  const priceOf = (price: Price, usage: Usage.Usage): Cost.Cost => {
     const cached = Math.min(usage.cachedInputTokens, usage.inputTokens)
+    const size = usage.inputTokens
     return Cost.sum([
-      Cost.perMillionTokens(usage.inputTokens - cached, r.inputPerMillion),
-      Cost.perMillionTokens(cached, r.cachedInputPerMillion ?? r.inputPerMillion),
-      Cost.perMillionTokens(usage.outputTokens, r.outputPerMillion)
+      Cost.perMillionTokens(usage.inputTokens - cached, at(price.input, size)),
+      Cost.perMillionTokens(cached, at(price.cachedInput, size)),
+      Cost.perMillionTokens(usage.outputTokens, at(price.output, size))
     ])
   }
 
@@ -108,8 +161,8 @@ export const make = (options: Options = {}): Service => {
     rates,
     cost: (model, usage) => {
       // Priced at once when the model is known (a call's hot path); looked at again when run otherwise, to warn once.
-      const r = rates(model)
-      if (Option.isSome(r)) return Effect.succeed(priceOf(r.value, usage))
+      const price = priceOfModel(model)
+      if (Option.isSome(price)) return Effect.succeed(priceOf(price.value, usage))
       return Effect.suspend(() => {
         if (warned.has(model)) return Effect.succeed(Cost.zero)
         warned.add(model)
@@ -123,8 +176,10 @@ export const make = (options: Options = {}): Service => {
       })
     },
     worstCase: (model, inputTokens, maxOutputTokens) => {
-      const r = rates(model)
-      return Option.isSome(r) ? priceOf(r.value, Usage.make({ inputTokens, outputTokens: maxOutputTokens })) : Cost.zero
+      const price = priceOfModel(model)
+      return Option.isSome(price)
+        ? priceOf(price.value, Usage.make({ inputTokens, outputTokens: maxOutputTokens }))
+        : Cost.zero
     }
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Usage } from "@trellis/core"
 import { Effect, Option } from "effect"
+import { calcPrice } from "@pydantic/genai-prices"
 import { Pricing } from "../src/index.js"
 
 describe("Pricing", () => {
@@ -35,5 +36,33 @@ describe("Pricing", () => {
       expect(yield* pricing.cost("gpt-4o-mini", Usage.make({ inputTokens: 10, outputTokens: 10 }))).toBe(20_000)
       expect(yield* pricing.cost("my-llama", Usage.make({ inputTokens: 1000, outputTokens: 1000 }))).toBe(60_000)
       expect(Option.isNone(Pricing.make().rates("my-llama"))).toBe(true)
+    }))
+
+  it.effect("prices a call at the tier its size falls in, as @pydantic/genai-prices computes it", () =>
+    Effect.gen(function*() {
+      const cases: Array<[model: string, provider: string, input: number, cached: number, output: number]> = [
+        ["claude-sonnet-4-5", "anthropic", 1_000, 0, 100],
+        ["claude-sonnet-4-5", "anthropic", 200_000, 0, 10],
+        ["claude-sonnet-4-5", "anthropic", 200_001, 0, 10],
+        ["claude-sonnet-4-5", "anthropic", 250_000, 100_000, 2_000],
+        ["gemini-2.5-pro", "google", 1_000, 0, 100],
+        ["gemini-2.5-pro", "google", 300_000, 0, 1_000],
+        ["gpt-4o-mini", "openai", 123_456, 23_456, 789]
+      ]
+      for (const [model, provider, input, cached, output] of cases) {
+        const ours = yield* Pricing.make({ provider }).cost(
+          model,
+          Usage.make({ inputTokens: input, cachedInputTokens: cached, outputTokens: output })
+        )
+        const theirs = calcPrice({ input_tokens: input, cache_read_tokens: cached, output_tokens: output }, model, {
+          providerId: provider
+        })!.total_price
+        // Theirs is a float in dollars; ours whole nano-dollars, each kind of token rounded once.
+        expect(Math.abs(ours - theirs * 1e9)).toBeLessThanOrEqual(1.5)
+      }
+      // A small call is priced at the base: $3 / $15 per million, not the long-prompt tier.
+      expect(yield* Pricing.make({ provider: "anthropic" }).cost("claude-sonnet-4-5", Usage.make({ inputTokens: 1000, outputTokens: 100 })))
+        .toBe(4_500_000)
+      expect(Pricing.make({ provider: "anthropic" }).worstCase("claude-sonnet-4-5", 1000, 100)).toBe(4_500_000)
     }))
 })
