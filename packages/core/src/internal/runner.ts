@@ -84,7 +84,6 @@ export const run = (
       })
   )
 
-
 /**
  * What a step holds while it runs: its span, and the context to put back when it ends. The context is read from the
  * fiber as each step begins rather than kept by the runner: an error made in the runner keeps the objects of its
