@@ -15,7 +15,8 @@ import type * as Event from "./Event.js"
 import { compile } from "./internal/graph.js"
 import * as mermaid from "./internal/mermaid.js"
 import * as Checks from "./internal/options.js"
-import { type Plan, run as runPlan } from "./internal/runner.js"
+import * as Plans from "./internal/plans.js"
+import { run as runPlan } from "./internal/runner.js"
 import { StopSignal } from "./internal/stop.js"
 import { InvalidPipeline, type PipelineError } from "./PipelineError.js"
 import type * as Result from "./Result.js"
@@ -137,11 +138,6 @@ type Made<S extends Step.Any, X extends Step.Any> = Pipeline<
   StopData<Step.Errors<S | X>>
 >
 
-/** What a run needs of each pipeline, out of the pipeline's public shape. */
-const plans = new WeakMap<Any, Plan>()
-
-const planOf = (self: Any): Plan => plans.get(self)!
-
 const Proto = {
   pipe() {
     return pipeArguments(this, arguments)
@@ -203,7 +199,7 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
       timeout: step.timeout ?? stepTimeout,
       retry: step.retry ?? retry
     }))
-    plans.set(pipeline, { name, graph, concurrency, budget, timeout, policies })
+    Plans.register(pipeline, { name, graph, concurrency, budget, timeout, policies })
     return pipeline
   })
 
@@ -244,7 +240,7 @@ export const run = <A, E, R, O, D>(
   self: Pipeline<A, E, R, O, D>,
   options?: RunOptions | undefined
 ): Effect.Effect<Result.Result<A, O, D>, PipelineError<E>, R> =>
-  runPlan(planOf(self), options?.onEvent) as Effect.Effect<Result.Result<A, O, D>, PipelineError<E>, R>
+  runPlan(Plans.planOf(self), options?.onEvent) as Effect.Effect<Result.Result<A, O, D>, PipelineError<E>, R>
 
 /**
  * The last element of {@link stream}: the run's result.
@@ -284,7 +280,7 @@ export const stream = <A, E, R, O, D>(
  *
  * @since 0.1.0
  */
-export const toMermaid = (self: Any): string => mermaid.flowchart(planOf(self).graph)
+export const toMermaid = (self: Any): string => mermaid.flowchart(Plans.planOf(self).graph)
 
 /**
  * Draws a finished (or partial) run's timeline as a Mermaid Gantt chart.

@@ -6,7 +6,12 @@
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Pipeline from "./Pipeline.js"
+import * as Option from "effect/Option"
+import * as Cost from "./Cost.js"
+import * as Ledger from "./internal/ledger.js"
+import { planOf } from "./internal/plans.js"
+import { run as runPlan } from "./internal/runner.js"
+import type * as Pipeline from "./Pipeline.js"
 
 /**
  * A router from keys to pipelines.
@@ -61,7 +66,9 @@ export type Routed<Routes extends Record<string, Pipeline.Any>> = {
 }[keyof Routes & string]
 
 /**
- * Picks a route and runs its pipeline.
+ * Picks a route and runs its pipeline. What the route effect spends (an LLM asked to classify, say) is metered as
+ * the step `route` of the run it chooses: it counts in that run's usage and budget. As the choice is not known
+ * while the route runs, the route is held to the smallest budget among the routes, then the chosen run to its own.
  *
  * @since 0.1.0
  */
@@ -73,11 +80,21 @@ export const run = <Routes extends Record<string, Pipeline.Any>, E, R>(
   E | UnknownRoute | Pipeline.ErrorOf<Routes[keyof Routes]>,
   R | Pipeline.RequirementsOf<Routes[keyof Routes]>
 > =>
-  Effect.flatMap(self.route, (route): Effect.Effect<any, any, any> => {
+  Effect.gen(function*() {
+    const budgets = Object.values(self.routes).flatMap((pipeline) => (pipeline.budget === undefined ? [] : [pipeline.budget]))
+    const parent = yield* Effect.serviceOption(Ledger.Ledger)
+    const routing = Ledger.make({
+      budget: budgets.length === 0 ? undefined : Cost.nanos(Math.min(...budgets)),
+      parent: Option.getOrUndefined(parent)
+    })
+    const route = yield* Effect.provideService(self.route, Ledger.Ledger, routing.ledger.forStep(routeStep))
     const pipeline = Object.prototype.hasOwnProperty.call(self.routes, route) ? self.routes[route] : undefined
-    if (pipeline === undefined) return Effect.fail(new UnknownRoute({ route, known: Object.keys(self.routes) }))
-    return Effect.map(
-      Effect.annotateCurrentSpan("trellis.route", route).pipe(Effect.zipRight(Pipeline.run(pipeline, options))),
-      (result) => ({ route, result }) as any
-    )
+    if (pipeline === undefined) return yield* Effect.fail(new UnknownRoute({ route, known: Object.keys(self.routes) }))
+    yield* Effect.annotateCurrentSpan("trellis.route", route)
+    const spent = routing.snapshot().byStep
+    const result = yield* runPlan(planOf(pipeline), options?.onEvent, spent)
+    return { route, result }
   }).pipe(Effect.withSpan("router")) as any
+
+/** The step a route's spending is recorded under, in the run it chooses. */
+const routeStep = "route"

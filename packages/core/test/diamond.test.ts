@@ -109,4 +109,21 @@ describe("Router", () => {
       expect(error._tag).toBe("UnknownRoute")
       expect(error.message).toBe(`No pipeline for route "medium"; known routes: "simple", "complex"`)
     }))
+
+  it.effect("a route's spending counts in the chosen run's usage and budget", () =>
+    Effect.gen(function*() {
+      const cheap = Pipeline.make("cheap", { output: Step.make("answer", { run: () => paidCall(30) }), budget: Cost.nanos(50) })
+      const rich = Pipeline.make("rich", { output: Step.make("answer", { run: () => paidCall(30) }), budget: Cost.nanos(1000) })
+      const routed = (price: number, pick: "cheap" | "rich") =>
+        Router.run(Router.make({ route: Effect.as(paidCall(price), pick), routes: { cheap, rich } }))
+      const rich20 = yield* routed(20, "rich")
+      expect(rich20.result.usage.byStep).toMatchObject({ route: { cost: 20 }, answer: { cost: 30 } })
+      expect(rich20.result.usage.total.cost).toBe(50)
+      // The route is held to the smallest budget among the routes, whichever it picks...
+      const refused = yield* Effect.flip(routed(60, "rich"))
+      expect(refused).toMatchObject({ _tag: "BudgetExceeded", step: "route", budget: 50 })
+      // ...and what it spent counts in the budget of the run it chose: 30 + 30 cannot fit in 50.
+      const over = yield* Effect.flip(routed(30, "cheap"))
+      expect(over).toMatchObject({ _tag: "BudgetExceeded", step: "answer", spent: 30 })
+    }))
 })

@@ -133,6 +133,11 @@ export interface Options {
 export interface RunOptions extends Options {
   /** Runs each time usage is recorded, with the step it belongs to. */
   readonly onRecord?: ((step: string, usage: Usage.Usage) => Effect.Effect<void>) | undefined
+  /**
+   * Usage spent for this run before it started (a router's choice of it), by step: in its books and held to its
+   * budget, already recorded in the parent.
+   */
+  readonly prior?: Readonly<Record<string, Usage.Usage>> | undefined
 }
 
 /**
@@ -169,7 +174,9 @@ class Books {
   readonly byStep = new Map<string, Usage.Usage>()
   overrun: Overrun | undefined = undefined
 
-  constructor(readonly options: RunOptions) {}
+  constructor(readonly options: RunOptions) {
+    for (const [step, usage] of Object.entries(options.prior ?? {})) this.add(step, usage, Cost.zero)
+  }
 
   /**
    * Records usage as it is, whatever it cost (the books are honest), and notes an overrun if the spend is now past

@@ -24,6 +24,7 @@ import type * as Event from "../Event.js"
 import { BudgetOverrun, PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
 import type * as Step from "../Step.js"
+import type * as Usage from "../Usage.js"
 import * as StepExecutor from "../StepExecutor.js"
 import type { Graph } from "./graph.js"
 import { Launcher } from "./launch.js"
@@ -60,7 +61,8 @@ type Outcome =
  */
 export const run = (
   plan: Plan,
-  listener: Event.Listener | undefined
+  listener: Event.Listener | undefined,
+  prior?: Readonly<Record<string, Usage.Usage>>
 ): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown, unknown> =>
   Effect.flatMap(
     Effect.makeSpan(`pipeline ${plan.name}`, { attributes: { "trellis.pipeline": plan.name }, captureStackTrace: false }),
@@ -72,7 +74,8 @@ export const run = (
           budget: plan.budget,
           // A run inside a step of another run meters into that step too.
           parent: Option.getOrUndefined(Context.getOption(context, Ledger.Ledger)),
-          onRecord: (step, usage) => observer.usage(step, usage)
+          onRecord: (step, usage) => observer.usage(step, usage),
+          prior
         })
         const executor = Option.getOrElse(Context.getOption(context, StepExecutor.StepExecutor), () => StepExecutor.local)
         const runner = new Runner(plan, observer, ledger, executor)
