@@ -7,6 +7,11 @@
  * clock (testable with `TestClock`), and every attempt is aborted when its fiber is interrupted. A call is
  * metered once, whatever the number of attempts it took.
  *
+ * What a server answers is not taken on trust: a stream is bounded in time as a whole, output past the request's
+ * `maxTokens` is cut (finish reason "length"), a JSON answer to a streaming request is read as the completion it
+ * is, usage counts are checked before they are priced, and the API key is scrubbed (raw or JSON-escaped) from
+ * every error, log line and span.
+ *
  * @example
  * ```ts
  * import { LanguageModel, OpenAi } from "@trellis/llm"
@@ -20,15 +25,19 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import { decode as decodeTokens, encode as encodeTokens } from "gpt-tokenizer/encoding/o200k_base"
 import OpenAI from "openai"
 import type {
   ChatCompletion,
@@ -54,21 +63,26 @@ import type { Chunk, Completion, Provider, ReportedUsage } from "./Provider.js"
 /**
  * How transient failures (429, 5xx, connection errors, timeouts) are retried: at most `times` more attempts,
  * waiting an exponential, jittered delay from `base`, or the server's `Retry-After` when it asks for longer,
- * never more than `cap`.
+ * never more than `cap`. A server asking (with `Retry-After`) for longer than `cap` is not retried early against
+ * its wish: the call fails at once, a `RateLimited` carrying the wait it asked for.
  *
  * @since 0.1.0
  */
 export interface RetryOptions {
-  /** More attempts after the first (default 3). */
+  /** More attempts after the first: a whole number from 0 to 1000 (default 3). */
   readonly times?: number | undefined
-  /** The first backoff delay, doubled at each retry (default 500 ms). */
+  /** The first backoff delay, doubled at each retry: a positive duration (default 500 ms). */
   readonly base?: Duration.DurationInput | undefined
-  /** The longest wait between two attempts, whatever the backoff or the server says (default 30 seconds). */
+  /**
+   * The longest wait between two attempts, whatever the backoff says: a positive duration (default 30 seconds).
+   * A server asking for longer ends the call instead.
+   */
   readonly cap?: Duration.DurationInput | undefined
 }
 
 /**
- * Options of the OpenAI layer.
+ * Options of the OpenAI layer. They are checked when the layer is built: an invalid one fails it with
+ * {@link InvalidOption} (`layer`, `make`) or a `ConfigError` naming it (`layerConfig`).
  *
  * @since 0.1.0
  */
@@ -79,8 +93,8 @@ export interface Options extends LanguageModel.Options {
   /** The model used when a request names none (default "gpt-4o-mini"). */
   readonly model?: string | undefined
   /**
-   * Time allowed for one attempt (default 60 seconds). When streaming, an attempt ends once the answer starts, and
-   * the same time then bounds the wait for each next chunk.
+   * Time allowed for one attempt, a positive duration (default 60 seconds). When streaming, it bounds the whole
+   * attempt, from the request to the last chunk: a server that keeps sending forever is given up on too.
    */
   readonly timeout?: Duration.DurationInput | undefined
   /** How transient failures are retried (default: 3 more attempts from 500 ms, at most 30 s apart). */
@@ -89,17 +103,36 @@ export interface Options extends LanguageModel.Options {
    * The field the output limit is sent in. OpenAI's API wants `max_completion_tokens` (its reasoning models
    * reject `max_tokens`); many compatible servers (older vLLM, Ollama, LM Studio) only know `max_tokens` and
    * ignore the other, which would leave the answer unbounded while the ledger counts on the bound. The default
-   * follows `baseURL`: the former for OpenAI's own API, the latter for any other server.
+   * follows `baseURL`: the former for OpenAI's own API, the latter for any other server. Either way, text past
+   * the limit (a server that ignores it) is cut here.
    */
   readonly maxTokensField?: "max_completion_tokens" | "max_tokens" | undefined
   readonly organization?: string | undefined
   readonly project?: string | undefined
 }
 
+/**
+ * An option of the OpenAI layer is out of its range: `option` names it ("retry.times", "timeout"...).
+ *
+ * @since 0.1.0
+ */
+export class InvalidOption extends Data.TaggedError("InvalidOption")<{
+  readonly option: string
+  readonly value: string
+  readonly expected: string
+}> {
+  override get message(): string {
+    return `OpenAi option ${this.option} must be ${this.expected}, got ${this.value}`
+  }
+}
+
 const providerName = "openai"
 
 // The largest delay a Node timer accepts: the SDK's own timeout is pushed out of the way, Effect's applies.
 const sdkTimeoutOff = 2 ** 31 - 1
+
+// Above this, a token count is not a count but a broken server.
+const maxCount = 1e9
 
 // OpenAI's own API, whether reached by default or named in `baseURL`.
 const isOpenAi = (baseURL: string | undefined): boolean => {
@@ -111,12 +144,73 @@ const isOpenAi = (baseURL: string | undefined): boolean => {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+// The options, checked and decoded.
+interface Settings {
+  readonly timeout: Duration.Duration
+  readonly retry: { readonly times: number; readonly base: Duration.Duration; readonly cap: Duration.Duration }
+}
+
+const show = (value: unknown): string =>
+  typeof value === "number" || typeof value === "bigint" ? String(value) : (JSON.stringify(value) ?? String(value))
+
+const positiveDuration = (
+  option: string,
+  value: Duration.DurationInput | undefined,
+  fallback: Duration.DurationInput
+): Either.Either<Duration.Duration, InvalidOption> => {
+  const decoded = Duration.decodeUnknown(value ?? fallback)
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value) &&
+      Duration.greaterThan(decoded.value, Duration.zero) &&
+      // A negative or NaN number of milliseconds decodes to zero, or worse: only a plain positive count passes.
+      (typeof value !== "number" || (Number.isFinite(value) && value > 0))
+    ? Either.right(decoded.value)
+    : Either.left(new InvalidOption({ option, value: show(value), expected: "a positive, finite duration" }))
+}
+
+const wholeNumber = (option: string, value: unknown, min: number, max: number) =>
+  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+    ? Either.right(value)
+    : Either.left(
+      new InvalidOption({
+        option,
+        value: show(value),
+        expected: max === Number.MAX_SAFE_INTEGER
+          ? `a whole number from ${min}`
+          : `a whole number from ${min} to ${max}`
+      })
+    )
+
+const validate = (options: Options): Either.Either<Settings, InvalidOption> =>
+  Either.gen(function*() {
+    if (options.maxTokens !== undefined) yield* wholeNumber("maxTokens", options.maxTokens, 1, Number.MAX_SAFE_INTEGER)
+    if (options.maxRepairs !== undefined) yield* wholeNumber("maxRepairs", options.maxRepairs, 0, 100)
+    const timeout = yield* positiveDuration("timeout", options.timeout, "60 seconds")
+    const retry = options.retry ?? {}
+    const times = yield* wholeNumber("retry.times", retry.times ?? 3, 0, 1000)
+    const base = yield* positiveDuration("retry.base", retry.base, "500 millis")
+    const cap = yield* positiveDuration("retry.cap", retry.cap, "30 seconds")
+    return { timeout, retry: { times, base, cap } }
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// The provider
+
 /**
- * The OpenAI provider, for use with `LanguageModel.make`.
+ * The OpenAI provider, for use with `LanguageModel.make`. Throws {@link InvalidOption} when an option is out of
+ * range; `make` and `layer` fail with it instead.
  *
  * @since 0.1.0
  */
 export const provider = (options: Options): Provider => {
+  const settings = validate(options)
+  if (Either.isLeft(settings)) throw settings.left
+  return providerWith(options, settings.right)
+}
+
+const providerWith = (options: Options, settings: Settings): Provider => {
   const key = Redacted.value(options.apiKey)
   const baseURL = options.baseURL === "" ? undefined : options.baseURL
   const client = new OpenAI({
@@ -126,24 +220,30 @@ export const provider = (options: Options): Provider => {
     organization: options.organization ?? null,
     project: options.project ?? null,
     maxRetries: 0,
-    timeout: sdkTimeoutOff
+    timeout: sdkTimeoutOff,
+    // The SDK logs what it cannot parse, raw (a server could echo the key there): failures are reported here.
+    logLevel: "off"
   })
-  const timeout = Duration.decode(options.timeout ?? "60 seconds")
+  const timeout = settings.timeout
   const maxTokensField = options.maxTokensField ??
     (isOpenAi(baseURL) ? "max_completion_tokens" : "max_tokens")
-  const toFailure = failureMapper(key)
+  const read = reader(scrubber(key))
+  const toFailure = failureMapper(read.scrub)
   const toError = (error: unknown) => toFailure(error).error
-  const retry = retrySchedule(options.retry ?? {})
+  const retry = retrySchedule(settings.retry)
   const timedOut = () => new LlmTimeout({ provider: providerName, timeout })
 
-  // One attempt: interruption (a timeout, a cancelled run) aborts the HTTP request through the signal.
-  const attempt = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, Failure> =>
-    Effect.tryPromise({ try: send, catch: toFailure }).pipe(
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => ({ error: timedOut(), retryAfter: undefined }) })
-    )
+  // One attempt, and when it started: interruption (a timeout, a cancelled run) aborts the HTTP request through
+  // the signal.
+  const attempt = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<readonly [A, number], Failure> =>
+    Effect.flatMap(Clock.currentTimeMillis, (start) =>
+      Effect.tryPromise({ try: send, catch: toFailure }).pipe(
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => ({ error: timedOut(), retryAfter: undefined }) }),
+        Effect.map((answer) => [answer, start] as const)
+      ))
 
   // Attempts until one succeeds, a failure is not transient, or the retries run out.
-  const withRetries = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
+  const withRetries = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<readonly [A, number], LlmError> =>
     attempt(send).pipe(
       Effect.retry(retry),
       Effect.mapError((failure) => failure.error)
@@ -153,7 +253,7 @@ export const provider = (options: Options): Provider => {
     const body = toBody(request, maxTokensField)
     return Effect.flatMap(
       withRetries((signal) => client.chat.completions.create(body, { signal })),
-      (completion) => fromCompletion(completion, request.model)
+      ([completion]) => read.completion(completion, request)
     )
   }
 
@@ -161,16 +261,38 @@ export const provider = (options: Options): Provider => {
     Stream.unwrapScoped(Effect.gen(function*() {
       // The attempt's own signal only lasts until the answer starts, but the body is read after that: each attempt
       // gets a controller of its own, aborted with the attempt (a timeout), and the one that opened the stream is
-      // aborted when the stream's scope closes (the consumer stopped early, failed, or was interrupted).
+      // aborted when the stream's scope closes (the consumer stopped early, failed, or was interrupted, the
+      // answer was cut or ran out of time).
       let opened: AbortController | undefined
       yield* Effect.addFinalizer(() => Effect.sync(() => opened?.abort()))
       const body = { ...toBody(request, maxTokensField), stream: true as const, stream_options: { include_usage: true } }
-      const chunks = yield* withRetries((signal) => {
+      const [{ data: chunks, response }, start] = yield* withRetries((signal) => {
         const controller = new AbortController()
         signal.addEventListener("abort", () => controller.abort(), { once: true })
         opened = controller
-        return client.chat.completions.create(body, { signal: controller.signal })
+        return client.chat.completions.create(body, { signal: controller.signal }).withResponse()
       })
+      // The attempt's timeout bounds the whole answer, not just its start: what is left of it bounds the body.
+      const elapsed = (yield* Clock.currentTimeMillis) - start
+      const deadline = Effect.zipRight(
+        Effect.sleep(Duration.millis(Math.max(0, Duration.toMillis(timeout) - elapsed))),
+        Effect.fail(timedOut())
+      )
+      const type = (response.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase()
+      if (type !== "" && type !== "text/event-stream") {
+        // A server that ignored `stream: true` and answered with one body: read as the completion it should be.
+        const whole = Effect.flatMap(
+          Effect.tryPromise({ try: () => response.text(), catch: toError }),
+          (text) => read.completion(parseOrText(text), request)
+        )
+        return Stream.fromEffect(whole).pipe(
+          Stream.mapConcat((completion): Array<Chunk> => [
+            ...(completion.text.length > 0 ? [{ _tag: "Delta" as const, text: completion.text }] : []),
+            { _tag: "Done", completion }
+          ]),
+          Stream.interruptWhen(deadline)
+        )
+      }
       // Pulled by hand rather than with `Stream.fromAsyncIterable`: that one calls the iterator's `return` when the
       // stream ends early, and the SDK's iterator is an async generator, whose `return` waits for the pending
       // `next`, which a stalled server never settles. Aborting (the finalizer above) ends the generator instead.
@@ -179,12 +301,15 @@ export const provider = (options: Options): Provider => {
         Effect.tryPromise({ try: () => iterator.next(), catch: (error) => Option.some(toError(error)) }),
         (next) => (next.done === true ? Effect.fail(Option.none()) : Effect.succeed(next.value))
       )
-      const acc = new Accumulator(request.model)
+      const acc = new Accumulator(request, read)
       return Stream.repeatEffectOption(pull).pipe(
-        // A server that stops sending mid-answer is given up on like one that never answers.
-        Stream.timeoutFail(timedOut, timeout),
-        Stream.mapConcat((chunk) => acc.add(chunk)),
-        Stream.concat(Stream.fromEffect(Effect.suspend(() => acc.done())))
+        Stream.mapEffect((chunk) => acc.add(chunk)),
+        // Once the answer is cut at `maxTokens`, nothing more is read: the scope's end closes the connection.
+        Stream.takeUntil(() => acc.cut),
+        Stream.flattenIterables,
+        Stream.concat(Stream.fromEffect(Effect.suspend(() => acc.done()))),
+        // A server that stops sending mid-answer, or never stops, is given up on like one that never answers.
+        Stream.interruptWhen(deadline)
       )
     }))
 
@@ -192,34 +317,38 @@ export const provider = (options: Options): Provider => {
 }
 
 /**
- * Makes the language model service on OpenAI.
+ * Makes the language model service on OpenAI; fails with {@link InvalidOption} when an option is out of range.
  *
  * @since 0.1.0
  */
-export const make = (options: Options): Effect.Effect<LanguageModel.Service> =>
-  LanguageModel.make(provider(options), options)
+export const make = (options: Options): Effect.Effect<LanguageModel.Service, InvalidOption> =>
+  Effect.flatMap(validate(options), (settings) => LanguageModel.make(providerWith(options, settings), options))
 
 /**
- * The OpenAI language model as a layer.
+ * The OpenAI language model as a layer: building it fails with {@link InvalidOption} when an option is out of
+ * range (`retry.times` not a whole number from 0 to 1000, a duration not positive, `maxTokens` not a positive
+ * whole number...), before any request is sent.
  *
  * @since 0.1.0
  */
-export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel> =>
+export const layer = (options: Options): Layer.Layer<LanguageModel.LanguageModel, InvalidOption> =>
   Layer.effect(LanguageModel.LanguageModel, make(options))
 
 /**
  * The OpenAI language model configured from the environment: `OPENAI_API_KEY` (required, read as `Redacted` so
  * it never shows in logs or errors) and `OPENAI_BASE_URL` (optional, for a compatible server; `options.baseURL`
- * when unset or empty).
+ * when unset or empty). An option out of range fails the layer with a `ConfigError` (invalid data) at the
+ * option's path, such as `retry.times`.
  *
  * @since 0.1.0
  */
 export const layerConfig = (
   options: Omit<Options, "apiKey"> = {}
 ): Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      Config.all({
+  Layer.effect(
+    LanguageModel.LanguageModel,
+    Effect.gen(function*() {
+      const { apiKey, baseURL } = yield* Config.all({
         apiKey: Config.redacted("OPENAI_API_KEY").pipe(
           Config.validate({
             message: "OPENAI_API_KEY is empty",
@@ -227,9 +356,11 @@ export const layerConfig = (
           })
         ),
         baseURL: Config.withDefault(Config.string("OPENAI_BASE_URL"), "")
-      }),
-      ({ apiKey, baseURL }) => layer({ ...options, apiKey, baseURL: baseURL.length > 0 ? baseURL : options.baseURL })
-    )
+      })
+      return yield* make({ ...options, apiKey, baseURL: baseURL.length > 0 ? baseURL : options.baseURL }).pipe(
+        Effect.mapError((invalid) => ConfigError.InvalidData(invalid.option.split("."), invalid.message))
+      )
+    })
   )
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -302,56 +433,152 @@ const finishReason = (reason: string | null | undefined): FinishReason => {
   }
 }
 
-const usageOf = (usage: ChatCompletion["usage"] | null | undefined): ReportedUsage | undefined =>
-  usage == null ? undefined : {
-    inputTokens: usage.prompt_tokens,
-    outputTokens: usage.completion_tokens,
-    cachedInputTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
-    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0
+// The body of an answer to a streaming request that was not a stream: JSON if it parses, else the text itself.
+const parseOrText = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
   }
-
-const malformed = (text: string, detail: string) =>
-  new MalformedOutput({ provider: providerName, text, detail, attempts: 1 })
-
-const filtered = (detail: string) => new ContentFiltered({ provider: providerName, detail })
-
-const fromCompletion = (completion: unknown, requested: string): Effect.Effect<Completion, LlmError> => {
-  // A server that is not quite compatible may send text, or JSON of another shape, with a 200.
-  if (typeof completion !== "object" || completion === null || !Array.isArray((completion as any).choices)) {
-    const text = typeof completion === "string" ? completion : JSON.stringify(completion) ?? ""
-    return Effect.fail(malformed(text.slice(0, 2000), "the response is not a chat completion"))
-  }
-  const body = completion as ChatCompletion
-  const choice = body.choices[0]
-  if (choice === undefined) return Effect.fail(malformed("", "the response has no choices"))
-  const message = choice.message
-  if (choice.finish_reason === "content_filter") return Effect.fail(filtered("the answer was withheld"))
-  if (message?.refusal) return Effect.fail(filtered(message.refusal))
-  return Effect.succeed({
-    text: message?.content ?? "",
-    toolCalls: (message?.tool_calls ?? []).flatMap((call) =>
-      call.type === "function" ? [{ id: call.id, name: call.function.name, arguments: call.function.arguments }] : []
-    ),
-    finishReason: finishReason(choice.finish_reason),
-    // Some compatible servers leave the model out.
-    model: body.model || requested,
-    usage: usageOf(body.usage)
-  })
 }
 
-// Gathers a streamed answer: text and tool-call fragments as they come, usage from the last chunk.
+// Tokens as the service counts them by default (`o200k_base`); special tokens in an answer are text like any other.
+const encodeAll = (text: string): Array<number> => encodeTokens(text, { disallowedSpecial: new Set() })
+
+// The output limit of a request, if it is one a text can be cut to (a request's own `maxTokens` is not checked here).
+const limitOf = (request: ResolvedRequest): number | undefined =>
+  Number.isSafeInteger(request.maxTokens) && request.maxTokens >= 0 ? request.maxTokens : undefined
+
+// `text` cut to `max` tokens; `undefined` when it fits. A token is at least one UTF-8 byte, at most 3 per UTF-16 unit.
+const cutText = (text: string, max: number | undefined): string | undefined => {
+  if (max === undefined || text.length * 3 <= max) return undefined
+  const tokens = encodeAll(text)
+  return tokens.length <= max ? undefined : decodeTokens(tokens.slice(0, max))
+}
+
+type Reader = ReturnType<typeof reader>
+
+// Reads answers into completions, every error made here scrubbed of the key.
+const reader = (scrub: (text: string) => string) => {
+  const malformed = (text: string, detail: string) =>
+    new MalformedOutput({ provider: providerName, text: scrub(text).slice(0, 2000), detail: scrub(detail), attempts: 1 })
+
+  const filtered = (detail: string) => new ContentFiltered({ provider: providerName, detail: scrub(detail) })
+
+  // A token count as the server reported it, checked: a whole number from 0 to 1e9 (a string of digits passes).
+  const count = (field: string, value: unknown, text: string): number => {
+    const number = typeof value === "number"
+      ? value
+      : typeof value === "string" && /^\s*\d+\s*$/.test(value)
+      ? Number(value)
+      : Number.NaN
+    if (Number.isSafeInteger(number) && number >= 0 && number <= maxCount) return number
+    throw malformed(text, `the usage reported is not a token count: ${field} is ${show(value).slice(0, 100)}`)
+  }
+
+  // Usage as reported, checked; `undefined` when the server reported none (the service then counts it).
+  const usage = (raw: unknown, text: string): ReportedUsage | undefined => {
+    if (raw == null) return undefined
+    if (typeof raw !== "object") throw malformed(text, `the usage reported is not an object: ${show(raw).slice(0, 100)}`)
+    const block = raw as Record<string, any>
+    if (block.prompt_tokens == null || block.completion_tokens == null) return undefined
+    const inputTokens = count("prompt_tokens", block.prompt_tokens, text)
+    const outputTokens = count("completion_tokens", block.completion_tokens, text)
+    const cached = block.prompt_tokens_details?.cached_tokens
+    const reasoning = block.completion_tokens_details?.reasoning_tokens
+    const cachedInputTokens = cached == null ? 0 : count("prompt_tokens_details.cached_tokens", cached, text)
+    const reasoningTokens = reasoning == null ? 0 : count("completion_tokens_details.reasoning_tokens", reasoning, text)
+    if (cachedInputTokens > inputTokens) {
+      throw malformed(text, `the usage reported has more cached tokens (${cachedInputTokens}) than prompt tokens (${inputTokens})`)
+    }
+    if (reasoningTokens > outputTokens) {
+      throw malformed(
+        text,
+        `the usage reported has more reasoning tokens (${reasoningTokens}) than completion tokens (${outputTokens})`
+      )
+    }
+    return { inputTokens, outputTokens, cachedInputTokens, reasoningTokens }
+  }
+
+  const completionOf = (raw: unknown, request: ResolvedRequest): Completion => {
+    // A server that is not quite compatible may send text, or JSON of another shape, with a 200.
+    if (typeof raw !== "object" || raw === null || !Array.isArray((raw as any).choices)) {
+      throw malformed(typeof raw === "string" ? raw : JSON.stringify(raw) ?? "", "the response is not a chat completion")
+    }
+    const body = raw as ChatCompletion
+    const choice = body.choices[0]
+    if (choice === undefined) throw malformed("", "the response has no choices")
+    const message = choice.message
+    if (typeof message !== "object" || message === null) {
+      throw malformed(JSON.stringify(raw), "the response's choice has no message")
+    }
+    if (choice.finish_reason === "content_filter") throw filtered("the answer was withheld")
+    if (message.refusal) throw filtered(String(message.refusal))
+    const content = message.content ?? ""
+    if (typeof content !== "string") throw malformed(JSON.stringify(raw), "the message content is not text")
+    // A server that ignored the limit: only what fits is kept, and the answer is marked cut.
+    const cut = cutText(content, limitOf(request))
+    return {
+      text: cut ?? content,
+      toolCalls: (message.tool_calls ?? []).flatMap((call) =>
+        call.type === "function" ? [{ id: call.id, name: call.function.name, arguments: call.function.arguments }] : []
+      ),
+      finishReason: cut === undefined ? finishReason(choice.finish_reason) : "length",
+      // Some compatible servers leave the model out; a hostile one could put anything there, and it goes on spans.
+      model: typeof body.model === "string" && body.model.length > 0 ? scrub(body.model) : request.model,
+      usage: usage(body.usage, content)
+    }
+  }
+
+  // Anything thrown while reading an answer that is not one of these errors is a shape the code did not expect.
+  const caught = (raw: unknown) => (error: unknown): LlmError =>
+    error instanceof MalformedOutput || error instanceof ContentFiltered
+      ? error
+      : malformed(
+        (() => {
+          try {
+            return typeof raw === "string" ? raw : JSON.stringify(raw) ?? ""
+          } catch {
+            return ""
+          }
+        })(),
+        `the response could not be read: ${error instanceof Error ? error.message : String(error)}`
+      )
+
+  const completion = (raw: unknown, request: ResolvedRequest): Effect.Effect<Completion, LlmError> =>
+    Effect.try({ try: () => completionOf(raw, request), catch: caught(raw) })
+
+  return { scrub, malformed, filtered, usage, completion, caught }
+}
+
+// Gathers a streamed answer: text and tool-call fragments as they come, usage from the last chunk, and cuts the
+// text at the request's `maxTokens`.
 class Accumulator {
   text = ""
   reason: string | null = null
   usage: ReportedUsage | undefined = undefined
   refusal = ""
+  model: string
+  chunks = 0
+  /** Whether the text reached `maxTokens`, after which nothing more is read. */
+  cut = false
+  // At least the tokens of `text`: the sum of its deltas' counts (a split text has at least as many tokens).
+  private tokens = 0
   readonly calls: Array<{ id: string; name: string; arguments: string }> = []
 
-  constructor(public model: string) {}
+  constructor(private readonly request: ResolvedRequest, private readonly read: Reader) {
+    this.model = request.model
+  }
 
-  add(chunk: ChatCompletionChunk): Array<Chunk> {
-    if (chunk.model) this.model = chunk.model
-    this.usage = usageOf(chunk.usage) ?? this.usage
+  add(chunk: ChatCompletionChunk): Effect.Effect<Array<Chunk>, LlmError> {
+    return Effect.try({ try: () => this.unsafeAdd(chunk), catch: this.read.caught(chunk) })
+  }
+
+  private unsafeAdd(chunk: ChatCompletionChunk): Array<Chunk> {
+    if (typeof chunk !== "object" || chunk === null) throw new TypeError("a chunk is not an object")
+    this.chunks++
+    if (typeof chunk.model === "string" && chunk.model.length > 0) this.model = this.read.scrub(chunk.model)
+    this.usage = this.read.usage(chunk.usage, this.text) ?? this.usage
     const choice = chunk.choices?.[0]
     if (choice === undefined) return []
     if (choice.finish_reason) this.reason = choice.finish_reason
@@ -363,14 +590,34 @@ class Accumulator {
       if (call.function?.name) slot.name += call.function.name
       if (call.function?.arguments) slot.arguments += call.function.arguments
     }
-    if (!delta?.content) return []
-    this.text += delta.content
-    return [{ _tag: "Delta", text: delta.content }]
+    const content = delta?.content
+    if (typeof content !== "string" || content.length === 0) return []
+    const max = limitOf(this.request)
+    if (max !== undefined) this.tokens += encodeAll(content).length
+    if (max !== undefined && this.tokens > max) {
+      // Over by the running sum: count the whole text to know.
+      const whole = encodeAll(this.text + content)
+      if (whole.length > max) {
+        const kept = decodeTokens(whole.slice(0, max))
+        const rest = kept.startsWith(this.text) ? kept.slice(this.text.length) : ""
+        this.cut = true
+        this.reason = "length"
+        // The usage of a cut answer is never read: the service counts what was kept.
+        this.usage = undefined
+        this.text += rest
+        return rest.length === 0 ? [] : [{ _tag: "Delta", text: rest }]
+      }
+      this.tokens = whole.length
+    }
+    this.text += content
+    return [{ _tag: "Delta", text: content }]
   }
 
   done(): Effect.Effect<Chunk, LlmError> {
-    if (this.reason === "content_filter") return Effect.fail(filtered("the answer was withheld"))
-    if (this.refusal.length > 0) return Effect.fail(filtered(this.refusal))
+    // A body that parsed as no event at all is not an empty answer, but no answer.
+    if (this.chunks === 0) return Effect.fail(this.read.malformed("", "the stream ended without a single chunk"))
+    if (this.reason === "content_filter") return Effect.fail(this.read.filtered("the answer was withheld"))
+    if (this.refusal.length > 0) return Effect.fail(this.read.filtered(this.refusal))
     return Effect.succeed({
       _tag: "Done",
       completion: {
@@ -411,6 +658,27 @@ const shorten = (text: string): string => {
   return line.length <= 200 ? line : `${line.slice(0, 199)}…`
 }
 
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
+
+/**
+ * Replaces the key in a text, whatever a server chose to echo back: raw, JSON-escaped (`\/`, `\u0041`, escaped
+ * again inside a JSON string) or percent-encoded, in any case.
+ */
+const scrubber = (key: string): (text: string) => string => {
+  if (key.length === 0) return (text) => text
+  const pattern = Array.from(key).map((char) => {
+    const code = char.codePointAt(0)!
+    if (code > 0xffff) return escapeRegExp(char)
+    const hex = code.toString(16).padStart(4, "0")
+    const ways = [escapeRegExp(char), `\\\\+u${hex}`]
+    if (code < 0x80) ways.push(`%${hex.slice(2)}`)
+    if (char === "/" || char === "\"" || char === "\\") ways.push(`\\\\+${escapeRegExp(char)}`)
+    return `(?:${ways.join("|")})`
+  }).join("")
+  const regExp = new RegExp(pattern, "gi")
+  return (text) => text.replace(regExp, "<redacted>")
+}
+
 const rootCause = (error: unknown): string | undefined => {
   let current = error
   while (current instanceof Error && current.cause instanceof Error) current = current.cause
@@ -418,8 +686,8 @@ const rootCause = (error: unknown): string | undefined => {
 }
 
 // Every text that leaves this module is scrubbed of the key, whatever a server chose to echo back.
-const failureMapper = (key: string) => (error: unknown): Failure => {
-  const scrub = (text: string) => shorten(key.length > 0 ? text.split(key).join("<redacted>") : text)
+const failureMapper = (scrubKey: (text: string) => string) => (error: unknown): Failure => {
+  const scrub = (text: string) => shorten(scrubKey(text))
   const detail = scrub(error instanceof Error ? error.message : String(error))
   if (error instanceof OpenAI.APIConnectionError) {
     // The SDK says only "Connection error."; the innermost cause says which (refused, reset, unknown host...).
@@ -447,21 +715,33 @@ const failureMapper = (key: string) => (error: unknown): Failure => {
   }
   // The SDK parses a JSON body itself: a syntax error means the server sent something else.
   if (error instanceof SyntaxError) {
-    return { error: malformed("", `the response body is not valid JSON: ${detail}`), retryAfter: undefined }
+    return {
+      error: new MalformedOutput({
+        provider: providerName,
+        text: "",
+        detail: `the response body is not valid JSON: ${detail}`,
+        attempts: 1
+      }),
+      retryAfter: undefined
+    }
   }
   // An error event inside a stream, or anything else the SDK throws without a status.
   return { error: new ServerError({ provider: providerName, status: undefined, detail }), retryAfter: undefined }
 }
 
-const retrySchedule = (options: RetryOptions): Schedule.Schedule<unknown, Failure> => {
-  const times = options.times ?? 3
-  const cap = Duration.decode(options.cap ?? "30 seconds")
+const retrySchedule = (options: Settings["retry"]): Schedule.Schedule<unknown, Failure> => {
+  const { cap, times } = options
   return Schedule.identity<Failure>().pipe(
     Schedule.intersect(Schedule.recurs(times)),
-    Schedule.zipLeft(Schedule.jittered(Schedule.exponential(options.base ?? "500 millis"))),
-    Schedule.whileInput((failure: Failure) => isTransient(failure.error)),
-    // Only reached when there is a retry: a server that says when to come back is believed, within the cap, and
-    // every retry is logged (so also an event on the call's span) with why and when.
+    Schedule.zipLeft(Schedule.jittered(Schedule.exponential(options.base))),
+    // A server asking to wait longer than the cap is not retried early against its wish: the call ends, with the
+    // wait it asked for (`RateLimited.retryAfter`).
+    Schedule.whileInput((failure: Failure) =>
+      isTransient(failure.error) &&
+      (failure.retryAfter === undefined || Duration.lessThanOrEqualTo(failure.retryAfter, cap))
+    ),
+    // Only reached when there is a retry: a server that says when to come back is believed, and every retry is
+    // logged (so also an event on the call's span) with why and when.
     Schedule.modifyDelayEffect(([failure, retried], backoff) => {
       const asked = failure.retryAfter
       // Whole milliseconds: jitter gives fractions, which only clutter the log.

@@ -67,12 +67,16 @@ export const make = (countText: (text: string) => number): Service => {
   return { count, countMessages, countOutput }
 }
 
+// Text that spells a special token (`<|endoftext|>`) is text a server counts as such, not a reason to throw, which
+// the encoder does by default.
+const plainText = { disallowedSpecial: new Set<string>() }
+
 /**
- * The default tokenizer: the `o200k_base` encoding.
+ * The default tokenizer: the `o200k_base` encoding, special tokens counted as the text they are.
  *
  * @since 0.1.0
  */
-export const o200k: Service = make(countTokens)
+export const o200k: Service = make((text) => countTokens(text, plainText))
 
 /**
  * A layer counting tokens with `countText`, for example the tokenizer of a self-hosted model.

@@ -3,6 +3,7 @@ import { Cost, Ledger, Pipeline, Step } from "@trellis/core"
 import {
   Chunk,
   ConfigProvider,
+  Duration,
   Effect,
   Either,
   Exit,
@@ -582,5 +583,323 @@ describe("OpenAi", () => {
         expect(everything).toContain("<redacted>")
         expect(everything).not.toContain(secret)
       }))
+  })
+
+  describe("against odd and hostile servers", () => {
+    it.scoped("ends at once with RateLimited when Retry-After asks for longer than the retry cap", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((request, res) =>
+          request.index === 0
+            ? Server.json(res, 429, { error: { message: "Rate limit reached" } }, { "retry-after": "3600" })
+            : request.index === 1
+            ? Server.json(res, 503, { error: { message: "maintenance" } }, { "retry-after-ms": "45000" })
+            : Server.json(res, 200, Server.completion("too early"))
+        )
+        const layer = model(server.url, { retry: { times: 3, base: "100 millis", cap: "30 seconds" } })
+        const limited = yield* Effect.fork(Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(layer))))
+        yield* waitFor(() => server.waitFor(1))
+        // No retry is even scheduled: the fiber ends, where it used to wait the 30 s cap and ask again.
+        expect(yield* nextRetry(limited)).toBeUndefined()
+        const error = yield* Fiber.join(limited)
+        expect(error._tag).toBe("RateLimited")
+        expect(error._tag === "RateLimited" && error.retryAfter && Duration.toMillis(error.retryAfter)).toBe(3_600_000)
+        expect(error.message).toContain("retry after 1h")
+        expect(server.received).toHaveLength(1)
+
+        // The same for a 503 asking for 45 s with a cap of 30 s.
+        const unavailable = yield* Effect.fork(Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(layer))))
+        yield* waitFor(() => server.waitFor(2))
+        expect(yield* nextRetry(unavailable)).toBeUndefined()
+        expect((yield* Fiber.join(unavailable))._tag).toBe("ServerError")
+        expect(server.received).toHaveLength(2)
+      }))
+
+    it.scoped("ends a stream that never stops with LlmTimeout after the call's timeout, and closes it", () =>
+      Effect.gen(function*() {
+        const open: Array<import("node:http").ServerResponse> = []
+        const server = yield* Server.start((_, res) => {
+          res.writeHead(200, { "content-type": "text/event-stream" })
+          open.push(res)
+        })
+        const seen: Array<string> = []
+        const fiber = yield* Effect.fork(Effect.flip(Stream.runForEach(
+          LanguageModel.stream("Tell a story"),
+          (part) => Effect.sync(() => part._tag === "TextDelta" && seen.push(part.text))
+        ).pipe(Effect.provide(model(server.url, { timeout: "5 seconds" })))))
+        yield* waitFor(() => server.waitFor(1))
+        const running = Effect.map(Fiber.poll(fiber), Option.isNone)
+        // A delta every 200 ms of the test clock, for as long as the client listens (at most 60 s worth).
+        let sent = 0
+        while ((yield* running) && sent < 300) {
+          open[0]!.write(`data: ${JSON.stringify(Server.chunk({ content: `word${sent} ` }))}\n\n`)
+          sent++
+          while (seen.length < sent && (yield* running)) yield* tick
+          yield* TestClock.adjust("200 millis")
+        }
+        const error = yield* Fiber.join(fiber)
+        expect(error._tag).toBe("LlmTimeout")
+        expect(error.message).toBe("openai did not answer within 5s")
+        // 5 s of 200 ms steps: 25 deltas got through, and no more.
+        expect(seen.length).toBeGreaterThanOrEqual(24)
+        expect(seen.length).toBeLessThanOrEqual(25)
+        yield* waitFor(() => server.abandoned(0))
+      }))
+
+    it.scoped("cuts a stream past maxTokens, marks it \"length\", stops reading, and keeps only what it kept", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((_, res) => {
+          // A server that ignores the limit: 500 deltas, and the connection left open.
+          res.writeHead(200, { "content-type": "text/event-stream" })
+          for (let n = 0; n < 500; n++) res.write(`data: ${JSON.stringify(Server.chunk({ content: "word " }))}\n\n`)
+        })
+        const parts = Chunk.toReadonlyArray(
+          yield* Stream.runCollect(LanguageModel.stream({ messages: [{ role: "user", content: "Talk" }], maxTokens: 10 }))
+            .pipe(Effect.provide(model(server.url)))
+        )
+        const deltas = parts.flatMap((p) => (p._tag === "TextDelta" ? [p.text] : []))
+        const text = deltas.join("")
+        expect(Tokenizer.o200k.count(text)).toBeLessThanOrEqual(10)
+        expect(Tokenizer.o200k.count(text)).toBeGreaterThanOrEqual(8)
+        expect("word ".repeat(500).startsWith(text)).toBe(true)
+        const last = parts.at(-1)!
+        expect(last._tag).toBe("Finish")
+        if (last._tag !== "Finish") return
+        expect(last.response.finishReason).toBe("length")
+        expect(last.response.text).toBe(text)
+        // Only what was kept is counted.
+        expect(last.response.usage).toMatchObject({ outputTokens: Tokenizer.o200k.count(text), estimated: true })
+        yield* waitFor(() => server.abandoned(0))
+      }))
+
+    it.scoped("cuts a generated answer past maxTokens and marks it \"length\"", () =>
+      Effect.gen(function*() {
+        const long = "word ".repeat(200)
+        const server = yield* Server.start((_, res) => Server.json(res, 200, Server.completion(long)))
+        const response = yield* LanguageModel.generate({ messages: [{ role: "user", content: "Talk" }], maxTokens: 10 })
+          .pipe(Effect.provide(model(server.url)))
+        expect(response.finishReason).toBe("length")
+        expect(Tokenizer.o200k.count(response.text)).toBe(10)
+        expect(long.startsWith(response.text)).toBe(true)
+      }))
+
+    it.scoped("reads a JSON answer to a streaming request as the completion, and fails on any other body", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((request, res) => {
+          if (request.index === 0) {
+            return Server.json(res, 200, Server.completion("Hello from JSON", { usage: { prompt_tokens: 5, completion_tokens: 3 } }))
+          }
+          if (request.index === 1) return Server.json(res, 200, { object: "list", data: [] })
+          if (request.index === 2) return Server.sse(res, [])
+          res.writeHead(200, { "content-type": "text/html" })
+          res.end("<html><body>Welcome to nginx!</body></html>")
+        })
+        const layer = model(server.url)
+        const parts = Chunk.toReadonlyArray(yield* Stream.runCollect(LanguageModel.stream("Hi")).pipe(Effect.provide(layer)))
+        expect(parts[0]).toEqual({ _tag: "TextDelta", text: "Hello from JSON" })
+        const last = parts.at(-1)!
+        expect(last._tag === "Finish" && last.response).toMatchObject({
+          text: "Hello from JSON",
+          finishReason: "stop",
+          usage: { inputTokens: 5, outputTokens: 3, estimated: false }
+        })
+        const errors = []
+        for (let n = 0; n < 3; n++) {
+          errors.push(yield* Effect.flip(Stream.runCollect(LanguageModel.stream("Hi")).pipe(Effect.provide(layer))))
+        }
+        expect(errors.map((error) => error._tag)).toEqual(["MalformedOutput", "MalformedOutput", "MalformedOutput"])
+        expect(errors[0]!.message).toContain("not a chat completion")
+        expect(errors[1]!.message).toContain("without a single chunk")
+        expect(errors[2]!._tag === "MalformedOutput" && errors[2]!.text).toContain("nginx")
+        expect(server.received).toHaveLength(4)
+      }))
+
+    it.scoped("fails a chat completion without a message rather than answer empty text", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((_, res) =>
+          Server.json(res, 200, { ...Server.completion(""), choices: [{ index: 0, delta: { content: "hi" }, finish_reason: "stop" }] })
+        )
+        const error = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
+        expect(error._tag).toBe("MalformedOutput")
+        expect(error.message).toContain("no message")
+      }))
+
+    describe("validates the options when the layer is built", () => {
+      const cases: Array<readonly [string, Partial<OpenAi.Options>, string]> = [
+        ["retry.times", { retry: { times: Infinity } }, "a whole number from 0 to 1000, got Infinity"],
+        ["retry.times", { retry: { times: -1 } }, "got -1"],
+        ["retry.times", { retry: { times: 1001 } }, "got 1001"],
+        ["retry.times", { retry: { times: 1.5 } }, "got 1.5"],
+        ["retry.times", { retry: { times: Number.NaN } }, "got NaN"],
+        ["timeout", { timeout: 0 }, "a positive, finite duration, got 0"],
+        ["timeout", { timeout: -5 }, "got -5"],
+        ["timeout", { timeout: "5 secs" as never }, `got "5 secs"`],
+        ["timeout", { timeout: Infinity }, "got Infinity"],
+        ["retry.base", { retry: { base: "0 millis" } }, `got "0 millis"`],
+        ["retry.cap", { retry: { cap: Number.NaN } }, "got NaN"],
+        ["maxTokens", { maxTokens: 0 }, "a whole number from 1, got 0"],
+        ["maxTokens", { maxTokens: 2.5 }, "got 2.5"]
+      ]
+      for (const [option, options, expected] of cases) {
+        it.scoped(`${option}: ${expected}`, () =>
+          Effect.gen(function*() {
+            const server = yield* Server.start((_, res) => Server.json(res, 200, Server.completion("sent")))
+            const error = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url, options))))
+            expect(error._tag).toBe("InvalidOption")
+            expect(error._tag === "InvalidOption" && error.option).toBe(option)
+            expect(error.message).toContain(`OpenAi option ${option} must be`)
+            expect(error.message).toContain(expected)
+            expect(server.received).toHaveLength(0)
+          }))
+      }
+
+      it.scoped("accepts the bounds", () =>
+        Effect.gen(function*() {
+          const server = yield* Server.start((_, res) => Server.json(res, 200, Server.completion("sent")))
+          for (const times of [0, 1000]) {
+            const response = yield* LanguageModel.generate("Hi").pipe(
+              Effect.provide(model(server.url, { retry: { times }, maxTokens: 1 }))
+            )
+            expect(response.text).toBe("sent")
+          }
+        }))
+
+      it.effect("fails layerConfig with a ConfigError at the option's path, and provider() throws", () =>
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(
+            LanguageModel.generate("Hi").pipe(
+              Effect.provide(OpenAi.layerConfig({ retry: { times: Infinity } })),
+              Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", secret]])))
+            )
+          )
+          expect(Exit.isFailure(exit)).toBe(true)
+          const cause = String(Exit.isFailure(exit) ? exit.cause : "")
+          expect(cause).toContain("retry.times")
+          expect(cause).toContain("Infinity")
+          expect(() => OpenAi.provider({ apiKey: Redacted.make(secret), timeout: -1 })).toThrow(/timeout/)
+        }))
+    })
+
+    it.scoped("scrubs the key, raw or escaped, from every error, log line and span", () =>
+      Effect.gen(function*() {
+        const key = "sk-te/st+SECRET-456"
+        const plain = (res: import("node:http").ServerResponse, status: number, body: string) => {
+          res.writeHead(status, { "content-type": "text/plain" })
+          res.end(body)
+        }
+        const server = yield* Server.start((request, res) => {
+          switch (request.index) {
+            case 0: // a 200 that is not a chat completion, the key JSON-escaped (`\/`)
+              return plain(res, 200, `{"echo":"sk-te\\/st+SECRET-456"}`)
+            case 1: // the same as JSON, unicode-escaped: the SDK parses it back to the raw key
+              return Server.json(res, 200, `{"echo":"sk-te\\u002fst\\u002BSECRET-456"}`)
+            case 2: // escaped twice (JSON inside a JSON string), and unicode-escaped letters
+              return plain(res, 200, `{"inner":"{\\"key\\":\\"sk-te\\\\/st+\\u0053\\u0045CRET-456\\"}"}`)
+            case 3: // percent-encoded, in a text error body
+              return plain(res, 400, `bad key: sk-te%2Fst%2bSECRET-456`)
+            case 4: // a JSON error body, unicode-escaped
+              return Server.json(res, 500, `{"error":{"message":"boom for \\u0073k-te/st+SECRET-456"}}`)
+            case 5: // a refusal echoing the key
+              return Server.json(res, 200, {
+                ...Server.completion(""),
+                choices: [{ index: 0, message: { role: "assistant", content: null, refusal: `no, ${key}` }, finish_reason: "stop" }]
+              })
+            case 6: // usage echoing the key
+              return Server.json(res, 200, {
+                ...Server.completion("hi", { usage: null }),
+                usage: { prompt_tokens: key, completion_tokens: 1 }
+              })
+            case 7: // a stream chunk echoing it in its usage
+              return Server.sse(res, [{ ...Server.chunk({}), choices: [], usage: { prompt_tokens: 1, completion_tokens: `x ${key}` } }])
+            default: // the model name echoing it, which goes on the span
+              return Server.json(res, 200, Server.completion("hi", { model: `model-${key}` }))
+          }
+        })
+        const logs = capturingLogger()
+        const tracer = tracerWithEvents()
+        const layer = OpenAi.layer({ apiKey: Redacted.make(key), baseURL: server.url, model: "test-model", retry: { times: 0 } })
+          .pipe(Layer.provide(prices))
+        const run = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          effect.pipe(Effect.provide(layer), Effect.provide(logs.layer), withTracer(tracer.tracer))
+        const errors = []
+        for (let n = 0; n < 7; n++) errors.push(yield* run(Effect.flip(LanguageModel.generate("Hi"))))
+        errors.push(yield* run(Effect.flip(Stream.runCollect(LanguageModel.stream("Hi")))))
+        const response = yield* run(LanguageModel.generate("Hi"))
+        expect(errors.map((error) => error._tag)).toEqual([
+          "MalformedOutput",
+          "MalformedOutput",
+          "MalformedOutput",
+          "BadRequest",
+          "ServerError",
+          "ContentFiltered",
+          "MalformedOutput",
+          "MalformedOutput"
+        ])
+        for (const error of errors) expect(JSON.stringify(error)).toContain("<redacted>")
+        expect(errors[6]!.message).toContain("prompt_tokens is \"<redacted>\"")
+        expect(response.model).toBe("model-<redacted>")
+        const everything = [
+          ...errors.flatMap((error) => [error.message, JSON.stringify(error), String(error)]),
+          ...logs.lines,
+          ...tracer.spans.flatMap((span) => [...span.attributes.values()].map(String)),
+          ...tracer.spans.map((span) => String(span.status._tag === "Ended" ? span.status.exit : "")),
+          ...tracer.events.map((event) => `${event.name} ${JSON.stringify(event.attributes)}`)
+        ].join("\n")
+        expect(everything).toContain("model-<redacted>")
+        expect(everything).not.toMatch(/ECRET/i)
+        expect(everything).not.toMatch(/\\u0053/i)
+      }))
+
+    describe("checks the usage a server reports", () => {
+      const cases: Array<readonly [unknown, string]> = [
+        [{ prompt_tokens: -1, completion_tokens: 3 }, "prompt_tokens is -1"],
+        [{ prompt_tokens: 5, completion_tokens: 1.5 }, "completion_tokens is 1.5"],
+        [{ prompt_tokens: "NaN", completion_tokens: 3 }, `prompt_tokens is "NaN"`],
+        [{ prompt_tokens: "lots", completion_tokens: 3 }, `prompt_tokens is "lots"`],
+        [{ prompt_tokens: 5, completion_tokens: 2e9 }, "completion_tokens is 2000000000"],
+        [{ prompt_tokens: 5, completion_tokens: 3, prompt_tokens_details: { cached_tokens: -2 } }, "cached_tokens is -2"],
+        [{ prompt_tokens: 5, completion_tokens: 3, completion_tokens_details: { reasoning_tokens: 0.5 } }, "reasoning_tokens is 0.5"],
+        [{ prompt_tokens: 5, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 9 } }, "more cached tokens (9) than prompt tokens (5)"],
+        ["12", "not an object"]
+      ]
+      for (const [usage, detail] of cases) {
+        it.scoped(`fails with MalformedOutput on ${JSON.stringify(usage)}`, () =>
+          Effect.gen(function*() {
+            const server = yield* Server.start((_, res) =>
+              Server.json(res, 200, { ...Server.completion("hi", { usage: null }), usage })
+            )
+            const error = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
+            expect(error._tag).toBe("MalformedOutput")
+            expect(error.message).toContain(detail)
+            expect(server.received).toHaveLength(1)
+          }))
+      }
+
+      it.scoped("reads counts sent as strings of digits, and estimates when there is no usage block", () =>
+        Effect.gen(function*() {
+          const server = yield* Server.start((request, res) =>
+            Server.json(res, 200, {
+              ...Server.completion("hi", { usage: null }),
+              ...(request.index === 0 ? { usage: { prompt_tokens: "12", completion_tokens: 4 } } : {})
+            })
+          )
+          const reported = yield* LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url)))
+          expect(reported.usage).toMatchObject({ inputTokens: 12, outputTokens: 4, estimated: false })
+          const estimated = yield* LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url)))
+          expect(estimated.usage).toMatchObject({ outputTokens: Tokenizer.o200k.count("hi"), estimated: true })
+        }))
+
+      it.scoped("fails a stream whose usage chunk is not a count", () =>
+        Effect.gen(function*() {
+          const server = yield* Server.start((_, res) =>
+            Server.sse(res, [
+              Server.chunk({ content: "Hi" }),
+              { ...Server.chunk({}), choices: [], usage: { prompt_tokens: 3, completion_tokens: -7 } }
+            ])
+          )
+          const error = yield* Effect.flip(Stream.runCollect(LanguageModel.stream("Hi")).pipe(Effect.provide(model(server.url))))
+          expect(error._tag).toBe("MalformedOutput")
+          expect(error.message).toContain("completion_tokens is -7")
+        }))
+    })
   })
 })
