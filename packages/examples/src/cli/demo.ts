@@ -5,16 +5,26 @@
  * Exit codes: 0 when the run completed (or a step stopped it on purpose), 1 when it failed (a budget stop, a
  * step's error), 2 for bad input, 130 when cancelled with Ctrl-C.
  */
-import { Command, Options, ValidationError } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
-import { ConsoleSpanExporter } from "@opentelemetry/sdk-trace-base"
+import { Command, ValidationError } from "@effect/cli"
 import { Cost, Pipeline, PipelineError, Router } from "@trellis/core"
 import { LanguageModel, OfflineModel, OpenAi } from "@trellis/llm"
-import { Cause, Clock, type ConfigError, Console, Data, type Duration, Effect, Exit, type Layer, Option } from "effect"
+import { Cause, Clock, type ConfigError, Console, type Duration, Effect, Exit, type Layer, Logger, Option } from "effect"
 import { Document, router } from "../document/pipeline.js"
 import { quarterlyReport } from "../document/samples.js"
 import { tracing } from "../tracing.js"
-import { type JsonReport, Progress, stepsJson, table, usageJson, type Write } from "./report.js"
+import {
+  Budget,
+  budgetCost,
+  checkArgs,
+  decodeFlag,
+  defaultMaxInputBytes,
+  flags,
+  InputError,
+  MaxInputBytes,
+  ModelName
+} from "./args.js"
+import { baseDirectory, readDocument } from "./input.js"
+import { type JsonReport, Progress, SpanWriter, stepsJson, table, usageJson, type Write } from "./report.js"
 
 /** What the demo talks to: its output streams, the environment, and (for tests) the model to use. */
 export interface Io {
@@ -23,58 +33,17 @@ export interface Io {
   /** Redraw progress in place (a terminal, outside CI) rather than print a line per event. */
   readonly live: boolean
   readonly env: Readonly<Record<string, string | undefined>>
+  /** The directory the command runs in (default: the process's), for a relative `--input` without `INIT_CWD`. */
+  readonly cwd?: string | undefined
   /** A language model that replaces the chosen provider. */
   readonly model?: Layer.Layer<LanguageModel.LanguageModel> | undefined
   /** How long each call of the offline model takes, so progress can be watched. */
   readonly offlineLatency?: Duration.DurationInput | undefined
 }
 
-/** Input the demo cannot work with: a one-line message, exit code 2. */
-export class InputError extends Data.TaggedError("InputError")<{ readonly message: string }> {}
-
-const flags = {
-  input: Options.text("input").pipe(
-    Options.withDescription("A text file with the document to process (default: a bundled sample report)"),
-    Options.optional
-  ),
-  budget: Options.text("budget").pipe(
-    Options.withDescription("The most the run may spend, in dollars; the run stops before passing it"),
-    Options.optional
-  ),
-  model: Options.text("model").pipe(
-    Options.withDescription("The model to ask (offline: the model whose prices are simulated)"),
-    Options.optional
-  ),
-  json: Options.boolean("json").pipe(Options.withDescription("Print the result as one JSON object, last on stdout")),
-  mermaid: Options.boolean("mermaid").pipe(Options.withDescription("Print the pipeline's graph as a Mermaid flowchart")),
-  trace: Options.boolean("trace").pipe(Options.withDescription("Print the run's spans through OpenTelemetry"))
-}
+export { InputError } from "./args.js"
 
 type Flags = Command.Command.ParseConfig<typeof flags>
-
-const parseBudget = (text: Option.Option<string>): Effect.Effect<Cost.Cost | undefined, InputError> => {
-  if (Option.isNone(text)) return Effect.succeed(undefined)
-  const dollars = Number(text.value)
-  if (text.value.trim() === "" || !Number.isFinite(dollars) || dollars < 0) {
-    return Effect.fail(new InputError({ message: `--budget must be a non-negative number of dollars, got "${text.value}"` }))
-  }
-  return Effect.succeed(Cost.dollars(dollars))
-}
-
-const readInput = (path: Option.Option<string>) =>
-  Option.match(path, {
-    onNone: () => Effect.succeed(quarterlyReport),
-    onSome: (path) =>
-      Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(path)).pipe(
-        Effect.mapError((error) =>
-          new InputError({ message: `cannot read --input ${path}: ${error.message.split("\n")[0]}` })
-        ),
-        Effect.filterOrFail(
-          (text) => text.trim().length > 0,
-          () => new InputError({ message: `--input ${path} is empty` })
-        )
-      )
-  })
 
 const chooseModel = (
   io: Io,
@@ -96,13 +65,53 @@ const describeFailure = (error: unknown): NonNullable<JsonReport["error"]> => {
   return { tag: tagged._tag ?? "Error", step: tagged.step ?? null, message: tagged.message ?? String(error) }
 }
 
+type Timeline = Parameters<typeof Pipeline.toGantt>[0]
+
+// A failed run's partial result, which every run-time failure of a pipeline carries.
+const partialOf = (error: unknown): Timeline | undefined => {
+  const partial = typeof error === "object" && error !== null && "partial" in error ? error.partial : undefined
+  return partial !== undefined && partial !== null && typeof partial === "object" && "timeline" in partial
+    ? partial as Timeline
+    : undefined
+}
+
+// Warnings (an unpriced model, a retried call) are for a person: they go to stderr, never into stdout's JSON.
+const logToStderr = (write: Write) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ logLevel, message }) => {
+      const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+      write(`trellis-demo: ${logLevel.label.toLowerCase()}: ${text}\n`)
+    })
+  )
+
 const demo = (flags: Flags, io: Io) =>
   Effect.gen(function*() {
-    const budget = yield* parseBudget(flags.budget)
-    const text = yield* readInput(flags.input)
+    const budget = budgetCost(yield* decodeFlag("budget", Budget, flags.budget))
+    const modelName = yield* decodeFlag("model", ModelName, flags.model)
+    const maxBytes = Option.getOrElse(
+      yield* decodeFlag("max-input-bytes", MaxInputBytes, flags.maxInputBytes),
+      () => defaultMaxInputBytes
+    )
+    if (flags.mermaid && flags.gantt) {
+      return yield* new InputError({ message: "--mermaid shows the graph without running it, so --gantt cannot go with it" })
+    }
+    const text = Option.isNone(flags.input) ? quarterlyReport : yield* readDocument(flags.input.value, {
+      base: baseDirectory(io.env, io.cwd ?? process.cwd()),
+      maxBytes
+    })
     // With --json, stdout carries the JSON alone; whatever is meant for a person goes to stderr.
     const say = flags.json ? io.stderr : io.stdout
     const documents = router({ budget })
+
+    // --mermaid: the chosen pipeline's graph, without running it (routing is code, and costs nothing).
+    const graph = Effect.gen(function*() {
+      const route = yield* documents.route
+      const pipeline = documents.routes[route]
+      const mermaid = Pipeline.toMermaid(pipeline)
+      io.stdout(flags.json ? JSON.stringify({ route, pipeline: pipeline.name, mermaid }) + "\n" : mermaid + "\n")
+      return 0
+    })
 
     const run = Effect.gen(function*() {
       const model = yield* LanguageModel.LanguageModel
@@ -111,15 +120,21 @@ const demo = (flags: Flags, io: Io) =>
       const route = yield* documents.route
       const pipeline = documents.routes[route]
       say(`Route: ${route} (pipeline "${pipeline.name}")${budget === undefined ? "" : `, budget ${Cost.format(budget, 6)}`}\n`)
-      if (flags.mermaid) say(Pipeline.toMermaid(pipeline) + "\n")
 
       const progress = new Progress(say, io.live && !flags.json)
-      const finish = (status: JsonReport["status"], output: unknown, error?: JsonReport["error"]) => {
+      const finish = (
+        status: JsonReport["status"],
+        output: unknown,
+        error: JsonReport["error"] | undefined,
+        timeline: Timeline | undefined
+      ) => {
         const rows = [...progress.rows.values()]
         const total = progress.total()
+        const gantt = flags.gantt && timeline !== undefined ? Pipeline.toGantt(timeline) : undefined
         say("\n" + table(rows, total))
         if (error !== undefined) say(`\n${error.tag}${error.step ? ` in step "${error.step}"` : ""}: ${error.message}\n`)
         else if (!flags.json) say(`\n${JSON.stringify(output, null, 2)}\n`)
+        if (gantt !== undefined && !flags.json) say(`\n${gantt}\n`)
         if (flags.json) {
           const report: JsonReport = {
             status,
@@ -129,7 +144,8 @@ const demo = (flags: Flags, io: Io) =>
             output,
             steps: stepsJson(rows),
             usage: usageJson(total),
-            ...(error === undefined ? {} : { error })
+            ...(error === undefined ? {} : { error }),
+            ...(gantt === undefined ? {} : { gantt })
           }
           io.stdout(JSON.stringify(report) + "\n")
         }
@@ -140,34 +156,38 @@ const demo = (flags: Flags, io: Io) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Effect.sync(() => {
               progress.interrupt(now)
-              finish("failed", null, { tag: "Interrupted", step: null, message: "cancelled: in-flight calls were aborted" })
+              finish("failed", null, { tag: "Interrupted", step: null, message: "cancelled: in-flight calls were aborted" }, undefined)
             }))
         ),
         Effect.exit
       )
       if (Exit.isSuccess(exit)) {
         const { result } = exit.value
-        finish("completed", result.output)
+        finish("completed", result.output, undefined, result)
         return 0
       }
       const failure = Cause.failureOption(exit.cause)
-      finish("failed", null, Option.isSome(failure) ? describeFailure(failure.value) : {
-        tag: "Defect",
-        step: null,
-        message: Cause.pretty(exit.cause).split("\n")[0] ?? "unexpected failure"
-      })
+      if (Option.isSome(failure)) {
+        finish("failed", null, describeFailure(failure.value), partialOf(failure.value))
+      } else {
+        const message = Cause.pretty(exit.cause).split("\n")[0] ?? "unexpected failure"
+        finish("failed", null, { tag: "Defect", step: null, message }, undefined)
+      }
       return 1
     })
 
-    const provided = run.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, flags.model)))
+    if (flags.mermaid) return yield* Effect.provideService(graph, Document, { text })
+    const provided = run.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, modelName)))
     return yield* flags.trace
-      ? Effect.provide(provided, tracing(new ConsoleSpanExporter(), "trellis-demo"))
+      ? Effect.provide(provided, tracing(new SpanWriter(say), "trellis-demo"))
       : provided
   }).pipe(
-    Effect.catchTag("InputError", (error) => Effect.sync(() => {
-      io.stderr(`trellis-demo: ${error.message}\n`)
-      return 2
-    }))
+    Effect.provide(logToStderr(io.stderr)),
+    Effect.catchTag("InputError", (error) =>
+      Effect.sync(() => {
+        io.stderr(`trellis-demo: ${error.message}\n`)
+        return 2
+      }))
   )
 
 /**
@@ -184,12 +204,18 @@ export const run = (args: ReadonlyArray<string>, io: Io) =>
     // @effect/cli explains a bad flag with a help text on the console's error stream: keep its first line.
     const explained: Array<string> = []
     return Effect.flatMap(Effect.console, (console) =>
-      cli(["node", "trellis-demo", ...args]).pipe(
+      checkArgs(args).pipe(
+        Effect.zipRight(cli(["node", "trellis-demo", ...args])),
         Effect.withConsole({
           ...console,
           error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void explained.push(args.join(" ")))
         } as Console.Console),
         Effect.map(() => code),
+        Effect.catchTag("InputError", (error) =>
+          Effect.sync(() => {
+            io.stderr(`trellis-demo: ${error.message}\n`)
+            return 2
+          })),
         Effect.catchIf(ValidationError.isValidationError, () =>
           Effect.sync(() => {
             const line = explained.join("\n").split("\n").map((l) => l.trim()).find((l) => l.length > 0)

@@ -19,6 +19,8 @@ const program = run(args[0] === "--" ? args.slice(1) : args, {
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
+  // The demo logs to stderr through its own logger, in place of Effect's default one, which writes to stdout.
+  disablePrettyLogger: true,
   teardown: (exit, onExit) =>
     onExit(Exit.isSuccess(exit) ? Number(exit.value) : Exit.isInterrupted(exit) ? 130 : 1)
 })

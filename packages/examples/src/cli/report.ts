@@ -3,8 +3,10 @@
  * report. Everything is drawn from the events, so a run cut short (a failure, a budget stop, Ctrl-C) still
  * shows what it did and spent.
  */
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base"
 import { Cost, Usage, type Event } from "@trellis/core"
 import { Cause } from "effect"
+import { inspect } from "node:util"
 
 /** Where a step stands. */
 export type StepStatus = "pending" | "running" | "retrying" | "done" | "failed" | "stopped" | "interrupted"
@@ -165,6 +167,8 @@ export interface JsonReport {
   }>
   readonly usage: ReturnType<typeof usageJson>
   readonly error?: { readonly tag: string; readonly step: string | null; readonly message: string } | undefined
+  /** With `--gantt`: the run's timeline as a Mermaid Gantt chart. */
+  readonly gantt?: string | undefined
 }
 
 /** The steps of a run for the JSON report. */
@@ -175,3 +179,33 @@ export const stepsJson = (rows: ReadonlyArray<StepRow>): JsonReport["steps"] =>
     durationMs: row.durationMs ?? null,
     usage: usageJson(row.usage)
   }))
+
+/**
+ * Writes each span as it ends, as OpenTelemetry's `ConsoleSpanExporter` prints them, but to a given stream: with
+ * `--json` the spans must not reach stdout.
+ */
+export class SpanWriter implements SpanExporter {
+  constructor(private readonly write: Write) {}
+
+  export(spans: Array<ReadableSpan>, done: Parameters<SpanExporter["export"]>[1]): void {
+    for (const span of spans) {
+      const info = {
+        name: span.name,
+        traceId: span.spanContext().traceId,
+        id: span.spanContext().spanId,
+        parentId: span.parentSpanContext?.spanId,
+        timestamp: span.startTime,
+        duration: span.duration,
+        attributes: span.attributes,
+        status: span.status,
+        events: span.events
+      }
+      this.write(inspect(info, { depth: 3, colors: false }) + "\n")
+    }
+    done({ code: 0 })
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}
