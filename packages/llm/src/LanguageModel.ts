@@ -17,7 +17,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { metered, meteredScoped } from "./internal/metering.js"
+import { meteredCall, meteredScoped } from "./internal/metering.js"
 import { type LlmError, MalformedOutput } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
@@ -212,24 +212,20 @@ const makeWith = (
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
-      const call = Effect.flatMap(provider.generate(request), (completion) => respond(request, inputTokens, completion))
-      return metered({
+      return meteredCall({
+        span: "llm.generate",
+        attributes: spanAttributes(request),
         worstCase: worstCaseOf(request, inputTokens),
-        run: call,
+        call: provider.generate(request),
+        price: (completion) => respond(request, inputTokens, completion),
         usage: (exit) =>
           Exit.isSuccess(exit)
             ? exit.value.usage
             : Exit.isInterrupted(exit)
             ? interruptedUsage(request, inputTokens, "")
-            : Usage.empty
-      }).pipe(
-        Effect.tap((response) => Effect.annotateCurrentSpan(responseAttributes(response))),
-        Effect.withSpan("llm.generate", {
-          kind: "client",
-          attributes: spanAttributes(request),
-          captureStackTrace: false
-        })
-      )
+            : Usage.empty,
+        annotate: responseAttributes
+      })
     })
 
   const generate = (prompt: Prompt) => generateRequest(resolve(prompt))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, PipelineError, Step, Usage } from "@trellis/core"
-import { Chunk, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
 import { LanguageModel, LlmError, Pricing, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger, parentName, recordingTracer, withTracer } from "./support.js"
 
@@ -402,6 +402,87 @@ describe("LanguageModel", () => {
         expect(response.usage).toMatchObject({ inputTokens: input, outputTokens: "Fine.".length, estimated: true })
         expect(model.calls).toHaveLength(1)
       }).pipe(Effect.provide(Layer.provide(model.layer, Layer.merge(prices, perCharacter))))
+    })
+  })
+
+  it.effect("ends the span of a refused call with its BudgetExceeded, and leaves the caller's span current after each call", () => {
+    const model = scripted({
+      reply: (request) =>
+        request.messages[0]!.content === "fail"
+          ? Effect.fail(new LlmError.ServerError({ provider: "scripted", status: 500, detail: "down" }))
+          : "ok"
+    })
+    const recorder = recordingTracer()
+    const currentName = Effect.map(Effect.orDie(Effect.currentSpan), (span) => span.name)
+    return Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(inputTokens("hi") * 1000 + 16 * 2000) })
+      const ask = (content: string, maxTokens: number) =>
+        Effect.provideService(
+          LanguageModel.generate({ messages: [{ role: "user", content }], maxTokens }),
+          Ledger.Ledger,
+          ledger
+        )
+      yield* ask("hi", 16)
+      expect(yield* currentName).toBe("caller")
+      const refused = yield* Effect.flip(ask("hi", 17))
+      expect(refused).toBeInstanceOf(Ledger.BudgetExceeded)
+      expect(yield* currentName).toBe("caller")
+      const failed = yield* Effect.flip(ask("fail", 1))
+      expect(failed._tag).toBe("ServerError")
+      expect(yield* currentName).toBe("caller")
+      expect(model.calls).toHaveLength(2)
+      expect((yield* ledger.snapshot).reserved).toBe(0)
+    }).pipe(
+      Effect.withSpan("caller"),
+      Effect.provide(model.layer),
+      withTracer(recorder.tracer),
+      Effect.tap(() => {
+        const spans = recorder.named("llm.generate")
+        expect(spans.map(parentName)).toEqual(["caller", "caller", "caller"])
+        const [succeeded, refused, failed] = spans.map((span) => span.status)
+        expect(succeeded?._tag === "Ended" && Exit.isSuccess(succeeded.exit)).toBe(true)
+        if (refused?._tag !== "Ended") return expect.fail("the refused call's span was not ended")
+        expect(Exit.isFailure(refused.exit) && Cause.failureOption(refused.exit.cause)).toEqual(
+          Option.some(expect.any(Ledger.BudgetExceeded))
+        )
+        expect(Object.fromEntries(spans[1]!.attributes)).toMatchObject({ "gen_ai.request.max_tokens": 17 })
+        expect(failed?._tag === "Ended" && Exit.isFailure(failed.exit)).toBe(true)
+      })
+    )
+  })
+
+  it.effect("keeps the priced usage of an answer that arrived when the call is interrupted while it is priced", () => {
+    const pricing = Pricing.make({ overrides: { "test-model": { inputPerMillion: 1, outputPerMillion: 2 } } })
+    return Effect.gen(function*() {
+      const pricingStarted = yield* Deferred.make<void>()
+      const priced = yield* Deferred.make<void>()
+      // Prices as the real service does, once the test has interrupted the call.
+      const slowPricing = Layer.succeed(Pricing.Pricing, {
+        ...pricing,
+        cost: (model, usage) =>
+          Effect.zipRight(
+            Effect.zipRight(Deferred.succeed(pricingStarted, undefined), Deferred.await(priced)),
+            pricing.cost(model, usage)
+          )
+      })
+      const model = ScriptedModel.make({ model: "test-model", reply: () => "Paris." })
+      const ledger = yield* Ledger.make()
+      const fiber = yield* LanguageModel.generate("Capital of France?").pipe(
+        Effect.provideService(Ledger.Ledger, ledger),
+        Effect.provide(Layer.provide(model.layer, slowPricing)),
+        Effect.fork
+      )
+      yield* Deferred.await(pricingStarted)
+      yield* Fiber.interruptFork(fiber)
+      yield* Deferred.succeed(priced, undefined)
+      const exit = yield* Fiber.await(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      const snapshot = yield* ledger.snapshot
+      const input = inputTokens("Capital of France?")
+      const output = Tokenizer.o200k.count("Paris.")
+      expect(snapshot.reserved).toBe(0)
+      expect(snapshot.total).toMatchObject({ inputTokens: input, outputTokens: output, estimated: false })
+      expect(snapshot.total.cost).toBe(input * 1000 + output * 2000)
     })
   })
 
