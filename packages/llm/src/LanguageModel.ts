@@ -8,7 +8,8 @@
  *
  * @since 0.1.0
  */
-import { type Ledger, Usage } from "@trellis/core"
+import { Ledger, Usage } from "@trellis/core"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -18,7 +19,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
-import { type LlmError, MalformedOutput } from "./LlmError.js"
+import { type LlmError, MalformedOutput, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
 import type { Completion, Provider } from "./Provider.js"
@@ -101,7 +102,11 @@ export class LanguageModel extends Context.Tag("@trellis/llm/LanguageModel")<Lan
  * @since 0.1.0
  */
 export interface Options {
-  /** Output tokens allowed when a request sets none (default 4096). Bounds the reservation of every call. */
+  /**
+   * Output tokens allowed when a request sets none (default 4096). A call reserves its worst case, which counts
+   * every output token it may produce: ask for a `maxTokens` that fits what the call needs, or a small budget
+   * refuses calls that would have cost little.
+   */
   readonly maxTokens?: number | undefined
   /** Repairs `generateObject` allows when a call sets none (default 2). */
   readonly maxRepairs?: number | undefined
@@ -199,6 +204,20 @@ const makeWith = (
   const worstCaseOf = (request: ResolvedRequest, inputTokens: number) =>
     pricing.worstCase(request.model, inputTokens, request.maxTokens)
 
+  // Under a budget, a model with no price could spend without limit: refused before anything is sent.
+  const checkPriced = (request: ResolvedRequest): Effect.Effect<void, UnpricedModel> =>
+    Option.isSome(pricing.rates(request.model))
+      ? Effect.void
+      : Effect.flatMap(Effect.serviceOption(Ledger.Ledger), (ledger) =>
+        Option.isSome(ledger) && Option.isSome(ledger.value.budget)
+          ? Effect.fail(new UnpricedModel({ provider: provider.name, model: request.model }))
+          : Effect.void)
+
+  // A call may be billed for what the server read even if it never answered: interrupted, or timed out.
+  const billedAnyway = (exit: Exit.Exit<unknown, LlmError>): boolean =>
+    Exit.isInterrupted(exit) ||
+    (Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error._tag === "LlmTimeout"))
+
   const spanAttributes = (request: ResolvedRequest): Record<string, unknown> => ({
     "gen_ai.operation.name": "chat",
     "gen_ai.provider.name": provider.name,
@@ -212,7 +231,7 @@ const makeWith = (
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
-      return meteredCall({
+      return Effect.zipRight(checkPriced(request), meteredCall({
         span: "llm.generate",
         attributes: spanAttributes(request),
         worstCase: worstCaseOf(request, inputTokens),
@@ -221,11 +240,11 @@ const makeWith = (
         usage: (exit) =>
           Exit.isSuccess(exit)
             ? exit.value.usage
-            : Exit.isInterrupted(exit)
+            : billedAnyway(exit)
             ? interruptedUsage(request, inputTokens, "")
             : Usage.empty,
         annotate: responseAttributes
-      })
+      }))
     })
 
   const generate = (prompt: Prompt) => generateRequest(resolve(prompt))
@@ -300,13 +319,13 @@ const makeWith = (
       })
       return Stream.unwrapScoped(
         Effect.as(
-          meteredScoped({
+          Effect.zipRight(checkPriced(request), meteredScoped({
             worstCase: worstCaseOf(request, inputTokens),
             usage: (exit) =>
               final ?? (Exit.isInterrupted(exit) || text.length > 0
                 ? interruptedUsage(request, inputTokens, text)
                 : Usage.empty)
-          }),
+          })),
           parts
         )
       ).pipe(

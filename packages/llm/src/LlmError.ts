@@ -116,6 +116,23 @@ export class MalformedOutput extends Data.TaggedError("MalformedOutput")<{
 }
 
 /**
+ * A call under a budget named a model with no known price, so its worst case could not be counted: it was refused
+ * before anything was sent. Price it (`Pricing.layer({ overrides })`), or give it zero prices to say it is free.
+ *
+ * @since 0.1.0
+ */
+export class UnpricedModel extends Data.TaggedError("UnpricedModel")<{
+  readonly provider: string
+  readonly model: string
+}> {
+  override get message(): string {
+    return `No price is known for model "${this.model}", so a call to it cannot be held to the budget and was not ` +
+      `sent. Price it with Pricing.layer({ overrides: { "${this.model}": { inputPerMillion, outputPerMillion } } }), ` +
+      `or give it zero prices if it is free.`
+  }
+}
+
+/**
  * Any failure of a language model call.
  *
  * @since 0.1.0
@@ -128,6 +145,7 @@ export type LlmError =
   | ContentFiltered
   | ServerError
   | MalformedOutput
+  | UnpricedModel
 
 /**
  * Whether a failure may pass if the same call is sent again: rate limits, timeouts and server failures.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, PipelineError, Step, Usage } from "@trellis/core"
-import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
 import { LanguageModel, LlmError, Pricing, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger, parentName, recordingTracer, withTracer } from "./support.js"
 
@@ -291,6 +291,41 @@ describe("LanguageModel", () => {
       expect(warnings).toHaveLength(1)
       expect(warnings[0]).toMatch(/^WARN No price is known/)
     }).pipe(Effect.provide(model.layer), Effect.provide(logs.layer))
+  })
+
+  it.effect("under a budget, refuses a model without a price before sending, unless it was given one (even zero)", () => {
+    const model = ScriptedModel.make({ model: "mystery-model-9", reply: () => "hello" })
+    const ask = Step.make("ask", { run: () => LanguageModel.generate("a") })
+    const budgeted = Pipeline.make("budgeted", { output: ask, budget: Cost.dollars(1) })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(Pipeline.run(budgeted))
+      expect(error._tag === "StepFailed" && error.error).toBeInstanceOf(LlmError.UnpricedModel)
+      expect(error.message).toMatch(/No price is known for model "mystery-model-9".*Pricing\.layer/)
+      expect(model.calls).toHaveLength(0)
+      // Said to be free: it runs, at $0.
+      const free = yield* Pipeline.run(budgeted).pipe(
+        Effect.provide(
+          Layer.provide(model.layer, Pricing.layer({ overrides: { "mystery-model-9": { inputPerMillion: 0, outputPerMillion: 0 } } }))
+        )
+      )
+      expect(free.usage.total).toMatchObject({ cost: 0, requests: 1 })
+      expect(model.calls).toHaveLength(1)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("counts a call that timed out as a request billed for its input, marked estimated", () => {
+    const model = scripted({ reply: () => Effect.fail(new LlmError.LlmTimeout({ provider: "scripted", timeout: Duration.seconds(1) })) })
+    const ask = Step.make("ask", { run: () => LanguageModel.generate("Hello there") })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("timeouts", { output: ask, budget: Cost.dollars(1) })))
+      if (error._tag !== "StepFailed") return expect.unreachable()
+      expect(error.partial.usage.total).toMatchObject({
+        requests: 1,
+        inputTokens: inputTokens("Hello there"),
+        cost: inputTokens("Hello there") * 1000,
+        estimated: true
+      })
+    }).pipe(Effect.provide(model.layer))
   })
 
   it.effect("fails a pipeline step with the typed error, naming the step", () => {
