@@ -108,6 +108,11 @@ export interface Options {
    * refuses calls that would have cost little.
    */
   readonly maxTokens?: number | undefined
+  /**
+   * How much the reservation adds to the input tokens counted here, for what the server may count beyond them (its
+   * own tokenizer, framing): a fraction, default 0.1 (10%, rounded up).
+   */
+  readonly inputMargin?: number | undefined
   /** Repairs `generateObject` allows when a call sets none (default 2). */
   readonly maxRepairs?: number | undefined
   readonly temperature?: number | undefined
@@ -115,6 +120,7 @@ export interface Options {
 
 const defaultMaxTokens = 4096
 const defaultMaxRepairs = 2
+const defaultInputMargin = 0.1
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
@@ -201,8 +207,10 @@ const makeWith = (
     return { ...usage, cost: pricing.worstCase(request.model, usage.inputTokens, usage.outputTokens) }
   }
 
+  const inputMargin = options.inputMargin ?? defaultInputMargin
+  // The most the server may count: the input counted here with the margin, and every output token allowed.
   const worstCaseOf = (request: ResolvedRequest, inputTokens: number) =>
-    pricing.worstCase(request.model, inputTokens, request.maxTokens)
+    pricing.worstCase(request.model, Math.ceil(inputTokens * (1 + inputMargin)), request.maxTokens)
 
   // Under a budget, a model with no price could spend without limit: refused before anything is sent.
   const checkPriced = (request: ResolvedRequest): Effect.Effect<void, UnpricedModel> =>

@@ -14,6 +14,9 @@ const scripted = (script: Omit<ScriptedModel.Script, "model">) => {
 
 const inputTokens = (prompt: string) => Tokenizer.o200k.countMessages([{ role: "user", content: prompt }])
 
+/** The input tokens a call reserves for `tokens` counted here: the default margin of 10%, rounded up. */
+const reserved = (tokens: number) => Math.ceil(tokens * 1.1)
+
 /** `ledger` with another `reserve`; everything else is the ledger's own, called on it. */
 const withReserve = (ledger: Ledger.Service, reserve: Ledger.Service["reserve"]): Ledger.Service =>
   new Proxy(ledger, {
@@ -45,7 +48,7 @@ describe("LanguageModel", () => {
   it.effect("reserves the worst case first and refuses, before sending, a call that could pass the budget", () => {
     const model = scripted({ reply: () => "never sent" })
     const prompt = "Summarise this."
-    const worstCase = inputTokens(prompt) * 1000 + 100 * 2000
+    const worstCase = reserved(inputTokens(prompt)) * 1000 + 100 * 2000
     const ask = Step.make("ask", { run: () => LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 100 }) })
     return Effect.gen(function*() {
       const fits = yield* Effect.exit(Pipeline.run(Pipeline.make("fits", { output: ask, budget: Cost.nanos(worstCase) })))
@@ -71,7 +74,7 @@ describe("LanguageModel", () => {
       expect(model.calls.map((c) => [c.maxTokens, c.temperature])).toEqual([[50, undefined], [7, 0.2]])
       const error = yield* Effect.flip(
         LanguageModel.generate("hi").pipe(
-          Effect.provideServiceEffect(Ledger.Ledger, Ledger.make({ budget: Cost.nanos(inputTokens("hi") * 1000 + 49 * 2000) }))
+          Effect.provideServiceEffect(Ledger.Ledger, Ledger.make({ budget: Cost.nanos(reserved(inputTokens("hi")) * 1000 + 49 * 2000) }))
         )
       )
       expect(error).toBeInstanceOf(Ledger.BudgetExceeded)
@@ -120,7 +123,7 @@ describe("LanguageModel", () => {
         Effect.fork
       )
       yield* Effect.yieldNow()
-      expect((yield* ledger.snapshot).reserved).toBe(inputTokens("Hello there") * 1000 + 4096 * 2000)
+      expect((yield* ledger.snapshot).reserved).toBe(reserved(inputTokens("Hello there")) * 1000 + 4096 * 2000)
       yield* Fiber.interrupt(fiber)
       const snapshot = yield* ledger.snapshot
       expect(snapshot.reserved).toBe(0)
@@ -368,7 +371,7 @@ describe("LanguageModel", () => {
 
     it.effect("holds the worst case while a call is in flight, a generated one and a streamed one alike", () => {
       const model = scripted({ reply: () => "ok", latency: "1 second" })
-      const worstCase = inputTokens("Wait for it") * 1000 + 4096 * 2000
+      const worstCase = reserved(inputTokens("Wait for it")) * 1000 + 4096 * 2000
       return Effect.gen(function*() {
         const ledger = yield* Ledger.make()
         for (const call of [LanguageModel.generate("Wait for it"), Stream.runDrain(LanguageModel.stream("Wait for it"))]) {
@@ -423,7 +426,7 @@ describe("LanguageModel", () => {
       const model = ScriptedModel.make({ model: "test-model", reply: () => ({ text: "Fine.", usage: null }) })
       const prompt = "Hello there"
       const input = 3 + 3 + prompt.length // the primer, the markup of one message, its characters
-      const worstCase = input * 1000 + 10 * 2000
+      const worstCase = reserved(input) * 1000 + 10 * 2000
       const ask = LanguageModel.generate({ messages: [{ role: "user", content: prompt }], maxTokens: 10 })
       return Effect.gen(function*() {
         const refused = yield* Effect.flip(
@@ -450,7 +453,7 @@ describe("LanguageModel", () => {
     const recorder = recordingTracer()
     const currentName = Effect.map(Effect.orDie(Effect.currentSpan), (span) => span.name)
     return Effect.gen(function*() {
-      const ledger = yield* Ledger.make({ budget: Cost.nanos(inputTokens("hi") * 1000 + 16 * 2000) })
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(reserved(inputTokens("hi")) * 1000 + 16 * 2000) })
       const ask = (content: string, maxTokens: number) =>
         Effect.provideService(
           LanguageModel.generate({ messages: [{ role: "user", content }], maxTokens }),

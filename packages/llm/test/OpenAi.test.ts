@@ -487,11 +487,11 @@ describe("OpenAi", () => {
       const prompt = "Hi"
       const maxTokens = 10
       const inputTokens = Tokenizer.o200k.countMessages([{ role: "user", content: prompt }])
-      // Each call uses exactly its worst case, so the budget holds ten calls and no more.
+      // The budget holds the worst cases of ten calls (input with the 10% margin, every output token) and no more.
       const server = yield* Server.start((_, res) =>
         Server.json(res, 200, Server.completion("0123456789", { usage: { prompt_tokens: inputTokens, completion_tokens: maxTokens } }))
       )
-      const budget = Cost.nanos(10 * (inputTokens + maxTokens) * 1000)
+      const budget = Cost.nanos(10 * (Math.ceil(inputTokens * 1.1) + maxTokens) * 1000)
       const call = Step.make("call", {
         run: () =>
           Effect.forEach(
@@ -507,7 +507,7 @@ describe("OpenAi", () => {
       expect(outcomes.filter(Either.isRight)).toHaveLength(10)
       expect(outcomes.filter((o) => Either.isLeft(o) && o.left._tag === "BudgetExceeded")).toHaveLength(40)
       expect(server.received).toHaveLength(10)
-      expect(result.usage.total.cost).toBe(budget)
+      expect(result.usage.total.cost).toBe(10 * (inputTokens + maxTokens) * 1000)
     }))
 
   describe("layerConfig", () => {
