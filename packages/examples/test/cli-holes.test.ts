@@ -173,7 +173,7 @@ describe("trellis-demo output", () => {
       const done = yield* demo(["--gantt"])
       expect(done.code).toBe(0)
       expect(done.stdout).toMatch(/\ngantt\n  title pipeline document\n[\s\S]*  combine :done, t4, \d+, \d+\n$/)
-      const stopped = yield* demo(["--gantt", "--json", "--budget", "0.0003"])
+      const stopped = yield* demo(["--gantt", "--json", "--budget", "0.0002"])
       expect(stopped.code).toBe(1)
       const report = JSON.parse(stopped.stdout)
       expect(report.error.tag).toBe("BudgetExceeded")

@@ -72,14 +72,14 @@ describe("trellis-demo", () => {
 
   it.effect("fails with BudgetExceeded under a budget too small, spending no more than it, and reports the usage so far", () =>
     Effect.gen(function*() {
-      const { code, json } = yield* demo(["--json", "--budget", "0.0003"])
+      const { code, json } = yield* demo(["--json", "--budget", "0.0002"])
       expect(code).toBe(1)
       const report = json()
       expect(report.status).toBe("failed")
       expect(report.error.tag).toBe("BudgetExceeded")
-      expect(report.error.message).toContain("could pass the budget of $0.000300")
+      expect(report.error.message).toContain("could pass the budget of $0.000200")
       expect(report.usage.costNanoUsd).toBeGreaterThan(0)
-      expect(report.usage.costNanoUsd).toBeLessThanOrEqual(Cost.dollars(0.0003))
+      expect(report.usage.costNanoUsd).toBeLessThanOrEqual(Cost.dollars(0.0002))
       expect(report.steps.find((s: any) => s.name === "extract").status).toBe("done")
     }))
 

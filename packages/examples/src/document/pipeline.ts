@@ -34,7 +34,8 @@ const extract = Step.make("extract", {
         system: "Read the business document. Give its title, the company it is about, a two-sentence summary, " +
           "and up to five topics.",
         messages: [{ role: "user", content: document.text }],
-        maxTokens: 400
+        // A call reserves every output token it allows: ask for what a title, a summary and five topics need.
+        maxTokens: 200
       })).pipe(Effect.map((answer) => answer.value))
 })
 
@@ -87,7 +88,8 @@ const combine = Step.make("combine", {
                 `owner ${fetchUser.account.owner}, ${fetchUser.account.openTickets} open tickets.`
           ].join("\n")
         }],
-        maxTokens: 300
+        // A brief of two or three sentences.
+        maxTokens: 120
       }),
       (response) => ({
         category: fetchMarket.category,
