@@ -19,7 +19,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
-import { type LlmError, MalformedOutput, UnpricedModel } from "./LlmError.js"
+import { InvalidRequest, type LlmError, MalformedOutput, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
 import type { Completion, Provider } from "./Provider.js"
@@ -121,6 +121,8 @@ export interface Options {
 const defaultMaxTokens = 4096
 const defaultMaxRepairs = 2
 const defaultInputMargin = 0.1
+// Far beyond any model's output; past it a number is a typo, and its reservation would be absurd.
+const maxMaxTokens = 10_000_000
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
@@ -212,6 +214,17 @@ const makeWith = (
   const worstCaseOf = (request: ResolvedRequest, inputTokens: number) =>
     pricing.worstCase(request.model, Math.ceil(inputTokens * (1 + inputMargin)), request.maxTokens)
 
+  // A request's own numbers set its reservation: one that cannot be right is refused before anything is sent.
+  const checkRequest = (request: ResolvedRequest): Effect.Effect<void, InvalidRequest> => {
+    const { maxTokens, temperature } = request
+    const problem = !(Number.isSafeInteger(maxTokens) && maxTokens >= 1 && maxTokens <= maxMaxTokens)
+      ? `maxTokens must be a whole number from 1 to ${maxMaxTokens}, got ${String(maxTokens)}`
+      : temperature !== undefined && !(Number.isFinite(temperature) && temperature >= 0 && temperature <= 2)
+      ? `temperature must be a number from 0 to 2, got ${String(temperature)}`
+      : undefined
+    return problem === undefined ? Effect.void : Effect.fail(new InvalidRequest({ provider: provider.name, detail: problem }))
+  }
+
   // Under a budget, a model with no price could spend without limit: refused before anything is sent.
   const checkPriced = (request: ResolvedRequest): Effect.Effect<void, UnpricedModel> =>
     Option.isSome(pricing.rates(request.model))
@@ -239,7 +252,7 @@ const makeWith = (
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
-      return Effect.zipRight(checkPriced(request), meteredCall({
+      return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
         span: "llm.generate",
         attributes: spanAttributes(request),
         worstCase: worstCaseOf(request, inputTokens),
@@ -252,7 +265,7 @@ const makeWith = (
             ? interruptedUsage(request, inputTokens, "")
             : Usage.empty,
         annotate: responseAttributes
-      }))
+      })))
     })
 
   const generate = (prompt: Prompt) => generateRequest(resolve(prompt))
@@ -327,13 +340,13 @@ const makeWith = (
       })
       return Stream.unwrapScoped(
         Effect.as(
-          Effect.zipRight(checkPriced(request), meteredScoped({
+          checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredScoped({
             worstCase: worstCaseOf(request, inputTokens),
             usage: (exit) =>
               final ?? (Exit.isInterrupted(exit) || text.length > 0
                 ? interruptedUsage(request, inputTokens, text)
                 : Usage.empty)
-          })),
+          }))),
           parts
         )
       ).pipe(

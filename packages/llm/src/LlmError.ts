@@ -133,6 +133,21 @@ export class UnpricedModel extends Data.TaggedError("UnpricedModel")<{
 }
 
 /**
+ * A request was refused before it was sent because one of its settings cannot be right: a `maxTokens` that is not a
+ * whole number from 1 to 10 million, a `temperature` that is not a finite number from 0 to 2.
+ *
+ * @since 0.1.0
+ */
+export class InvalidRequest extends Data.TaggedError("InvalidRequest")<{
+  readonly provider: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `A request to ${this.provider} was not sent: ${this.detail}`
+  }
+}
+
+/**
  * Any failure of a language model call.
  *
  * @since 0.1.0
@@ -146,6 +161,7 @@ export type LlmError =
   | ServerError
   | MalformedOutput
   | UnpricedModel
+  | InvalidRequest
 
 /**
  * Whether a failure may pass if the same call is sent again: rate limits, timeouts and server failures.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, PipelineError, Step, Usage } from "@trellis/core"
 import { Cause, Chunk, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
-import { LanguageModel, LlmError, Pricing, ScriptedModel, Tokenizer } from "../src/index.js"
+import { LanguageModel, LlmError, Pricing, Prompt, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger, parentName, recordingTracer, withTracer } from "./support.js"
 
 // One dollar per million input tokens and two per million output tokens: 1,000 and 2,000 nano-dollars a token.
@@ -313,6 +313,27 @@ describe("LanguageModel", () => {
       )
       expect(free.usage.total).toMatchObject({ cost: 0, requests: 1 })
       expect(model.calls).toHaveLength(1)
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("refuses, before sending or reserving, a request whose maxTokens or temperature cannot be right", () => {
+    const model = scripted({ reply: () => "ok" })
+    return Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
+      const ask = (request: Omit<Prompt.Request, "messages">) =>
+        Effect.flip(LanguageModel.generate({ messages: [{ role: "user", content: "hi" }], ...request })).pipe(
+          Effect.provideService(Ledger.Ledger, ledger)
+        )
+      for (const maxTokens of [Number.NaN, -1e9, 0, 2.5, 1e12, Infinity]) {
+        const error = yield* ask({ maxTokens })
+        expect(error).toBeInstanceOf(LlmError.InvalidRequest)
+        expect(error.message).toMatch(/maxTokens must be a whole number from 1 to 10000000/)
+      }
+      const hot = yield* ask({ temperature: Number.NaN })
+      expect(hot.message).toMatch(/temperature must be a number from 0 to 2, got NaN/)
+      expect(model.calls).toHaveLength(0)
+      const snapshot = yield* ledger.snapshot
+      expect([snapshot.reserved, snapshot.total.requests]).toEqual([0, 0])
     }).pipe(Effect.provide(model.layer))
   })
 
