@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, Pipeline, Result, Router, Step } from "@trellis/core"
+import { Cost, Event, Pipeline, Result, Router, Step } from "@trellis/core"
 import { Context, Effect, Fiber, TestClock } from "effect"
 import { paidCall } from "./utils.js"
 
@@ -118,6 +118,13 @@ describe("Router", () => {
         Router.run(Router.make({ route: Effect.as(paidCall(price), pick), routes: { cheap, rich } }))
       const rich20 = yield* routed(20, "rich")
       expect(rich20.result.usage.byStep).toMatchObject({ route: { cost: 20 }, answer: { cost: 30 } })
+      const events: Array<Event.Event> = []
+      yield* Router.run(Router.make({ route: Effect.as(paidCall(20), "rich" as const), routes: { cheap, rich } }), {
+        onEvent: (e) => {
+          events.push(e)
+        }
+      })
+      expect(events.filter(Event.$is("UsageRecorded")).map((e) => `${e.step} ${e.usage.cost}`)).toEqual(["route 20", "answer 30"])
       expect(rich20.result.usage.total.cost).toBe(50)
       // The route is held to the smallest budget among the routes, whichever it picks...
       const refused = yield* Effect.flip(routed(60, "rich"))

@@ -80,7 +80,13 @@ export const run = (
         const executor = Option.getOrElse(Context.getOption(context, StepExecutor.StepExecutor), () => StepExecutor.local)
         const runner = new Runner(plan, observer, ledger, executor)
         return Effect.onExit(
-          observer.listening ? Effect.zipRight(observer.runStarted(plan.graph.names), runner.whole) : runner.whole,
+          observer.listening
+            ? observer.runStarted(plan.graph.names).pipe(
+              // What was spent for this run before it started (its router's choice of it) is reported first.
+              Effect.zipRight(Effect.forEach(Object.entries(prior ?? {}), ([step, usage]) => observer.usage(step, usage), { discard: true })),
+              Effect.zipRight(runner.whole)
+            )
+            : runner.whole,
           (exit) =>
             Effect.zipRight(runner.stopAll(), observer.runFinished(exit, ledger.total()))
         )
