@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Ledger, Usage } from "@trellis/core"
+import { Cost, Ledger, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -174,8 +174,29 @@ const makeWith = (
 
   // The usage of a finished call, priced; counted with the tokenizer when the server reported none.
   const usageOf = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Usage.Usage> => {
+    const answered = usageOfAnswer(inputTokens, completion)
+    const priced = Effect.map(pricing.cost(request.model, answered), (cost) => ({ ...answered, cost }))
+    // Requests the provider sent before the one that answered (its own retries) may have been billed for their
+    // input: each counts as such, priced as a call of its own, marked estimated.
+    const unanswered = Math.max(0, (completion.requests ?? 1) - 1)
+    if (unanswered === 0) return priced
+    const each = pricing.worstCase(request.model, inputTokens, 0)
+    return Effect.map(priced, (usage) =>
+      Usage.add(
+        usage,
+        Usage.make({
+          inputTokens: unanswered * inputTokens,
+          requests: unanswered,
+          cost: Cost.nanos(unanswered * each),
+          estimated: true
+        })
+      ))
+  }
+
+  // The usage of the request that answered: as reported, or counted with the tokenizer when the server reported none.
+  const usageOfAnswer = (inputTokens: number, completion: Completion): Usage.Usage => {
     const reported = completion.usage
-    const usage = reported === undefined
+    return reported === undefined
       ? Usage.make({
         inputTokens,
         outputTokens: tokenizer.countOutput(completion.text, completion.toolCalls),
@@ -191,7 +212,6 @@ const makeWith = (
         requests: 1,
         toolCalls: completion.toolCalls.length
       })
-    return Effect.map(pricing.cost(request.model, usage), (cost) => ({ ...usage, cost }))
   }
 
   const respond = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Response> =>

@@ -242,18 +242,28 @@ const providerWith = (options: Options, settings: Settings): Provider => {
         Effect.map((answer) => [answer, start] as const)
       ))
 
-  // Attempts until one succeeds, a failure is not transient, or the retries run out.
-  const withRetries = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<readonly [A, number], LlmError> =>
-    attempt(send).pipe(
-      Effect.retry(retry),
-      Effect.mapError((failure) => failure.error)
-    )
+  // Attempts until one succeeds, a failure is not transient, or the retries run out; with how many were sent.
+  const withRetries = <A>(
+    send: (signal: AbortSignal) => Promise<A>
+  ): Effect.Effect<readonly [A, number, number], LlmError> =>
+    Effect.suspend(() => {
+      let sent = 0
+      return attempt((signal) => {
+        sent++
+        return send(signal)
+      }).pipe(
+        Effect.retry(retry),
+        Effect.mapError((failure) => failure.error),
+        Effect.map(([answer, start]) => [answer, start, sent] as const)
+      )
+    })
 
   const generate = (request: ResolvedRequest): Effect.Effect<Completion, LlmError> => {
     const body = toBody(request, maxTokensField)
     return Effect.flatMap(
       withRetries((signal) => client.chat.completions.create(body, { signal })),
-      ([completion]) => read.completion(completion, request)
+      ([completion, , sent]) =>
+        Effect.map(read.completion(completion, request), (answer) => (sent > 1 ? { ...answer, requests: sent } : answer))
     )
   }
 

@@ -33,6 +33,11 @@ export interface Completion {
   readonly finishReason: FinishReason
   readonly model: string
   readonly usage?: ReportedUsage | undefined
+  /**
+   * The requests sent for this answer, the provider's own retries included (1 when unset). `usage` reports only the
+   * one that answered; each other one is counted as billed for its input, estimated.
+   */
+  readonly requests?: number | undefined
 }
 
 /**

@@ -308,6 +308,31 @@ describe("OpenAi", () => {
       expect(server.received).toHaveLength(2)
     }))
 
+  it.scoped("counts a request that timed out before a retry answered, as billed for its input, estimated", () =>
+    Effect.gen(function*() {
+      // The first request is left hanging until its attempt times out; the second is answered.
+      const server = yield* Server.start((request, res) =>
+        request.index === 0
+          ? undefined
+          : Server.json(res, 200, Server.completion("here", { usage: { prompt_tokens: 9, completion_tokens: 3 } }))
+      )
+      const fiber = yield* Effect.fork(LanguageModel.generate("Hi").pipe(
+        Effect.provide(model(server.url, { timeout: "5 seconds", retry: { times: 1, base: "100 millis" } }))
+      ))
+      yield* waitFor(() => server.waitFor(1))
+      yield* TestClock.adjust((yield* nextRetry(fiber, TestClock.adjust("5 seconds")))!)
+      const response = yield* Fiber.join(fiber)
+      const input = Tokenizer.o200k.countMessages([{ role: "user", content: "Hi" }])
+      expect(server.received).toHaveLength(2)
+      expect(response.usage).toMatchObject({
+        requests: 2,
+        inputTokens: 9 + input,
+        outputTokens: 3,
+        cost: (9 + input + 3) * 1000,
+        estimated: true
+      })
+    }))
+
   it.scoped("honours Retry-After on a 503, and backs off on a 500 without one", () =>
     Effect.gen(function*() {
       const server = yield* Server.start((request, res) =>
