@@ -3,7 +3,6 @@
  * the JSON alone, `--mermaid` without a run, `--gantt`, and steps stopped from outside shown as interrupted.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
 import { Pipeline, Step } from "@trellis/core"
 import { ScriptedModel } from "@trellis/llm"
 import { Effect, Schedule } from "effect"
@@ -12,23 +11,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { type Io, run } from "../src/cli/demo.js"
+import type { Io } from "../src/cli/demo.js"
 import { Progress, stepsJson, table } from "../src/cli/report.js"
 import { shortNote } from "../src/document/samples.js"
-
-const demo = (args: ReadonlyArray<string>, io: Partial<Io> = {}) =>
-  Effect.gen(function*() {
-    let stdout = ""
-    let stderr = ""
-    const code = yield* run(args, {
-      stdout: (text) => void (stdout += text),
-      stderr: (text) => void (stderr += text),
-      live: false,
-      env: {},
-      ...io
-    })
-    return { code, stdout, stderr }
-  }).pipe(Effect.provide(NodeContext.layer))
+import { demo } from "./support.js"
 
 /** Runs the demo with each of `cases`, expecting exit 2, nothing on stdout, and `message` as the one line on stderr. */
 const refuses = (cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]>, io: Partial<Io> = {}) =>

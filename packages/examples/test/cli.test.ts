@@ -1,5 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
 import { Cost } from "@trellis/core"
 import { ScriptedModel } from "@trellis/llm"
 import { ConfigProvider, Effect } from "effect"
@@ -10,23 +9,8 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { type Io, run } from "../src/cli/demo.js"
 import { shortNote } from "../src/document/samples.js"
-
-const demo = (args: ReadonlyArray<string>, io: Partial<Io> = {}) =>
-  Effect.gen(function*() {
-    let stdout = ""
-    let stderr = ""
-    const code = yield* run(args, {
-      stdout: (text) => void (stdout += text),
-      stderr: (text) => void (stderr += text),
-      live: false,
-      env: {},
-      ...io
-    })
-    const lines = stdout.trim().split("\n")
-    return { code, stdout, stderr, json: () => JSON.parse(lines[lines.length - 1]!) }
-  }).pipe(Effect.provide(NodeContext.layer))
+import { demo } from "./support.js"
 
 describe("trellis-demo", () => {
   it.effect("runs the document pipeline offline and reports it as JSON, last on stdout", () =>
