@@ -173,8 +173,10 @@ class Books {
   total: Usage.Usage = Usage.empty
   readonly byStep = new Map<string, Usage.Usage>()
   overrun: Overrun | undefined = undefined
+  readonly budget: Option.Option<Cost.Cost>
 
   constructor(readonly options: RunOptions) {
+    this.budget = Option.fromNullable(options.budget)
     for (const [step, usage] of Object.entries(options.prior ?? {})) this.add(step, usage, Cost.zero)
   }
 
@@ -195,7 +197,7 @@ class Books {
 
   snapshot(): Snapshot {
     return {
-      budget: Option.fromNullable(this.options.budget),
+      budget: this.budget,
       total: this.total,
       byStep: Object.fromEntries(this.byStep),
       reserved: this.reserved
@@ -208,7 +210,7 @@ class LedgerImpl implements Service {
   readonly budget: Option.Option<Cost.Cost>
 
   constructor(readonly books: Books, readonly step: string) {
-    this.budget = Option.fromNullable(books.options.budget)
+    this.budget = books.budget
   }
 
   forStep(step: string): Service {

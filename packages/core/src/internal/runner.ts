@@ -31,7 +31,7 @@ import { Launcher } from "./launch.js"
 import * as Ledger from "./ledger.js"
 import { type Ending, Observer } from "./observer.js"
 import { Report } from "./report.js"
-import { Scheduler } from "./scheduler.js"
+import { type Halt, Scheduler } from "./scheduler.js"
 import { StopSignal } from "./stop.js"
 
 /** What a run needs to know of a pipeline; made once per pipeline. */
@@ -184,7 +184,7 @@ class Runner {
   chain(i: number): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.scheduler.halt === undefined) return Effect.zipRight(this.step(i), Effect.suspend(() => this.carryOn()))
-      this.scheduler.withdraw(i)
+      this.scheduler.withdraw()
       this.wakeIfSettled()
       return Effect.void
     })
@@ -334,42 +334,35 @@ class Runner {
   /** Once settled: stops the steps still running if the run halted, then gives the result or the error. */
   conclude(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     const halt = this.scheduler.halt
-    if (halt === undefined) {
-      // Usage recorded past the budget after the last step ended (by a nested run's parent, say) still fails the run.
-      const overrun = this.ledger.overrun()
-      if (overrun !== undefined) return Effect.fail(this.overrun(overrun))
+    if (halt === undefined && this.ledger.overrun() === undefined) {
       return Effect.succeed(this.report.completed(this.usage(), this.now()))
     }
-    return Effect.zipRight(
-      this.stopAll(),
-      Effect.suspend((): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> => {
-        const outcome = halt.reason
-        switch (outcome._tag) {
-          case "Stopped": {
-            const overrun = this.ledger.overrun()
-            if (overrun !== undefined) return Effect.fail(this.overrun(overrun))
-            return Effect.succeed(this.report.stopped(halt.step, outcome.data, this.usage(), this.now()))
-          }
-          case "BudgetExceeded":
-            // A refusal can follow an overrun (the ledger closes then): the overrun is what happened first.
-            return Effect.fail(
-              this.ledger.overrun() === undefined
-                ? new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() })
-                : this.overrun(this.ledger.overrun()!)
-            )
-          case "BudgetOverrun":
-            return Effect.fail(this.overrun(outcome.overrun))
-          case "Failed":
-            return Effect.fail(
-              new StepFailed({
-                pipeline: this.plan.name,
-                step: this.plan.graph.nodes[halt.step]!.name,
-                cause: outcome.cause,
-                partial: this.partial()
-              })
-            )
-        }
-      })
-    )
+    return Effect.zipRight(this.stopAll(), Effect.suspend(() => this.failure(halt)))
+  }
+
+  /** The error of a run that halted or overspent, or the result of one a step stopped. */
+  failure(halt: Halt<Outcome> | undefined): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
+    // Spend past the budget fails the run, however else it ended (a refusal follows from it: the ledger closed),
+    // unless a step had failed first. It may have been recorded after the last step ended, by a nested run's parent.
+    const overrun = this.ledger.overrun()
+    if (overrun !== undefined && halt?.reason._tag !== "Failed") return Effect.fail(this.overrun(overrun))
+    const outcome = halt!.reason
+    switch (outcome._tag) {
+      case "Stopped":
+        return Effect.succeed(this.report.stopped(halt!.step, outcome.data, this.usage(), this.now()))
+      case "BudgetExceeded":
+        return Effect.fail(new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() }))
+      case "BudgetOverrun":
+        return Effect.fail(this.overrun(outcome.overrun))
+      case "Failed":
+        return Effect.fail(
+          new StepFailed({
+            pipeline: this.plan.name,
+            step: this.plan.graph.nodes[halt!.step]!.name,
+            cause: outcome.cause,
+            partial: this.partial()
+          })
+        )
+    }
   }
 }

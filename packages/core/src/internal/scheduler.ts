@@ -45,8 +45,8 @@ export class Scheduler<Reason> {
     return this.ready[this.next++]!
   }
 
-  /** Step `i` was taken but will not start after all: the run halted before its fiber got to it. */
-  withdraw(_i: number): void {
+  /** A step was taken but will not start after all: the run halted before its fiber got to it. */
+  withdraw(): void {
     this.running--
   }
 
