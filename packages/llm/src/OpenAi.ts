@@ -576,7 +576,12 @@ class Accumulator {
   private tokens = 0
   readonly calls: Array<{ id: string; name: string; arguments: string }> = []
 
-  constructor(private readonly request: ResolvedRequest, private readonly read: Reader) {
+  private readonly request: ResolvedRequest
+  private readonly read: Reader
+
+  constructor(request: ResolvedRequest, read: Reader) {
+    this.request = request
+    this.read = read
     this.model = request.model
   }
 

@@ -174,8 +174,10 @@ class Books {
   readonly byStep = new Map<string, Usage.Usage>()
   overrun: Overrun | undefined = undefined
   readonly budget: Option.Option<Cost.Cost>
+  readonly options: RunOptions
 
-  constructor(readonly options: RunOptions) {
+  constructor(options: RunOptions) {
+    this.options = options
     this.budget = Option.fromNullable(options.budget)
     for (const [step, usage] of Object.entries(options.prior ?? {})) this.add(step, usage, Cost.zero)
   }
@@ -208,8 +210,12 @@ class Books {
 /** A ledger: the books, and the step it attributes to. */
 class LedgerImpl implements Service {
   readonly budget: Option.Option<Cost.Cost>
+  readonly books: Books
+  readonly step: string
 
-  constructor(readonly books: Books, readonly step: string) {
+  constructor(books: Books, step: string) {
+    this.books = books
+    this.step = step
     this.budget = books.budget
   }
 

@@ -35,14 +35,20 @@ interface Tracing {
 export class Observer {
   readonly clock: Clock.Clock
   private readonly tracing: Tracing
+  readonly pipeline: string
+  private readonly listener: Event.Listener | undefined
+  /** The run's span, opened with `Effect.makeSpan`: the parent of the steps' spans. */
+  readonly span: Tracer.Span
 
   constructor(
-    readonly pipeline: string,
-    private readonly listener: Event.Listener | undefined,
+    pipeline: string,
+    listener: Event.Listener | undefined,
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    /** The run's span, opened with `Effect.makeSpan`: the parent of the steps' spans. */
-    readonly span: Tracer.Span
+    span: Tracer.Span
   ) {
+    this.pipeline = pipeline
+    this.listener = listener
+    this.span = span
     this.clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     this.tracing = {
       tracer: fiber.getFiberRef(FiberRef.currentTracerEnabled) ? fiber.currentTracer : undefined,

@@ -20,8 +20,12 @@ interface StepRecord {
 /** The records of one run's steps, by the step's index in the graph. */
 export class Report {
   private readonly records: Array<StepRecord | undefined>
+  private readonly pipeline: string
+  private readonly graph: Graph
 
-  constructor(private readonly pipeline: string, private readonly graph: Graph) {
+  constructor(pipeline: string, graph: Graph) {
+    this.pipeline = pipeline
+    this.graph = graph
     this.records = new Array(graph.nodes.length)
   }
 

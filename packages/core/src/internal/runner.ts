@@ -111,12 +111,16 @@ class Runner {
   /** Set while the driver waits for the run to settle: wakes it. */
   private wake: ((done: Effect.Effect<void>) => void) | undefined = undefined
 
-  constructor(
-    readonly plan: Plan,
-    readonly observer: Observer,
-    readonly ledger: Ledger.RunLedger,
-    readonly executor: StepExecutor.Service
-  ) {
+  readonly plan: Plan
+  readonly observer: Observer
+  readonly ledger: Ledger.RunLedger
+  readonly executor: StepExecutor.Service
+
+  constructor(plan: Plan, observer: Observer, ledger: Ledger.RunLedger, executor: StepExecutor.Service) {
+    this.plan = plan
+    this.observer = observer
+    this.ledger = ledger
+    this.executor = executor
     this.scheduler = new Scheduler(plan.graph, plan.concurrency)
     this.report = new Report(plan.name, plan.graph)
   }

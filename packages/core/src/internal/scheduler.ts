@@ -27,8 +27,12 @@ export class Scheduler<Reason> {
   /** Steps started and not yet ended. */
   running = 0
   halt: Halt<Reason> | undefined = undefined
+  private readonly graph: Graph
+  private readonly concurrency: number
 
-  constructor(private readonly graph: Graph, private readonly concurrency: number) {
+  constructor(graph: Graph, concurrency: number) {
+    this.graph = graph
+    this.concurrency = concurrency
     this.waiting = graph.nodes.map((node) => node.deps.length)
     for (const root of graph.roots) this.ready.push(root)
   }

@@ -41,8 +41,13 @@ const symbols: Record<StepStatus, string> = {
 export class Progress {
   readonly rows = new Map<string, StepRow>()
   private drawn = 0
+  private readonly write: Write
+  private readonly live: boolean
 
-  constructor(private readonly write: Write, private readonly live: boolean) {}
+  constructor(write: Write, live: boolean) {
+    this.write = write
+    this.live = live
+  }
 
   /** The listener to give `Pipeline.run`. */
   readonly onEvent = (event: Event.Event): void => {
@@ -185,7 +190,11 @@ export const stepsJson = (rows: ReadonlyArray<StepRow>): JsonReport["steps"] =>
  * `--json` the spans must not reach stdout.
  */
 export class SpanWriter implements SpanExporter {
-  constructor(private readonly write: Write) {}
+  private readonly write: Write
+
+  constructor(write: Write) {
+    this.write = write
+  }
 
   export(spans: Array<ReadableSpan>, done: Parameters<SpanExporter["export"]>[1]): void {
     for (const span of spans) {
