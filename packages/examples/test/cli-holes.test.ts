@@ -67,6 +67,21 @@ describe("trellis-demo flags", () => {
       [["--mermaid", "--gantt"], "--mermaid shows the graph without running it, so --gantt cannot go with it"],
       [["--frobnicate"], "Received unknown argument: '--frobnicate'"]
     ]))
+
+  it.effect("--wizard without a terminal is refused with one line, instead of waiting for answers", () =>
+    refuses([[["--wizard"], "--wizard asks its questions in a terminal; give the flags instead"]]))
+
+  it.effect("--help names each flag's value in its own words, with colours only for a terminal", () =>
+    Effect.gen(function*() {
+      const piped = yield* demo(["--help"])
+      expect(piped.code).toBe(0)
+      expect(piped.stdout).toContain("--budget dollars")
+      expect(piped.stdout).toContain("The most the run may spend, in dollars")
+      expect(piped.stdout).not.toContain("A user-defined piece of text")
+      expect(piped.stdout).not.toContain("\x1b[")
+      const terminal = yield* demo(["--help"], { terminal: true })
+      expect(terminal.stdout).toContain("\x1b[")
+    }))
 })
 
 describe("trellis-demo --input", () => {
@@ -207,7 +222,8 @@ describe("trellis-demo as a process", () => {
   it("keeps stdout to the JSON and reads --input from the directory pnpm was run in (INIT_CWD)", async () => {
     const user = scratch()
     writeFileSync(join(user, "note.txt"), shortNote)
-    const bin = fileURLToPath(new URL("../bin/trellis-demo.js", import.meta.url))
+    // The executable as installed: the built JavaScript, on plain Node (the test command builds first).
+    const bin = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url))
     const child = spawn(process.execPath, [bin, "--json", "--model", "no-such-model", "--input", "note.txt"], {
       cwd: fileURLToPath(new URL("..", import.meta.url)),
       env: { ...process.env, CI: "1", OPENAI_API_KEY: "", INIT_CWD: user }

@@ -158,7 +158,8 @@ describe("trellis-demo", () => {
     }))
 
   it("cancels on Ctrl-C: in-flight calls stop, the usage so far is printed, and the exit code is 130", async () => {
-    const bin = fileURLToPath(new URL("../bin/trellis-demo.js", import.meta.url))
+    // The executable as installed: the built JavaScript, on plain Node (the test command builds first).
+    const bin = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url))
     const child = spawn(process.execPath, [bin], { env: { ...process.env, CI: "1", OPENAI_API_KEY: "" } })
     let stdout = ""
     const started = new Promise<void>((resolve) => {

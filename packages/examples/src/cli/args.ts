@@ -14,18 +14,22 @@ export const defaultMaxInputBytes = 1_048_576
 
 export const flags = {
   input: Options.text("input").pipe(
+    Options.withPseudoName("file"),
     Options.withDescription("A text file with the document to process (default: a bundled sample report)"),
     Options.optional
   ),
   maxInputBytes: Options.text("max-input-bytes").pipe(
+    Options.withPseudoName("bytes"),
     Options.withDescription(`The largest --input accepted, in bytes (default: ${defaultMaxInputBytes}, 1 MiB)`),
     Options.optional
   ),
   budget: Options.text("budget").pipe(
+    Options.withPseudoName("dollars"),
     Options.withDescription("The most the run may spend, in dollars; the run stops before passing it"),
     Options.optional
   ),
   model: Options.text("model").pipe(
+    Options.withPseudoName("name"),
     Options.withDescription("The model to ask (offline: the model whose prices are simulated)"),
     Options.optional
   ),
@@ -43,10 +47,14 @@ const switches = ["--json", "--mermaid", "--gantt", "--trace"]
 /**
  * Refuses a flag of the demo given twice, or one that takes a value given none (last, followed by another
  * `--flag`, or `--flag=`). `@effect/cli` would call the first "unknown argument" and take the next flag as the value in the
- * second. Anything else is left to `@effect/cli`.
+ * second. Anything else is left to `@effect/cli`. Without a terminal, `--wizard` is refused too.
  */
-export const checkArgs = (args: ReadonlyArray<string>): Effect.Effect<void, InputError> =>
+export const checkArgs = (args: ReadonlyArray<string>, terminal: boolean): Effect.Effect<void, InputError> =>
   Effect.suspend(() => {
+    // Without a terminal, the wizard would wait for answers nobody can give.
+    if (!terminal && args.includes("--wizard")) {
+      return Effect.fail(new InputError({ message: "--wizard asks its questions in a terminal; give the flags instead" }))
+    }
     const seen = new Set<string>()
     for (let i = 0; i < args.length; i++) {
       const arg = args[i]!

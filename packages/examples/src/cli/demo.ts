@@ -6,6 +6,8 @@
  * step's error), 2 for bad input, 130 when cancelled with Ctrl-C.
  */
 import { Command, ValidationError } from "@effect/cli"
+import { readFileSync } from "node:fs"
+import { stripVTControlCharacters } from "node:util"
 import { Cost, Pipeline, PipelineError, Router } from "@trellis/core"
 import { LanguageModel, OfflineModel, OpenAi } from "@trellis/llm"
 import { Cause, Clock, type ConfigError, Console, type Duration, Effect, Exit, type Layer, Logger, Option } from "effect"
@@ -32,6 +34,8 @@ export interface Io {
   readonly stderr: Write
   /** Redraw progress in place (a terminal, outside CI) rather than print a line per event. */
   readonly live: boolean
+  /** Whether stdin and stdout are a terminal: the help keeps its colours, and `--wizard` can ask its questions. */
+  readonly terminal?: boolean | undefined
   readonly env: Readonly<Record<string, string | undefined>>
   /** The directory the command runs in (default: the process's), for a relative `--input` without `INIT_CWD`. */
   readonly cwd?: string | undefined
@@ -42,6 +46,9 @@ export interface Io {
 }
 
 export { InputError } from "./args.js"
+
+// The package's own version: the same path from `src/cli` and from the built `dist/cli`.
+const version: string = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version
 
 type Flags = Command.Command.ParseConfig<typeof flags>
 
@@ -191,6 +198,16 @@ const demo = (flags: Flags, io: Io) =>
   )
 
 /**
+ * The help as `@effect/cli` prints it, for this output: its ANSI colours only for a terminal, and without the
+ * generic line it gives every text flag ("A user-defined piece of text."), since each flag's value is named
+ * (`--budget dollars`) and described in its own words.
+ */
+const helpText = (text: string, io: Io): string => {
+  const plain = text.replaceAll(/\n[^\n]*A user-defined piece of text\.[^\n]*\n\s*\n/g, "\n")
+  return io.terminal ? plain : stripVTControlCharacters(plain)
+}
+
+/**
  * Runs the demo with command-line arguments (without `node` and the script) and gives its exit code.
  * Bad flags give a one-line message and 2, as bad input does.
  */
@@ -199,15 +216,17 @@ export const run = (args: ReadonlyArray<string>, io: Io) =>
     let code = 0
     const cli = Command.run(
       Command.make("trellis-demo", flags, (parsed) => Effect.map(demo(parsed, io), (c) => void (code = c))),
-      { name: "trellis-demo", version: "0.1.0" }
+      { name: "trellis-demo", version }
     )
     // @effect/cli explains a bad flag with a help text on the console's error stream: keep its first line.
     const explained: Array<string> = []
+    const log = (...args: ReadonlyArray<unknown>) => Effect.sync(() => io.stdout(`${helpText(args.join(" "), io)}\n`))
     return Effect.flatMap(Effect.console, (console) =>
-      checkArgs(args).pipe(
+      checkArgs(args, io.terminal === true).pipe(
         Effect.zipRight(cli(["node", "trellis-demo", ...args])),
         Effect.withConsole({
           ...console,
+          log,
           error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void explained.push(args.join(" ")))
         } as Console.Console),
         Effect.map(() => code),

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `trellis-demo` executable. Ctrl-C interrupts the run: in-flight calls are aborted, the usage so far is
  * printed, and the process exits with 130.
@@ -12,6 +13,7 @@ const program = run(args[0] === "--" ? args.slice(1) : args, {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   live: process.stdout.isTTY === true && !process.env["CI"],
+  terminal: process.stdin.isTTY === true && process.stdout.isTTY === true,
   env: process.env,
   // The offline model answers at once; a short wait per call makes the progress something to watch.
   offlineLatency: "300 millis"
