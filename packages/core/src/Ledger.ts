@@ -23,7 +23,8 @@ export {
    */
   BudgetExceeded,
   /**
-   * A figure given to the ledger was not a whole, non-negative, safe number.
+   * A figure given to the ledger was not a whole, non-negative, safe number: a bad worst case or recorded usage fails
+   * with it, and nothing is held or counted.
    *
    * @since 0.1.0
    */
@@ -93,14 +94,16 @@ export interface MeteredOptions<A, E, R> {
 
 /**
  * Runs a paid call through the current ledger: reserves its worst-case cost first (refusing with
- * `BudgetExceeded` before the call starts if that could pass the budget), then settles the reservation to
- * what the call really used, whether it succeeded, failed or was interrupted. Outside a ledger the call just runs.
+ * `BudgetExceeded` before the call starts if that could pass the budget, or with `InvalidUsage` if the worst case
+ * is not a whole number of nano-dollars from 0), then settles the reservation to what the call really used, whether
+ * it succeeded, failed or was interrupted (a bad figure in that usage is counted as the reservation, marked
+ * estimated). Outside a ledger the call just runs, and nothing is checked.
  *
  * @since 0.1.0
  */
 export const metered = <A, E, R>(
   options: MeteredOptions<A, E, R>
-): Effect.Effect<A, E | internal.BudgetExceeded, R> =>
+): Effect.Effect<A, E | internal.BudgetExceeded | internal.InvalidUsage, R> =>
   Effect.flatMap(Effect.serviceOption(internal.Ledger), (ledger) =>
     Option.isNone(ledger)
       ? options.run
@@ -111,10 +114,11 @@ export const metered = <A, E, R>(
       ))
 
 /**
- * Records usage that needed no reservation in the current ledger, if any.
+ * Records usage that needed no reservation in the current ledger, if any; fails with `InvalidUsage`, counting
+ * nothing, when one of its figures is not a whole, non-negative, safe number.
  *
  * @since 0.1.0
  */
-export const record = (usage: Usage.Usage): Effect.Effect<void> =>
+export const record = (usage: Usage.Usage): Effect.Effect<void, internal.InvalidUsage> =>
   Effect.flatMap(Effect.serviceOption(internal.Ledger), (ledger) =>
     Option.isNone(ledger) ? Effect.void : ledger.value.record(usage))

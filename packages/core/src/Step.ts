@@ -15,7 +15,7 @@ import * as Either from "effect/Either"
 import { identity } from "effect/Function"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
-import { BudgetExceeded } from "./internal/ledger.js"
+import { BudgetExceeded, InvalidUsage } from "./internal/ledger.js"
 import * as Checks from "./internal/options.js"
 import { StopSignal } from "./internal/stop.js"
 
@@ -223,8 +223,12 @@ export class StepTimeout extends Data.TaggedError("StepTimeout")<{
   }
 }
 
-/** Stopping and running out of budget are decisions, not accidents: retrying them would be wrong. */
-const isRetryable = (error: unknown): boolean => !(error instanceof StopSignal || error instanceof BudgetExceeded)
+/**
+ * Stopping and running out of budget are decisions, not accidents: retrying them would be wrong. A bad figure given
+ * to the ledger would be given again.
+ */
+const isRetryable = (error: unknown): boolean =>
+  !(error instanceof StopSignal || error instanceof BudgetExceeded || error instanceof InvalidUsage)
 
 /**
  * How a step's attempts are run: the time allowed for each, and how failures are retried.
@@ -237,8 +241,8 @@ export interface Policy<E> {
 }
 
 /**
- * Runs `attempt` under a policy: each attempt with its timeout, failures retried as the policy says (never a stop
- * or a refused budget). `onRetry` runs before each attempt after the first, with the cause of the one that failed.
+ * Runs `attempt` under a policy: each attempt with its timeout, failures retried as the policy says (never a stop,
+ * a refused budget or a bad figure given to the ledger). `onRetry` runs before each attempt after the first, with the cause of the one that failed.
  *
  * @since 0.1.0
  */

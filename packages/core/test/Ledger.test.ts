@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, Ledger, Usage, Budget } from "@trellis/core"
-import { Cause, Effect, Exit, Fiber, Option, TestClock } from "effect"
+import { Budget, Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
+import { Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 const paid = (nanos: number) => Usage.make({ requests: 1, cost: Cost.nanos(nanos) })
 
@@ -94,17 +94,21 @@ describe("Ledger", () => {
       expect((yield* outer.snapshot).reserved).toBe(0)
     }))
 
-  it.effect("never counts a bad figure: a bad worst case or recorded usage is a defect, a bad settlement costs its reservation", () =>
+  it.effect("never counts a bad figure: a bad worst case or recorded usage fails with InvalidUsage, a bad settlement costs its reservation", () =>
     Effect.gen(function*() {
       const ledger = yield* Ledger.make({ budget: Cost.nanos(100) })
-      for (const worst of [Number.NaN, -1e9, 2.5, Infinity, "7" as unknown as number]) {
-        const exit = yield* Effect.exit(ledger.reserve(worst as Cost.Cost))
-        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
-        if (Exit.isFailure(exit)) {
-          expect(Cause.squash(exit.cause)).toBeInstanceOf(Ledger.InvalidUsage)
-          expect(String((Cause.squash(exit.cause) as Error).message)).toMatch(/a worst case of .* nano-dollars/)
-        }
+      for (const [worst, shown] of [
+        [Number.NaN, "NaN"],
+        [-1e9, "-1000000000"],
+        [2.5, "2.5"],
+        [Infinity, "Infinity"],
+        ["7", `"7"`]
+      ] as const) {
+        const error = yield* Effect.flip(ledger.forStep("ask").reserve(worst as Cost.Cost))
+        expect(error).toBeInstanceOf(Ledger.InvalidUsage)
+        expect(error.message).toBe(`Step "ask" gave the ledger a worst case of ${shown} nano-dollars`)
       }
+      expect((yield* ledger.snapshot).reserved).toBe(0)
       // The budget still holds: nothing bad was added.
       const held = yield* ledger.reserve(Cost.nanos(60))
       expect((yield* Effect.flip(ledger.reserve(Cost.nanos(60))))._tag).toBe("BudgetExceeded")
@@ -113,9 +117,63 @@ describe("Ledger", () => {
       const snapshot = yield* ledger.snapshot
       expect(snapshot.total).toMatchObject({ cost: 60, inputTokens: 0, outputTokens: 0, requests: 1, estimated: true })
       expect(snapshot.reserved).toBe(0)
-      const recorded = yield* Effect.exit(ledger.record({ ...paid(1), requests: -1 }))
-      expect(Exit.isFailure(recorded) && Cause.squash(recorded.cause)).toBeInstanceOf(Ledger.InvalidUsage)
+      for (const [usage, detail] of [
+        [{ ...paid(1), requests: -1 }, "requests is -1"],
+        [{ ...paid(1), inputTokens: 1.5 }, "inputTokens is 1.5"],
+        [{ ...paid(1), outputTokens: "12" as unknown as number }, `outputTokens is "12"`],
+        [{ ...paid(1), cost: Infinity as Cost.Cost }, "cost is Infinity"]
+      ] as const) {
+        const recorded = yield* Effect.flip(ledger.record(usage))
+        expect(recorded).toBeInstanceOf(Ledger.InvalidUsage)
+        expect(recorded.message).toContain(`a usage whose ${detail}, not a whole number >= 0`)
+      }
       expect((yield* ledger.snapshot).total.cost).toBe(60)
+    }))
+
+  it.effect("metered and Ledger.record fail with InvalidUsage on a bad figure, before the call runs or anything is counted", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(100) })
+      let ran = 0
+      const call = (worstCase: number) =>
+        Ledger.metered({
+          worstCase: worstCase as Cost.Cost,
+          run: Effect.sync(() => ++ran),
+          usage: () => paid(10)
+        }).pipe(Effect.provideService(Ledger.Ledger, ledger.forStep("search")))
+      for (const worst of [Number.NaN, -1, 0.5, Infinity]) {
+        const error = yield* Effect.flip(call(worst))
+        expect(error._tag).toBe("InvalidUsage")
+        expect(error.message).toMatch(/^Step "search" gave the ledger a worst case of /)
+      }
+      const recorded = yield* Effect.flip(
+        Effect.provideService(Ledger.record(Usage.make({ cost: Number.NaN as Cost.Cost })), Ledger.Ledger, ledger)
+      )
+      expect(recorded._tag).toBe("InvalidUsage")
+      expect(ran).toBe(0)
+      const snapshot = yield* ledger.snapshot
+      expect([snapshot.total, snapshot.reserved]).toEqual([Usage.empty, 0])
+      // A good call still runs under the budget, which was never touched.
+      expect(yield* call(100)).toBe(1)
+      expect((yield* ledger.snapshot).total.cost).toBe(10)
+    }))
+
+  it.effect("a step failing with InvalidUsage is not retried, and fails its run as StepFailed", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const bad = Step.make("bad", {
+        retry: 3,
+        run: () =>
+          Effect.zipRight(
+            Effect.sync(() => attempts++),
+            Ledger.metered({ worstCase: Number.NaN as Cost.Cost, run: Effect.void, usage: () => paid(1) })
+          )
+      })
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: bad, budget: Cost.nanos(100) })))
+      expect(attempts).toBe(1)
+      if (error._tag !== "StepFailed") return expect.unreachable()
+      expect(error.step).toBe("bad")
+      expect(error.error).toBeInstanceOf(Ledger.InvalidUsage)
+      expect(error.partial.usage.total).toEqual(Usage.empty)
     }))
 
   it.effect("close refuses every new reservation", () =>

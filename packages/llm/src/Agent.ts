@@ -45,7 +45,7 @@ export interface RunResult<A> {
  *
  * @since 0.1.0
  */
-export type AgentError<E> = LlmError | Ledger.BudgetExceeded | Tool.ToolFailed | TurnLimitReached | E
+export type AgentError<E> = LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage | Tool.ToolFailed | TurnLimitReached | E
 
 /**
  * An agent whose output is `A`, whose tools may fail with `E` and need `R`.

@@ -70,7 +70,9 @@ export interface ObjectOptions {
 }
 
 /**
- * The language model service.
+ * The language model service. A call fails with an `LlmError`, or, inside a ledger, before anything is sent: with
+ * `Ledger.BudgetExceeded` when its worst case could pass the budget, with `Ledger.InvalidUsage` when that worst
+ * case is not a count of nano-dollars (a price override of `NaN`, say).
  *
  * @since 0.1.0
  */
@@ -79,13 +81,13 @@ export interface Service {
   readonly provider: string
   /** The model used when a request names none. */
   readonly model: string
-  readonly generate: (prompt: Prompt) => Effect.Effect<Response, LlmError | Ledger.BudgetExceeded>
+  readonly generate: (prompt: Prompt) => Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage>
   readonly generateObject: <A, I>(
     schema: Schema.Schema<A, I>,
     prompt: Prompt,
     options?: ObjectOptions
-  ) => Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded>
-  readonly stream: (prompt: Prompt) => Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded>
+  ) => Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage>
+  readonly stream: (prompt: Prompt) => Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage>
 }
 
 /**
@@ -269,7 +271,7 @@ const makeWith = (
   })
 
   /** One call of a resolved request, metered and inside its `llm.generate` span. */
-  const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded> =>
+  const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
@@ -304,7 +306,7 @@ const makeWith = (
         request: ResolvedRequest,
         attempts: number,
         usage: Usage.Usage
-      ): Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded> =>
+      ): Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
         Effect.flatMap(generateRequest(request), (response) => {
           const total = Usage.add(usage, response.usage)
           const decoded = decode(stripFences(response.text))
@@ -341,7 +343,7 @@ const makeWith = (
       )
     })
 
-  const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded> =>
+  const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Stream.suspend(() => {
       const request = resolve(prompt)
       const inputTokens = inputTokensOf(request)
@@ -404,7 +406,7 @@ const stripFences = (text: string): string => {
  *
  * @since 0.1.0
  */
-export const generate = (prompt: Prompt): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded, LanguageModel> =>
+export const generate = (prompt: Prompt): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage, LanguageModel> =>
   Effect.flatMap(LanguageModel, (model) => model.generate(prompt))
 
 /**
@@ -417,7 +419,7 @@ export const generateObject = <A, I>(
   schema: Schema.Schema<A, I>,
   prompt: Prompt,
   options?: ObjectOptions
-): Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded, LanguageModel> =>
+): Effect.Effect<ObjectResponse<A>, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage, LanguageModel> =>
   Effect.flatMap(LanguageModel, (model) => model.generateObject(schema, prompt, options))
 
 /**
@@ -425,5 +427,5 @@ export const generateObject = <A, I>(
  *
  * @since 0.1.0
  */
-export const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded, LanguageModel> =>
+export const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage, LanguageModel> =>
   Stream.unwrap(Effect.map(LanguageModel, (model) => model.stream(prompt)))

@@ -316,6 +316,30 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer))
   })
 
+  it.effect("fails with Ledger.InvalidUsage, before sending, a call whose worst case cannot be counted (a price of NaN)", () => {
+    const model = ScriptedModel.make({ model: "broken-price", reply: () => "never sent" })
+    const layer = Layer.provide(
+      model.layer,
+      Pricing.layer({ overrides: { "broken-price": { inputPerMillion: Number.NaN, outputPerMillion: 1 } } })
+    )
+    return Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
+      const calls = [
+        LanguageModel.generate("hi"),
+        LanguageModel.generateObject(Schema.Struct({ a: Schema.Number }), "hi"),
+        Stream.runDrain(LanguageModel.stream("hi"))
+      ]
+      for (const call of calls) {
+        const error = yield* Effect.flip(Effect.provideService(call, Ledger.Ledger, ledger))
+        expect(error).toBeInstanceOf(Ledger.InvalidUsage)
+        expect(error.message).toContain("a worst case of NaN nano-dollars")
+      }
+      expect(model.calls).toHaveLength(0)
+      const snapshot = yield* ledger.snapshot
+      expect([snapshot.reserved, snapshot.total]).toEqual([0, Usage.empty])
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("refuses, before sending or reserving, a request whose maxTokens or temperature cannot be right", () => {
     const model = scripted({ reply: () => "ok" })
     return Effect.gen(function*() {

@@ -35,9 +35,10 @@ export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
 
 /**
  * A figure given to the ledger was not a whole, non-negative, safe number: a worst case of `NaN`, a usage of `-1e9`
- * tokens... Counting it would disable the budget, so the ledger never does: a bad worst case or recorded usage is a
- * defect of the caller (the effect dies with this), and a bad figure in a settlement is replaced by the most the
- * call could cost (its reservation), marked estimated.
+ * tokens... Counting it would disable the budget, so the ledger never does: a bad worst case (`reserve`, `metered`)
+ * or recorded usage (`record`) fails with this before anything is held, run or counted. A settlement cannot be
+ * refused (the call it settles has run, and may have been paid for), so a bad figure there is replaced by the most
+ * the call could cost, its reservation, marked estimated.
  */
 export class InvalidUsage extends Data.TaggedError("InvalidUsage")<{
   readonly step: string
@@ -52,11 +53,14 @@ const usageFields = ["inputTokens", "outputTokens", "cachedInputTokens", "reason
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0
 
+// A bad figure as the message shows it: a string in quotes, so "12" is not mistaken for the number 12.
+const show = (value: unknown): string => (typeof value === "string" ? JSON.stringify(value) : String(value))
+
 /** What is wrong with a usage's figures, if anything. */
 const problemOf = (usage: Usage.Usage): string | undefined => {
   for (const field of usageFields) {
     const value: unknown = usage[field]
-    if (!isCount(value)) return `a usage whose ${field} is ${typeof value === "string" ? JSON.stringify(value) : String(value)}, not a whole number >= 0`
+    if (!isCount(value)) return `a usage whose ${field} is ${show(value)}, not a whole number >= 0`
   }
   return undefined
 }
@@ -94,12 +98,18 @@ export interface Snapshot {
 /** The ledger service. */
 export interface Service {
   readonly budget: Option.Option<Cost.Cost>
-  /** Holds `amount` for a call, or refuses with `BudgetExceeded` if it could pass the budget. */
-  readonly reserve: (amount: Cost.Cost) => Effect.Effect<Reservation, BudgetExceeded>
-  /** Releases a reservation and records what the call really used. */
+  /**
+   * Holds `amount` for a call, or refuses with `BudgetExceeded` if it could pass the budget, or with `InvalidUsage`
+   * if it is not a whole number of nano-dollars from 0.
+   */
+  readonly reserve: (amount: Cost.Cost) => Effect.Effect<Reservation, BudgetExceeded | InvalidUsage>
+  /**
+   * Releases a reservation and records what the call really used. Never fails: a usage with a bad figure is counted
+   * as the reservation, marked estimated.
+   */
   readonly settle: (reservation: Reservation, usage: Usage.Usage) => Effect.Effect<void>
-  /** Records usage that needed no reservation. */
-  readonly record: (usage: Usage.Usage) => Effect.Effect<void>
+  /** Records usage that needed no reservation; fails with `InvalidUsage`, counting nothing, if a figure is bad. */
+  readonly record: (usage: Usage.Usage) => Effect.Effect<void, InvalidUsage>
   /** Refuses every reservation from now on; calls already reserved still settle. */
   readonly close: Effect.Effect<void>
   /** Money left: budget minus spent minus reserved. `None` without a budget. */
@@ -223,9 +233,9 @@ class LedgerImpl implements Service {
     return new LedgerImpl(this.books, step)
   }
 
-  reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded> {
+  reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded | InvalidUsage> {
     if (!isCount(amount)) {
-      return Effect.die(new InvalidUsage({ step: this.step, detail: `a worst case of ${String(amount)} nano-dollars` }))
+      return Effect.fail(new InvalidUsage({ step: this.step, detail: `a worst case of ${show(amount)} nano-dollars` }))
     }
     const parent = this.books.options.parent
     if (parent === undefined) return Effect.suspend(() => this.hold(amount, undefined))
@@ -270,10 +280,10 @@ class LedgerImpl implements Service {
     })
   }
 
-  record(usage: Usage.Usage): Effect.Effect<void> {
+  record(usage: Usage.Usage): Effect.Effect<void, InvalidUsage> {
     return Effect.suspend(() => {
       const problem = problemOf(usage)
-      if (problem !== undefined) return Effect.die(new InvalidUsage({ step: this.step, detail: problem }))
+      if (problem !== undefined) return Effect.fail(new InvalidUsage({ step: this.step, detail: problem }))
       const books = this.books
       books.add(this.step, usage, Cost.zero)
       const parent = books.options.parent

@@ -19,7 +19,7 @@ import * as Tracer from "effect/Tracer"
 /** What one call holds in the ledger of its run, if it runs in one. */
 type Hold = Option.Option<{ readonly ledger: Ledger.Service; readonly reservation: Ledger.Reservation }>
 
-const reserve = (worstCase: Cost.Cost): Effect.Effect<Hold, Ledger.BudgetExceeded> =>
+const reserve = (worstCase: Cost.Cost): Effect.Effect<Hold, Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
   Effect.flatMap(Effect.serviceOption(Ledger.Ledger), (ledger) =>
     Option.isNone(ledger)
       ? Effect.succeed(Option.none())
@@ -57,10 +57,10 @@ interface Opened {
 
 /**
  * Runs a model call metered and traced, as one region masked against interruption: its span opened and the worst
- * case reserved (a refused reservation ends the span with the `BudgetExceeded` and nothing is sent), the span made
- * the current one, then only `call` interruptible; its answer priced with interruption masked again (an
- * interruption after the provider answered does not turn a priced answer into an estimate); and at its end,
- * however it ended, the reservation settled, the span ended and the caller's context put back.
+ * case reserved (a refused reservation, `BudgetExceeded` or `InvalidUsage`, ends the span with it and nothing is
+ * sent), the span made the current one, then only `call` interruptible; its answer priced with interruption masked
+ * again (an interruption after the provider answered does not turn a priced answer into an estimate); and at its
+ * end, however it ended, the reservation settled, the span ended and the caller's context put back.
  *
  * It is `Effect.withSpan` around `Effect.acquireUseRelease` written out as one region because, composed, they cost
  * too much for each call in flight: `withSpan` makes its span current with `Effect.locally` (a second
@@ -69,7 +69,9 @@ interface Opened {
  * call holds one mask, one interruptible region and one continuation for its end, whichever way it ends: a whole
  * call in flight (request, span, reservation and all) measured 8.9 KB composed, 4.6 KB as one region.
  */
-export const meteredCall = <A, B, E, R>(options: CallOptions<A, B, E, R>): Effect.Effect<B, E | Ledger.BudgetExceeded, R> =>
+export const meteredCall = <A, B, E, R>(
+  options: CallOptions<A, B, E, R>
+): Effect.Effect<B, E | Ledger.BudgetExceeded | Ledger.InvalidUsage, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(open(options), (opened) =>
       Effect.flatMap(Effect.exit(Effect.flatMap(restore(options.call), options.price)), (exit) =>
@@ -77,7 +79,9 @@ export const meteredCall = <A, B, E, R>(options: CallOptions<A, B, E, R>): Effec
   )
 
 /** Opens the span, reserves the worst case, and makes the span the current one. */
-const open = <A, B, E, R>(options: CallOptions<A, B, E, R>): Effect.Effect<Opened, Ledger.BudgetExceeded> =>
+const open = <A, B, E, R>(
+  options: CallOptions<A, B, E, R>
+): Effect.Effect<Opened, Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
   Effect.flatMap(
     Effect.makeSpan(options.span, { kind: "client", attributes: options.attributes, captureStackTrace: false }),
     (span) =>
@@ -124,5 +128,5 @@ const endSpan = (
 export const meteredScoped = (options: {
   readonly worstCase: Cost.Cost
   readonly usage: (exit: Exit.Exit<unknown, unknown>) => Usage.Usage
-}): Effect.Effect<void, Ledger.BudgetExceeded, Scope.Scope> =>
+}): Effect.Effect<void, Ledger.BudgetExceeded | Ledger.InvalidUsage, Scope.Scope> =>
   Effect.asVoid(Effect.acquireRelease(reserve(options.worstCase), settle(options.usage)))
