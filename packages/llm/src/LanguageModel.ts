@@ -22,7 +22,7 @@ import { meteredCall, meteredScoped } from "./internal/metering.js"
 import { InvalidRequest, type LlmError, MalformedOutput, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
-import type { Completion, Provider } from "./Provider.js"
+import type { Completion, Provider, ReportedUsage } from "./Provider.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
@@ -125,6 +125,48 @@ const defaultMaxRepairs = 2
 const defaultInputMargin = 0.1
 // Far beyond any model's output; past it a number is a typo, and its reservation would be absurd.
 const maxMaxTokens = 10_000_000
+// Far beyond any model's context: past it a reported token count is not a count but a broken server.
+const maxReportedTokens = 1_000_000_000
+// Far beyond any provider's retries for one call (the OpenAI layer allows 1,001 requests).
+const maxRequests = 10_000
+
+// A figure as a message shows it: a string in quotes, so "12" is not mistaken for the number 12; kept short.
+const show = (value: unknown): string =>
+  (typeof value === "string" ? JSON.stringify(value) : String(value)).slice(0, 100)
+
+const isWhole = (value: unknown, min: number, max: number): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max
+
+/**
+ * What is wrong with the usage a provider reported, if anything: each count a whole number from 0 to a billion,
+ * cached tokens no more than the input, reasoning tokens no more than the output. Nothing reported is nothing wrong.
+ */
+const usageProblem = (reported: unknown): string | undefined => {
+  if (reported == null) return undefined
+  if (typeof reported !== "object") return `usage is ${show(reported)}, not token counts`
+  const usage = reported as Record<string, unknown>
+  for (const field of ["inputTokens", "outputTokens", "cachedInputTokens", "reasoningTokens"]) {
+    const value = usage[field]
+    const optional = field === "cachedInputTokens" || field === "reasoningTokens"
+    if (!(optional && value == null) && !isWhole(value, 0, maxReportedTokens)) {
+      return `${field} is ${show(value)}, not a whole number from 0 to ${maxReportedTokens}`
+    }
+  }
+  const { cachedInputTokens, inputTokens, outputTokens, reasoningTokens } = usage as unknown as ReportedUsage
+  if ((cachedInputTokens ?? 0) > inputTokens) {
+    return `cachedInputTokens (${cachedInputTokens}) is more than inputTokens (${inputTokens})`
+  }
+  if ((reasoningTokens ?? 0) > outputTokens) {
+    return `reasoningTokens (${reasoningTokens}) is more than outputTokens (${outputTokens})`
+  }
+  return undefined
+}
+
+/** What is wrong with the count of requests a provider sent for an answer, if anything. */
+const requestsProblem = (completion: Completion): string | undefined =>
+  completion.requests == null || isWhole(completion.requests, 1, maxRequests)
+    ? undefined
+    : `requests is ${show(completion.requests)}, not a whole number from 1 to ${maxRequests}`
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
@@ -198,7 +240,7 @@ const makeWith = (
   // The usage of the request that answered: as reported, or counted with the tokenizer when the server reported none.
   const usageOfAnswer = (inputTokens: number, completion: Completion): Usage.Usage => {
     const reported = completion.usage
-    return reported === undefined
+    return reported == null
       ? Usage.make({
         inputTokens,
         outputTokens: tokenizer.countOutput(completion.text, completion.toolCalls),
@@ -216,14 +258,47 @@ const makeWith = (
       })
   }
 
-  const respond = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Response> =>
-    Effect.map(usageOf(request, inputTokens, completion), (usage) => ({
-      text: completion.text,
-      toolCalls: completion.toolCalls,
-      finishReason: completion.finishReason,
-      model: completion.model,
-      usage
-    }))
+  /**
+   * The response to an answer, priced. The figures a provider reports are checked here, whichever provider it is:
+   * one that cannot be right (`NaN`, negative, fractional, not a number, past a billion tokens) would be priced to
+   * nonsense, so the call fails with `MalformedOutput` naming it. The request was answered all the same, so it was
+   * paid for: `billed` receives what the call is settled to, its usage counted here as if the provider had reported
+   * none (and one request when their count is the bad figure), marked estimated.
+   */
+  const respond = (
+    request: ResolvedRequest,
+    inputTokens: number,
+    completion: Completion,
+    billed: (usage: Usage.Usage) => void
+  ): Effect.Effect<Response, MalformedOutput> => {
+    const badRequests = requestsProblem(completion)
+    const problem = usageProblem(completion.usage) ?? badRequests
+    if (problem === undefined) {
+      return Effect.map(usageOf(request, inputTokens, completion), (usage) => ({
+        text: completion.text,
+        toolCalls: completion.toolCalls,
+        finishReason: completion.finishReason,
+        model: completion.model,
+        usage
+      }))
+    }
+    const counted: Completion = {
+      ...completion,
+      usage: undefined,
+      requests: badRequests === undefined ? completion.requests : undefined
+    }
+    return Effect.flatMap(usageOf(request, inputTokens, counted), (usage) => {
+      billed(usage)
+      return Effect.fail(
+        new MalformedOutput({
+          provider: provider.name,
+          text: completion.text,
+          detail: `the usage reported cannot be right: ${problem}`,
+          attempts: 1
+        })
+      )
+    })
+  }
 
   // An interrupted call may still be billed for what the server read (and wrote): count it, marked estimated.
   const interruptedUsage = (request: ResolvedRequest, inputTokens: number, outputText: string): Usage.Usage => {
@@ -274,15 +349,22 @@ const makeWith = (
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
+      // Set when the answer came with figures that cannot be right: the call fails, settled to this.
+      let billed: Usage.Usage | undefined
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
         span: "llm.generate",
         attributes: spanAttributes(request),
         worstCase: worstCaseOf(request, inputTokens),
         call: provider.generate(request),
-        price: (completion) => respond(request, inputTokens, completion),
+        price: (completion) =>
+          respond(request, inputTokens, completion, (usage) => {
+            billed = usage
+          }),
         usage: (exit) =>
           Exit.isSuccess(exit)
             ? exit.value.usage
+            : billed !== undefined
+            ? billed
             : billedAnyway(exit)
             ? interruptedUsage(request, inputTokens, "")
             : Usage.empty,
@@ -350,12 +432,15 @@ const makeWith = (
       // What has arrived so far, for the settlement of a stream that ends before its `Finish`.
       let text = ""
       let final: Usage.Usage | undefined
-      const parts = Stream.mapEffect(provider.stream(request), (chunk): Effect.Effect<StreamPart> => {
+      const parts = Stream.mapEffect(provider.stream(request), (chunk): Effect.Effect<StreamPart, MalformedOutput> => {
         if (chunk._tag === "Delta") {
           text += chunk.text
           return Effect.succeed({ _tag: "TextDelta", text: chunk.text })
         }
-        return Effect.map(respond(request, inputTokens, chunk.completion), (response) => {
+        const billed = (usage: Usage.Usage) => {
+          final = usage
+        }
+        return Effect.map(respond(request, inputTokens, chunk.completion, billed), (response) => {
           final = response.usage
           return { _tag: "Finish", response }
         })

@@ -9,8 +9,8 @@
  *
  * What a server answers is not taken on trust: a stream is bounded in time as a whole, output past the request's
  * `maxTokens` is cut (finish reason "length"), a JSON answer to a streaming request is read as the completion it
- * is, usage counts are checked before they are priced, and the API key is scrubbed (raw or JSON-escaped) from
- * every error, log line and span.
+ * is, usage counts must be numbers (whether they can be right is checked by `LanguageModel`, as for every
+ * provider), and the API key is scrubbed (raw or JSON-escaped) from every error, log line and span.
  *
  * @example
  * ```ts
@@ -130,9 +130,6 @@ const providerName = "openai"
 
 // The largest delay a Node timer accepts: the SDK's own timeout is pushed out of the way, Effect's applies.
 const sdkTimeoutOff = 2 ** 31 - 1
-
-// Above this, a token count is not a count but a broken server.
-const maxCount = 1e9
 
 // OpenAI's own API, whether reached by default or named in `baseURL`.
 const isOpenAi = (baseURL: string | undefined): boolean => {
@@ -475,39 +472,29 @@ const reader = (scrub: (text: string) => string) => {
 
   const filtered = (detail: string) => new ContentFiltered({ provider: providerName, detail: scrub(detail) })
 
-  // A token count as the server reported it, checked: a whole number from 0 to 1e9 (a string of digits passes).
+  // A token count as the JSON gave it: a number as it is, a string of digits as the number it spells (some
+  // compatible servers send those). Anything else is not a count of any kind. Whether a number can be right (whole,
+  // not negative, not absurd) is checked by the service, for every provider alike.
   const count = (field: string, value: unknown, text: string): number => {
-    const number = typeof value === "number"
-      ? value
-      : typeof value === "string" && /^\s*\d+\s*$/.test(value)
-      ? Number(value)
-      : Number.NaN
-    if (Number.isSafeInteger(number) && number >= 0 && number <= maxCount) return number
+    if (typeof value === "number") return value
+    if (typeof value === "string" && /^\s*\d+\s*$/.test(value)) return Number(value)
     throw malformed(text, `the usage reported is not a token count: ${field} is ${show(value).slice(0, 100)}`)
   }
 
-  // Usage as reported, checked; `undefined` when the server reported none (the service then counts it).
+  // Usage as the JSON reported it; `undefined` when the server reported none (the service then counts it).
   const usage = (raw: unknown, text: string): ReportedUsage | undefined => {
     if (raw == null) return undefined
     if (typeof raw !== "object") throw malformed(text, `the usage reported is not an object: ${show(raw).slice(0, 100)}`)
     const block = raw as Record<string, any>
     if (block.prompt_tokens == null || block.completion_tokens == null) return undefined
-    const inputTokens = count("prompt_tokens", block.prompt_tokens, text)
-    const outputTokens = count("completion_tokens", block.completion_tokens, text)
     const cached = block.prompt_tokens_details?.cached_tokens
     const reasoning = block.completion_tokens_details?.reasoning_tokens
-    const cachedInputTokens = cached == null ? 0 : count("prompt_tokens_details.cached_tokens", cached, text)
-    const reasoningTokens = reasoning == null ? 0 : count("completion_tokens_details.reasoning_tokens", reasoning, text)
-    if (cachedInputTokens > inputTokens) {
-      throw malformed(text, `the usage reported has more cached tokens (${cachedInputTokens}) than prompt tokens (${inputTokens})`)
+    return {
+      inputTokens: count("prompt_tokens", block.prompt_tokens, text),
+      outputTokens: count("completion_tokens", block.completion_tokens, text),
+      cachedInputTokens: cached == null ? 0 : count("prompt_tokens_details.cached_tokens", cached, text),
+      reasoningTokens: reasoning == null ? 0 : count("completion_tokens_details.reasoning_tokens", reasoning, text)
     }
-    if (reasoningTokens > outputTokens) {
-      throw malformed(
-        text,
-        `the usage reported has more reasoning tokens (${reasoningTokens}) than completion tokens (${outputTokens})`
-      )
-    }
-    return { inputTokens, outputTokens, cachedInputTokens, reasoningTokens }
   }
 
   const completionOf = (raw: unknown, request: ResolvedRequest): Completion => {

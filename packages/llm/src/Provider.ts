@@ -11,7 +11,10 @@ import type { LlmError } from "./LlmError.js"
 import type { FinishReason, ResolvedRequest, ToolCall } from "./Prompt.js"
 
 /**
- * Token counts as a provider reports them.
+ * Token counts as a provider reports them. `LanguageModel` checks them before they are priced, whichever the
+ * provider: each a whole number from 0 to a billion, cached input tokens no more than the input, reasoning tokens
+ * no more than the output. An answer that breaks this fails the call with `MalformedOutput`, and the call is
+ * counted as if no usage had been reported (its tokens counted with the tokenizer), marked estimated.
  *
  * @since 0.1.0
  */
@@ -34,8 +37,8 @@ export interface Completion {
   readonly model: string
   readonly usage?: ReportedUsage | undefined
   /**
-   * The requests sent for this answer, the provider's own retries included (1 when unset). `usage` reports only the
-   * one that answered; each other one is counted as billed for its input, estimated.
+   * The requests sent for this answer, the provider's own retries included: a whole number from 1 to 10,000 (1 when
+   * unset). `usage` reports only the one that answered; each other one is counted as billed for its input, estimated.
    */
   readonly requests?: number | undefined
 }

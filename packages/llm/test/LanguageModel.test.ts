@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, PipelineError, Step, Usage } from "@trellis/core"
 import { Cause, Chunk, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
-import { LanguageModel, LlmError, Pricing, Prompt, ScriptedModel, Tokenizer } from "../src/index.js"
+import { LanguageModel, LlmError, Pricing, Prompt, Provider, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger, parentName, recordingTracer, withTracer } from "./support.js"
 
 // One dollar per million input tokens and two per million output tokens: 1,000 and 2,000 nano-dollars a token.
@@ -600,5 +600,135 @@ describe("LanguageModel", () => {
         expect(streamed["trellis.cost_nano_usd"]).toBeGreaterThan(0)
       })
     )
+  })
+
+  describe("checks the figures every provider reports", () => {
+    const prompt = "Capital of France?"
+    const answer = "Paris."
+    // What a call whose reported usage was refused is settled to: its tokens counted here, estimated.
+    const counted = () => {
+      const input = inputTokens(prompt)
+      const output = Tokenizer.o200k.count(answer)
+      return { requests: 1, inputTokens: input, outputTokens: output, cost: input * 1000 + output * 2000, estimated: true }
+    }
+    const worstCase = reserved(inputTokens(prompt)) * 1000 + 50 * 2000
+    const ask = { messages: [{ role: "user" as const, content: prompt }], maxTokens: 50 }
+
+    const bad: Array<readonly [unknown, string]> = [
+      [Number.NaN, "NaN"],
+      [-1, "-1"],
+      [1.5, "1.5"],
+      ["12", `"12"`],
+      [1e15, "1000000000000000"],
+      [Infinity, "Infinity"]
+    ]
+    for (const field of ["inputTokens", "outputTokens"] as const) {
+      for (const [value, shown] of bad) {
+        it.effect(`fails with MalformedOutput when ${field} is ${shown}, counts the request, and holds the next call to the budget`, () => {
+          const model = scripted({
+            reply: () => ({ text: answer, usage: { inputTokens: 7, outputTokens: 2, [field]: value as number } })
+          })
+          return Effect.gen(function*() {
+            // Room for this call's worst case, and for the next one's only if this one had cost nothing.
+            const ledger = yield* Ledger.make({ budget: Cost.nanos(counted().cost + worstCase - 1) })
+            const error = yield* Effect.flip(
+              Effect.provideService(LanguageModel.generate(ask), Ledger.Ledger, ledger)
+            )
+            expect(error).toBeInstanceOf(LlmError.MalformedOutput)
+            expect(error.message).toBe(
+              `scripted gave an answer that could not be used after 1 attempt(s): the usage reported cannot be right: ` +
+                `${field} is ${shown}, not a whole number from 0 to 1000000000`
+            )
+            expect(error._tag === "MalformedOutput" && error.text).toBe(answer)
+            const snapshot = yield* ledger.snapshot
+            expect(snapshot.reserved).toBe(0)
+            expect(snapshot.total).toMatchObject(counted())
+            const next = yield* Effect.flip(
+              Effect.provideService(LanguageModel.generate(ask), Ledger.Ledger, ledger)
+            )
+            expect(next._tag).toBe("BudgetExceeded")
+            expect(model.calls).toHaveLength(1)
+          }).pipe(Effect.provide(model.layer))
+        })
+      }
+    }
+
+    it.effect("fails a stream whose usage cannot be right with MalformedOutput, counting what arrived", () => {
+      const model = scripted({ reply: () => ({ text: answer, usage: { inputTokens: -5, outputTokens: 2 } }) })
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
+        const seen: Array<string> = []
+        const error = yield* Effect.flip(
+          Stream.runForEach(LanguageModel.stream(ask), (part) =>
+            Effect.sync(() => part._tag === "TextDelta" && seen.push(part.text))).pipe(
+              Effect.provideService(Ledger.Ledger, ledger)
+            )
+        )
+        expect(error._tag).toBe("MalformedOutput")
+        expect(error.message).toContain("inputTokens is -5")
+        expect(seen.join("")).toBe(answer)
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toMatchObject(counted())
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("checks a provider written by hand: cached or reasoning tokens past their total, a bad count of requests", () => {
+      const cases: Array<readonly [Partial<Provider.Completion>, string]> = [
+        [{ usage: { inputTokens: 5, outputTokens: 2, cachedInputTokens: 6 } }, "cachedInputTokens (6) is more than inputTokens (5)"],
+        [{ usage: { inputTokens: 5, outputTokens: 2, reasoningTokens: 3 } }, "reasoningTokens (3) is more than outputTokens (2)"],
+        [{ usage: { inputTokens: 5, outputTokens: 2, cachedInputTokens: -1 } }, "cachedInputTokens is -1"],
+        [{ usage: "lots" as unknown as Provider.Completion["usage"] }, `usage is "lots", not token counts`],
+        [{ usage: { outputTokens: 2 } as Provider.Completion["usage"] }, "inputTokens is undefined"],
+        [{ requests: 0 }, "requests is 0, not a whole number from 1 to 10000"],
+        [{ requests: Number.NaN }, "requests is NaN"],
+        [{ requests: 2.5 }, "requests is 2.5"],
+        [{ requests: 1e9 }, "requests is 1000000000"]
+      ]
+      let next = 0
+      const handwritten: Provider.Provider = {
+        name: "handwritten",
+        model: "test-model",
+        generate: () =>
+          Effect.sync(() => ({
+            text: answer,
+            toolCalls: [],
+            finishReason: "stop" as const,
+            model: "test-model",
+            usage: { inputTokens: 7, outputTokens: 2 },
+            ...cases[next++]![0]
+          })),
+        stream: () => Stream.die("not used")
+      }
+      return Effect.gen(function*() {
+        const model = yield* LanguageModel.make(handwritten)
+        const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
+        for (const [, detail] of cases) {
+          const error = yield* Effect.flip(Effect.provideService(model.generate(ask), Ledger.Ledger, ledger))
+          expect(error._tag).toBe("MalformedOutput")
+          expect(error.message).toContain(`handwritten gave an answer that could not be used`)
+          expect(error.message).toContain(detail)
+        }
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        // Each answer counted once, estimated; a bad count of requests is counted as the one that answered.
+        expect(snapshot.total).toMatchObject({
+          requests: cases.length,
+          inputTokens: cases.length * counted().inputTokens,
+          cost: cases.length * counted().cost,
+          estimated: true
+        })
+      }).pipe(Effect.provide(prices))
+    })
+
+    it.effect("takes reported figures as they are when they can be right, a missing cached or reasoning count as 0", () => {
+      const model = scripted({
+        reply: () => ({ text: answer, usage: { inputTokens: 0, outputTokens: 1_000_000_000, cachedInputTokens: 0 } })
+      })
+      return Effect.gen(function*() {
+        const response = yield* LanguageModel.generate(prompt)
+        expect(response.usage).toMatchObject({ inputTokens: 0, outputTokens: 1_000_000_000, estimated: false })
+      }).pipe(Effect.provide(model.layer))
+    })
   })
 })

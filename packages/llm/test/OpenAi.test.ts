@@ -875,27 +875,45 @@ describe("OpenAi", () => {
       }))
 
     describe("checks the usage a server reports", () => {
-      const cases: Array<readonly [unknown, string]> = [
-        [{ prompt_tokens: -1, completion_tokens: 3 }, "prompt_tokens is -1"],
-        [{ prompt_tokens: 5, completion_tokens: 1.5 }, "completion_tokens is 1.5"],
-        [{ prompt_tokens: "NaN", completion_tokens: 3 }, `prompt_tokens is "NaN"`],
-        [{ prompt_tokens: "lots", completion_tokens: 3 }, `prompt_tokens is "lots"`],
-        [{ prompt_tokens: 5, completion_tokens: 2e9 }, "completion_tokens is 2000000000"],
-        [{ prompt_tokens: 5, completion_tokens: 3, prompt_tokens_details: { cached_tokens: -2 } }, "cached_tokens is -2"],
-        [{ prompt_tokens: 5, completion_tokens: 3, completion_tokens_details: { reasoning_tokens: 0.5 } }, "reasoning_tokens is 0.5"],
-        [{ prompt_tokens: 5, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 9 } }, "more cached tokens (9) than prompt tokens (5)"],
-        ["12", "not an object"]
+      // Numbers that cannot be right are refused by the service (named as it names them, the answer counted as if
+      // no usage had been reported); what is not a number at all, by the reading of the JSON (named as the server
+      // named it).
+      const cases: Array<readonly [unknown, string, "service" | "json"]> = [
+        [{ prompt_tokens: -1, completion_tokens: 3 }, "inputTokens is -1", "service"],
+        [{ prompt_tokens: 5, completion_tokens: 1.5 }, "outputTokens is 1.5", "service"],
+        [{ prompt_tokens: "NaN", completion_tokens: 3 }, `prompt_tokens is "NaN"`, "json"],
+        [{ prompt_tokens: "lots", completion_tokens: 3 }, `prompt_tokens is "lots"`, "json"],
+        [{ prompt_tokens: 5, completion_tokens: 2e9 }, "outputTokens is 2000000000", "service"],
+        [{ prompt_tokens: "99999999999999999999", completion_tokens: 3 }, "inputTokens is 100000000000000000000", "service"],
+        [{ prompt_tokens: 5, completion_tokens: 3, prompt_tokens_details: { cached_tokens: -2 } }, "cachedInputTokens is -2", "service"],
+        [{ prompt_tokens: 5, completion_tokens: 3, completion_tokens_details: { reasoning_tokens: 0.5 } }, "reasoningTokens is 0.5", "service"],
+        [{ prompt_tokens: 5, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 9 } }, "cachedInputTokens (9) is more than inputTokens (5)", "service"],
+        ["12", "not an object", "json"]
       ]
-      for (const [usage, detail] of cases) {
+      for (const [usage, detail, refusedBy] of cases) {
         it.scoped(`fails with MalformedOutput on ${JSON.stringify(usage)}`, () =>
           Effect.gen(function*() {
             const server = yield* Server.start((_, res) =>
               Server.json(res, 200, { ...Server.completion("hi", { usage: null }), usage })
             )
-            const error = yield* Effect.flip(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
+            const ledger = yield* Ledger.make()
+            const error = yield* Effect.flip(LanguageModel.generate("Hi").pipe(
+              Effect.provide(model(server.url)),
+              Effect.provideService(Ledger.Ledger, ledger)
+            ))
             expect(error._tag).toBe("MalformedOutput")
             expect(error.message).toContain(detail)
             expect(server.received).toHaveLength(1)
+            const snapshot = yield* ledger.snapshot
+            expect(snapshot.reserved).toBe(0)
+            if (refusedBy === "service") {
+              expect(snapshot.total).toMatchObject({
+                requests: 1,
+                inputTokens: Tokenizer.o200k.countMessages([{ role: "user", content: "Hi" }]),
+                outputTokens: Tokenizer.o200k.count("hi"),
+                estimated: true
+              })
+            }
           }))
       }
 
@@ -923,7 +941,7 @@ describe("OpenAi", () => {
           )
           const error = yield* Effect.flip(Stream.runCollect(LanguageModel.stream("Hi")).pipe(Effect.provide(model(server.url))))
           expect(error._tag).toBe("MalformedOutput")
-          expect(error.message).toContain("completion_tokens is -7")
+          expect(error.message).toContain("outputTokens is -7")
         }))
     })
   })

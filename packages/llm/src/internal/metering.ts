@@ -39,8 +39,8 @@ export interface CallOptions<A, B, E, R> {
   readonly worstCase: Cost.Cost
   /** The request itself: the only part that can be interrupted. */
   readonly call: Effect.Effect<A, E, R>
-  /** Turns the provider's answer into the result, with its priced usage. */
-  readonly price: (answer: A) => Effect.Effect<B>
+  /** Turns the provider's answer into the result, with its priced usage; fails when the answer cannot be used. */
+  readonly price: (answer: A) => Effect.Effect<B, E>
   /** What the call used, from how it ended: what the reservation is settled to. */
   readonly usage: (exit: Exit.Exit<B, E>) => Usage.Usage
   /** Attributes of a successful result, set on the span before it ends. */
