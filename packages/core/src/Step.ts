@@ -15,6 +15,7 @@ import * as Either from "effect/Either"
 import { identity } from "effect/Function"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import { BudgetExceeded, InvalidUsage } from "./internal/ledger.js"
 import * as Checks from "./internal/options.js"
 import { StopSignal } from "./internal/stop.js"
@@ -65,6 +66,12 @@ export interface Step<out Name extends string, out A, E, out R, Deps extends Dep
   readonly retry: Retry<E | StepTimeout> | undefined
   /** The step's own work, given its dependencies' outputs. */
   readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
+  /**
+   * The schema of the step's output, if it declared one (its type was checked against the output's when the step
+   * was made; kept untyped here so that a step stays covariant in its output). A durable run journals the output
+   * through it.
+   */
+  readonly output: Schema.Schema.AnyNoContext | undefined
 }
 
 /**
@@ -131,6 +138,11 @@ export interface Options<Deps extends Dependencies, A, E, R> {
   readonly timeout?: Duration.DurationInput | undefined
   /** How failures are retried (each attempt gets the full timeout). Overrides the pipeline's default. */
   readonly retry?: Retry<NoInfer<E> | StepTimeout> | undefined
+  /**
+   * The schema of the output, for runs that store it (a durable run journals each step's output through it). Its
+   * type must be the output's exactly, and it needs no services.
+   */
+  readonly output?: Schema.Schema<NoInfer<A>, any, never> | undefined
   readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
 }
 
@@ -179,12 +191,16 @@ export const makeEither = <const Name extends string, A, E = never, R = never, c
   if (Either.isLeft(timeout)) return invalid(timeout.left)
   const retryProblem = Checks.retry("retry", options.retry)
   if (retryProblem !== undefined) return invalid(retryProblem)
+  if (options.output !== undefined && !Schema.isSchema(options.output)) {
+    return invalid(`output must be a Schema, got ${typeof options.output}`)
+  }
   const step = Object.create(Proto)
   step.name = name
   step.after = options.after ?? {}
   step.timeout = timeout.right
   step.retry = options.retry
   step.run = options.run
+  step.output = options.output
   return Either.right(step)
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Budget, Cost, Event, Ledger, Pipeline, PipelineError, Result, Step, StepExecutor, Usage } from "@trellis/core"
-import { Cause, Context, Data, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Stream, Supervisor, TestClock } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Schema, Stream, Supervisor, TestClock } from "effect"
 import { paidCall, sleeper, starts } from "./utils.js"
 
 class Doc extends Context.Tag("Doc")<Doc, { readonly text: string }>() {}
@@ -153,6 +153,17 @@ describe("Pipeline.make checks the graph", () => {
     expect(() => Step.make("thrown", { timeout: -1, run: () => Effect.void })).toThrow(
       `Invalid step "thrown": timeout must be a positive duration, got -1`
     )
+  })
+
+  it("keeps the schema a step declares for its output, typed against what it returns", () => {
+    const Entity = Schema.Struct({ name: Schema.String, score: Schema.Number })
+    const extract = Step.make("extract", { output: Entity, run: () => Effect.succeed({ name: "Ada", score: 1 }) })
+    expect(extract.output).toBe(Entity)
+    expect(Step.make("plain", { run: () => Effect.void }).output).toBeUndefined()
+    // @ts-expect-error the schema must describe the output: a number is not a string
+    Step.make("wrong", { output: Schema.Number, run: () => Effect.succeed("text") })
+    const bad = Either.getLeft(Step.makeEither("s", { output: "string" as any, run: () => Effect.succeed("x") }))
+    expect(Option.map(bad, (e) => e.message)).toEqual(Option.some(`Invalid step "s": output must be a Schema, got string`))
   })
 
   it("lists steps in dependency order and draws the graph", () => {
