@@ -16,10 +16,11 @@ import * as Exit from "effect/Exit"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
-import { InvalidRequest, type LlmError, MalformedOutput, UnpricedModel } from "./LlmError.js"
+import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
 import type { Completion, Provider, ReportedUsage } from "./Provider.js"
@@ -162,11 +163,29 @@ const usageProblem = (reported: unknown): string | undefined => {
   return undefined
 }
 
-/** What is wrong with the count of requests a provider sent for an answer, if anything. */
-const requestsProblem = (completion: Completion): string | undefined =>
-  completion.requests == null || isWhole(completion.requests, 1, maxRequests)
+/** What is wrong with the count of requests a provider sent for an answer, and of those billable, if anything. */
+const requestsProblem = (completion: Completion): string | undefined => {
+  const { billable, requests } = completion
+  if (requests != null && !isWhole(requests, 1, maxRequests)) {
+    return `requests is ${show(requests)}, not a whole number from 1 to ${maxRequests}`
+  }
+  const unanswered = (requests ?? 1) - 1
+  return billable == null || isWhole(billable, 0, unanswered)
     ? undefined
-    : `requests is ${show(completion.requests)}, not a whole number from 1 to ${maxRequests}`
+    : `billable is ${show(billable)}, not a whole number from 0 to ${unanswered} (requests - 1)`
+}
+
+/**
+ * The requests a failed call sent, as its error says (`LlmError.Sent`), if it says and its figures can be right;
+ * figures that cannot be right are taken as unsaid.
+ */
+const sentOf = (error: unknown): Sent | undefined => {
+  if (!Predicate.hasProperty(error, "sent") || !Predicate.isObject(error.sent)) return undefined
+  const sent = error.sent as Partial<Sent>
+  return isWhole(sent.requests, 0, maxRequests) && isWhole(sent.billable, 0, sent.requests)
+    ? { requests: sent.requests, billable: sent.billable }
+    : undefined
+}
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
@@ -220,21 +239,12 @@ const makeWith = (
   const usageOf = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Usage.Usage> => {
     const answered = usageOfAnswer(inputTokens, completion)
     const priced = Effect.map(pricing.cost(request.model, answered), (cost) => ({ ...answered, cost }))
-    // Requests the provider sent before the one that answered (its own retries) may have been billed for their
-    // input: each counts as such, priced as a call of its own, marked estimated.
+    // Requests the provider sent before the one that answered (its own retries) count too, at nothing or at their
+    // input, as the provider says they may have been billed.
     const unanswered = Math.max(0, (completion.requests ?? 1) - 1)
     if (unanswered === 0) return priced
-    const each = pricing.worstCase(request.model, inputTokens, 0)
-    return Effect.map(priced, (usage) =>
-      Usage.add(
-        usage,
-        Usage.make({
-          inputTokens: unanswered * inputTokens,
-          requests: unanswered,
-          cost: Cost.nanos(unanswered * each),
-          estimated: true
-        })
-      ))
+    const sent = { requests: unanswered, billable: completion.billable ?? unanswered }
+    return Effect.map(priced, (usage) => Usage.add(usage, unansweredUsage(request, inputTokens, sent, "")))
   }
 
   // The usage of the request that answered: as reported, or counted with the tokenizer when the server reported none.
@@ -285,25 +295,59 @@ const makeWith = (
     const counted: Completion = {
       ...completion,
       usage: undefined,
-      requests: badRequests === undefined ? completion.requests : undefined
+      ...(badRequests === undefined ? {} : { requests: undefined, billable: undefined })
     }
     return Effect.flatMap(usageOf(request, inputTokens, counted), (usage) => {
       billed(usage)
+      const requests = counted.requests ?? 1
       return Effect.fail(
         new MalformedOutput({
           provider: provider.name,
           text: completion.text,
           detail: `the usage reported cannot be right: ${problem}`,
-          attempts: 1
+          attempts: 1,
+          sent: { requests, billable: (counted.billable ?? requests - 1) + 1 }
         })
       )
     })
   }
 
-  // An interrupted call may still be billed for what the server read (and wrote): count it, marked estimated.
-  const interruptedUsage = (request: ResolvedRequest, inputTokens: number, outputText: string): Usage.Usage => {
-    const usage = Usage.make({ inputTokens, outputTokens: tokenizer.count(outputText), requests: 1, estimated: true })
-    return { ...usage, cost: pricing.worstCase(request.model, usage.inputTokens, usage.outputTokens) }
+  /**
+   * What requests that brought no usable answer may cost: each billable one its input, each other one nothing, and
+   * `outputText` (what a stream received before it ended, from a request that is then billable) its output; marked
+   * estimated when anything was counted here. Priced as calls of their own, each at the tier of its input.
+   */
+  const unansweredUsage = (request: ResolvedRequest, inputTokens: number, sent: Sent, outputText: string): Usage.Usage => {
+    const outputTokens = outputText.length === 0 ? 0 : tokenizer.count(outputText)
+    const billable = Math.max(sent.billable, outputTokens > 0 ? 1 : 0)
+    const each = pricing.worstCase(request.model, inputTokens, 0)
+    const answering = outputTokens > 0 ? pricing.worstCase(request.model, inputTokens, outputTokens) - each : 0
+    return Usage.make({
+      inputTokens: billable * inputTokens,
+      outputTokens,
+      requests: Math.max(sent.requests, billable),
+      // Not `Cost.nanos`, which throws: an absurd sum is the ledger's to repair, as any bad figure.
+      cost: (billable * each + answering) as Cost.Cost,
+      estimated: billable > 0
+    })
+  }
+
+  /**
+   * What a call that ended without a usable answer may cost: the requests its error says it sent (`LlmError.Sent`).
+   * A provider that does not say is taken to have sent one request, which may have been billed for its input if it
+   * was interrupted or timed out (the server may have read it), or if a stream received part of its answer, and
+   * cost nothing otherwise.
+   */
+  const failedUsage = (
+    request: ResolvedRequest,
+    inputTokens: number,
+    exit: Exit.Exit<unknown, unknown>,
+    outputText: string
+  ): Usage.Usage => {
+    const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+    const maybeBilled = Exit.isInterrupted(exit) || outputText.length > 0 || Predicate.isTagged(error, "LlmTimeout")
+    const sent = sentOf(error) ?? (maybeBilled ? { requests: 1, billable: 1 } : { requests: 0, billable: 0 })
+    return unansweredUsage(request, inputTokens, sent, outputText)
   }
 
   const inputMargin = options.inputMargin ?? defaultInputMargin
@@ -330,11 +374,6 @@ const makeWith = (
         Option.isSome(ledger) && Option.isSome(ledger.value.budget)
           ? Effect.fail(new UnpricedModel({ provider: provider.name, model: request.model }))
           : Effect.void)
-
-  // A call may be billed for what the server read even if it never answered: interrupted, or timed out.
-  const billedAnyway = (exit: Exit.Exit<unknown, LlmError>): boolean =>
-    Exit.isInterrupted(exit) ||
-    (Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error._tag === "LlmTimeout"))
 
   const spanAttributes = (request: ResolvedRequest): Record<string, unknown> => ({
     "gen_ai.operation.name": "chat",
@@ -363,11 +402,7 @@ const makeWith = (
         usage: (exit) =>
           Exit.isSuccess(exit)
             ? exit.value.usage
-            : billed !== undefined
-            ? billed
-            : billedAnyway(exit)
-            ? interruptedUsage(request, inputTokens, "")
-            : Usage.empty,
+            : billed ?? failedUsage(request, inputTokens, exit, ""),
         annotate: responseAttributes
       })))
     })
@@ -449,10 +484,7 @@ const makeWith = (
         Effect.as(
           checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredScoped({
             worstCase: worstCaseOf(request, inputTokens),
-            usage: (exit) =>
-              final ?? (Exit.isInterrupted(exit) || text.length > 0
-                ? interruptedUsage(request, inputTokens, text)
-                : Usage.empty)
+            usage: (exit) => final ?? failedUsage(request, inputTokens, exit, text)
           }))),
           parts
         )

@@ -8,6 +8,31 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 
 /**
+ * The requests a call sent before it failed, on the error that ended it, so what they may cost is counted.
+ *
+ * A request the server refused with an error status (429, 5xx, 4xx) counts as a request that costs nothing:
+ * providers bill the work they did, and an error status says none was done. A request that ended without a status
+ * (a timeout, an abort, a lost connection) may have been read and processed all the same, and one answered with a
+ * body that could not be used was: each of those counts as billed for its input, estimated. A connection that was
+ * never made (refused, an unknown host) counts as a request that costs nothing too.
+ *
+ * The error of a provider that does not set it counts as one request, billed for its input when it is an
+ * `LlmTimeout`, free otherwise. Errors raised before anything was sent (`InvalidRequest`, `UnpricedModel`) or after
+ * the call was settled (`generateObject`'s `MalformedOutput` when the repairs run out) never carry it.
+ *
+ * @since 0.1.0
+ */
+export interface Sent {
+  /** Every request sent for the call, retries included: a whole number from 0 to 10,000. */
+  readonly requests: number
+  /**
+   * Of those, the ones that may have been billed for their input: ended without an error status (a timeout, an
+   * abort, a lost connection), or answered with a body that could not be used. At most `requests`.
+   */
+  readonly billable: number
+}
+
+/**
  * The provider refused the credentials (HTTP 401 or 403). Never carries the key.
  *
  * @since 0.1.0
@@ -16,6 +41,8 @@ export class AuthenticationError extends Data.TaggedError("AuthenticationError")
   readonly provider: string
   readonly status: number
   readonly detail: string
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     return `${this.provider} refused the credentials (HTTP ${this.status}): ${this.detail}`
@@ -31,6 +58,8 @@ export class BadRequest extends Data.TaggedError("BadRequest")<{
   readonly provider: string
   readonly status: number
   readonly detail: string
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     return `${this.provider} rejected the request (HTTP ${this.status}): ${this.detail}`
@@ -46,6 +75,8 @@ export class RateLimited extends Data.TaggedError("RateLimited")<{
   readonly provider: string
   readonly retryAfter: Duration.Duration | undefined
   readonly detail: string
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     const wait = this.retryAfter === undefined ? "" : `, retry after ${Duration.format(this.retryAfter)}`
@@ -61,6 +92,8 @@ export class RateLimited extends Data.TaggedError("RateLimited")<{
 export class LlmTimeout extends Data.TaggedError("LlmTimeout")<{
   readonly provider: string
   readonly timeout: Duration.Duration
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     return `${this.provider} did not answer within ${Duration.format(this.timeout)}`
@@ -75,6 +108,8 @@ export class LlmTimeout extends Data.TaggedError("LlmTimeout")<{
 export class ContentFiltered extends Data.TaggedError("ContentFiltered")<{
   readonly provider: string
   readonly detail: string
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     return `${this.provider} filtered the answer: ${this.detail}`
@@ -90,6 +125,8 @@ export class ServerError extends Data.TaggedError("ServerError")<{
   readonly provider: string
   readonly status: number | undefined
   readonly detail: string
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     return this.status === undefined
@@ -109,6 +146,8 @@ export class MalformedOutput extends Data.TaggedError("MalformedOutput")<{
   readonly text: string
   readonly detail: string
   readonly attempts: number
+  /** The requests the call sent, when the provider says: see {@link Sent}. */
+  readonly sent?: Sent | undefined
 }> {
   override get message(): string {
     return `${this.provider} gave an answer that could not be used after ${this.attempts} attempt(s): ${this.detail}`

@@ -5,7 +5,8 @@
  * The SDK retries and times out on its own by default; both are turned off here and done with Effect instead, so
  * every retry is logged (an event on the call's `llm.generate` span) with its reason and delay, waits on Effect's
  * clock (testable with `TestClock`), and every attempt is aborted when its fiber is interrupted. A call is
- * metered once, whatever the number of attempts it took.
+ * metered once, whatever the number of attempts it took, and every request it sent is counted: the answer or the
+ * error that ends the call says how many there were, and which may have been billed (see `LlmError.Sent`).
  *
  * What a server answers is not taken on trust: a stream is bounded in time as a whole, output past the request's
  * `maxTokens` is cut (finish reason "length"), a JSON answer to a streaming request is read as the completion it
@@ -55,6 +56,7 @@ import {
   LlmTimeout,
   MalformedOutput,
   RateLimited,
+  type Sent,
   ServerError
 } from "./LlmError.js"
 import type { FinishReason, Message, ResolvedRequest } from "./Prompt.js"
@@ -231,27 +233,37 @@ const providerWith = (options: Options, settings: Settings): Provider => {
   const timedOut = () => new LlmTimeout({ provider: providerName, timeout })
 
   // One attempt, and when it started: interruption (a timeout, a cancelled run) aborts the HTTP request through
-  // the signal.
+  // the signal. A request that timed out may have been read by the server: billable.
   const attempt = <A>(send: (signal: AbortSignal) => Promise<A>): Effect.Effect<readonly [A, number], Failure> =>
     Effect.flatMap(Clock.currentTimeMillis, (start) =>
       Effect.tryPromise({ try: send, catch: toFailure }).pipe(
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => ({ error: timedOut(), retryAfter: undefined }) }),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => ({ error: timedOut(), retryAfter: undefined, billable: true })
+        }),
         Effect.map((answer) => [answer, start] as const)
       ))
 
-  // Attempts until one succeeds, a failure is not transient, or the retries run out; with how many were sent.
+  // Attempts until one succeeds, a failure is not transient, or the retries run out. The error that ends the call
+  // carries the requests sent and how many of them may have been billed; the answer comes with the same tally.
   const withRetries = <A>(
     send: (signal: AbortSignal) => Promise<A>
-  ): Effect.Effect<readonly [A, number, number], LlmError> =>
+  ): Effect.Effect<readonly [A, number, Sent], LlmError> =>
     Effect.suspend(() => {
-      let sent = 0
+      let requests = 0
+      let billable = 0
       return attempt((signal) => {
-        sent++
+        requests++
         return send(signal)
       }).pipe(
+        Effect.tapError((failure) =>
+          Effect.sync(() => {
+            if (failure.billable) billable++
+          })
+        ),
         Effect.retry(retry),
-        Effect.mapError((failure) => failure.error),
-        Effect.map(([answer, start]) => [answer, start, sent] as const)
+        Effect.mapError((failure) => withSent(failure.error, { requests, billable })),
+        Effect.map(([answer, start]) => [answer, start, { requests, billable }] as const)
       )
     })
 
@@ -260,7 +272,10 @@ const providerWith = (options: Options, settings: Settings): Provider => {
     return Effect.flatMap(
       withRetries((signal) => client.chat.completions.create(body, { signal })),
       ([completion, , sent]) =>
-        Effect.map(read.completion(completion, request), (answer) => (sent > 1 ? { ...answer, requests: sent } : answer))
+        read.completion(completion, request).pipe(
+          Effect.map((answer) => withRequests(answer, sent)),
+          Effect.mapError((error) => withSent(error, answered(sent)))
+        )
     )
   }
 
@@ -273,7 +288,7 @@ const providerWith = (options: Options, settings: Settings): Provider => {
       let opened: AbortController | undefined
       yield* Effect.addFinalizer(() => Effect.sync(() => opened?.abort()))
       const body = { ...toBody(request, maxTokensField), stream: true as const, stream_options: { include_usage: true } }
-      const [{ data: chunks, response }, start] = yield* withRetries((signal) => {
+      const [{ data: chunks, response }, start, sent] = yield* withRetries((signal) => {
         const controller = new AbortController()
         signal.addEventListener("abort", () => controller.abort(), { once: true })
         opened = controller
@@ -295,9 +310,10 @@ const providerWith = (options: Options, settings: Settings): Provider => {
         return Stream.fromEffect(whole).pipe(
           Stream.mapConcat((completion): Array<Chunk> => [
             ...(completion.text.length > 0 ? [{ _tag: "Delta" as const, text: completion.text }] : []),
-            { _tag: "Done", completion }
+            { _tag: "Done", completion: withRequests(completion, sent) }
           ]),
-          Stream.interruptWhen(deadline)
+          Stream.interruptWhen(deadline),
+          Stream.mapError((error) => withSent(error, answered(sent)))
         )
       }
       // Pulled by hand rather than with `Stream.fromAsyncIterable`: that one calls the iterator's `return` when the
@@ -309,14 +325,20 @@ const providerWith = (options: Options, settings: Settings): Provider => {
         (next) => (next.done === true ? Effect.fail(Option.none()) : Effect.succeed(next.value))
       )
       const acc = new Accumulator(request, read)
+      const done = Effect.map(
+        Effect.suspend(() => acc.done()),
+        (chunk): Chunk => (chunk._tag === "Done" ? { ...chunk, completion: withRequests(chunk.completion, sent) } : chunk)
+      )
       return Stream.repeatEffectOption(pull).pipe(
         Stream.mapEffect((chunk) => acc.add(chunk)),
         // Once the answer is cut at `maxTokens`, nothing more is read: the scope's end closes the connection.
         Stream.takeUntil(() => acc.cut),
         Stream.flattenIterables,
-        Stream.concat(Stream.fromEffect(Effect.suspend(() => acc.done()))),
+        Stream.concat(Stream.fromEffect(done)),
         // A server that stops sending mid-answer, or never stops, is given up on like one that never answers.
-        Stream.interruptWhen(deadline)
+        Stream.interruptWhen(deadline),
+        // Whatever ends the stream now, the request that opened it was answered: billable.
+        Stream.mapError((error) => withSent(error, answered(sent)))
       )
     }))
 
@@ -636,10 +658,42 @@ class Accumulator {
 // ---------------------------------------------------------------------------------------------------------------
 // Failures
 
-// A failed attempt: the typed error, and how long the server asked to wait before the next one.
+// A failed attempt: the typed error, how long the server asked to wait before the next one, and whether the request
+// may have been billed for its input (see `LlmError.Sent`).
 interface Failure {
   readonly error: LlmError
   readonly retryAfter: Duration.Duration | undefined
+  readonly billable: boolean
+}
+
+// The tally of a call whose last request was answered (with a body that may not be usable): billed.
+const answered = (sent: Sent): Sent => ({ requests: sent.requests, billable: sent.billable + 1 })
+
+// A completion with the requests it took, when it took more than one.
+const withRequests = (completion: Completion, sent: Sent): Completion =>
+  sent.requests > 1 ? { ...completion, requests: sent.requests, billable: sent.billable } : completion
+
+// The same error, carrying the requests the call sent.
+const withSent = (error: LlmError, sent: Sent): LlmError => {
+  switch (error._tag) {
+    case "AuthenticationError":
+      return new AuthenticationError({ ...error, sent })
+    case "BadRequest":
+      return new BadRequest({ ...error, sent })
+    case "RateLimited":
+      return new RateLimited({ ...error, sent })
+    case "LlmTimeout":
+      return new LlmTimeout({ ...error, sent })
+    case "ContentFiltered":
+      return new ContentFiltered({ ...error, sent })
+    case "ServerError":
+      return new ServerError({ ...error, sent })
+    case "MalformedOutput":
+      return new MalformedOutput({ ...error, sent })
+    case "UnpricedModel":
+    case "InvalidRequest":
+      return error
+  }
 }
 
 // `retry-after-ms` is OpenAI's, more precise; `retry-after` is HTTP's, in seconds or as a date.
@@ -681,10 +735,23 @@ const scrubber = (key: string): (text: string) => string => {
   return (text) => text.replace(regExp, "<redacted>")
 }
 
-const rootCause = (error: unknown): string | undefined => {
+const innermost = (error: unknown): unknown => {
   let current = error
   while (current instanceof Error && current.cause instanceof Error) current = current.cause
-  return current instanceof Error ? current.message : undefined
+  return current
+}
+
+const rootCause = (error: unknown): string | undefined => {
+  const root = innermost(error)
+  return root instanceof Error ? root.message : undefined
+}
+
+// Failures to connect at all: nothing reached a server, so nothing can have been billed.
+const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
+
+const connected = (error: unknown): boolean => {
+  const code = (innermost(error) as { readonly code?: unknown } | undefined)?.code
+  return !(typeof code === "string" && neverConnected.has(code))
 }
 
 // Every text that leaves this module is scrubbed of the key, whatever a server chose to echo back.
@@ -700,22 +767,31 @@ const failureMapper = (scrubKey: (text: string) => string) => (error: unknown): 
         status: undefined,
         detail: reason === undefined ? detail : scrub(`${detail} (${reason})`)
       }),
-      retryAfter: undefined
+      retryAfter: undefined,
+      // A connection lost once made may have carried the request to a server that went on with it.
+      billable: connected(error)
     }
   }
+  // An error status: the server did not do the work, and does not bill it.
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
     const status = error.status
     const wait = retryAfter(error.headers)
     if (status === 401 || status === 403) {
-      return { error: new AuthenticationError({ provider: providerName, status, detail }), retryAfter: undefined }
+      return {
+        error: new AuthenticationError({ provider: providerName, status, detail }),
+        retryAfter: undefined,
+        billable: false
+      }
     }
     if (status === 429) {
-      return { error: new RateLimited({ provider: providerName, retryAfter: wait, detail }), retryAfter: wait }
+      return { error: new RateLimited({ provider: providerName, retryAfter: wait, detail }), retryAfter: wait, billable: false }
     }
-    if (status >= 500) return { error: new ServerError({ provider: providerName, status, detail }), retryAfter: wait }
-    return { error: new BadRequest({ provider: providerName, status, detail }), retryAfter: undefined }
+    if (status >= 500) {
+      return { error: new ServerError({ provider: providerName, status, detail }), retryAfter: wait, billable: false }
+    }
+    return { error: new BadRequest({ provider: providerName, status, detail }), retryAfter: undefined, billable: false }
   }
-  // The SDK parses a JSON body itself: a syntax error means the server sent something else.
+  // The SDK parses a JSON body itself: a syntax error means the server sent something else, with a success status.
   if (error instanceof SyntaxError) {
     return {
       error: new MalformedOutput({
@@ -724,11 +800,16 @@ const failureMapper = (scrubKey: (text: string) => string) => (error: unknown): 
         detail: `the response body is not valid JSON: ${detail}`,
         attempts: 1
       }),
-      retryAfter: undefined
+      retryAfter: undefined,
+      billable: true
     }
   }
   // An error event inside a stream, or anything else the SDK throws without a status.
-  return { error: new ServerError({ provider: providerName, status: undefined, detail }), retryAfter: undefined }
+  return {
+    error: new ServerError({ provider: providerName, status: undefined, detail }),
+    retryAfter: undefined,
+    billable: true
+  }
 }
 
 const retrySchedule = (options: Settings["retry"]): Schedule.Schedule<unknown, Failure> => {

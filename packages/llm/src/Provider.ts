@@ -38,9 +38,15 @@ export interface Completion {
   readonly usage?: ReportedUsage | undefined
   /**
    * The requests sent for this answer, the provider's own retries included: a whole number from 1 to 10,000 (1 when
-   * unset). `usage` reports only the one that answered; each other one is counted as billed for its input, estimated.
+   * unset). `usage` reports only the one that answered.
    */
   readonly requests?: number | undefined
+  /**
+   * Of the requests before the one that answered, those that may have been billed for their input (ended without an
+   * error status, see `LlmError.Sent`): each is counted at its input, estimated. A whole number from 0 to
+   * `requests - 1`; all of them when unset.
+   */
+  readonly billable?: number | undefined
 }
 
 /**

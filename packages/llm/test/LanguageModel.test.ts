@@ -445,6 +445,87 @@ describe("LanguageModel", () => {
       }).pipe(Effect.provide(model.layer))
     })
 
+    it.effect("settles a failed call to the requests its error says it sent, each billable one at its input", () => {
+      const sent = { requests: 4, billable: 2 }
+      const model = scripted({
+        reply: (_, index) =>
+          Effect.fail(
+            index % 2 === 0
+              ? new LlmError.ServerError({ provider: "scripted", status: 503, detail: "down", sent })
+              : new LlmError.LlmTimeout({ provider: "scripted", timeout: Duration.seconds(1), sent })
+          )
+      })
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make()
+        const error = yield* Effect.flip(Effect.provideService(LanguageModel.generate("hi"), Ledger.Ledger, ledger))
+        expect(error._tag === "ServerError" && error.sent).toEqual(sent)
+        yield* Effect.flip(Effect.provideService(Stream.runDrain(LanguageModel.stream("hi")), Ledger.Ledger, ledger))
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        // Twice: four requests, two of them billed for their input.
+        expect(snapshot.total).toEqual(Usage.make({
+          requests: 8,
+          inputTokens: 4 * inputTokens("hi"),
+          cost: Cost.nanos(4 * inputTokens("hi") * 1000),
+          estimated: true
+        }))
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("takes a count of requests on an error that cannot be right as unsaid", () => {
+      const bad = [
+        { requests: Number.NaN, billable: 0 },
+        { requests: 2, billable: 3 },
+        { requests: -1, billable: 0 },
+        { requests: 1e9, billable: 1e9 },
+        { requests: 1.5, billable: 1 }
+      ]
+      const model = scripted({
+        reply: (_, index) =>
+          Effect.fail(new LlmError.LlmTimeout({ provider: "scripted", timeout: Duration.seconds(1), sent: bad[index] }))
+      })
+      return Effect.gen(function*() {
+        const ledger = yield* Ledger.make()
+        for (const _ of bad) yield* Effect.flip(Effect.provideService(LanguageModel.generate("hi"), Ledger.Ledger, ledger))
+        // As a timeout that says nothing: one request each, billed for its input.
+        expect((yield* ledger.snapshot).total).toEqual(Usage.make({
+          requests: bad.length,
+          inputTokens: bad.length * inputTokens("hi"),
+          cost: Cost.nanos(bad.length * inputTokens("hi") * 1000),
+          estimated: true
+        }))
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("counts the requests before an answer as the provider says they may have been billed", () => {
+      const retried: Provider.Provider = {
+        name: "retried",
+        model: "test-model",
+        generate: () =>
+          Effect.succeed({
+            text: "ok",
+            toolCalls: [],
+            finishReason: "stop",
+            model: "test-model",
+            usage: { inputTokens: 5, outputTokens: 1 },
+            requests: 3,
+            billable: 1
+          }),
+        stream: () => Stream.die("not used")
+      }
+      return Effect.gen(function*() {
+        const model = yield* LanguageModel.make(retried)
+        const response = yield* model.generate("hi")
+        expect(response.usage).toEqual(Usage.make({
+          requests: 3,
+          inputTokens: 5 + inputTokens("hi"),
+          outputTokens: 1,
+          cost: Cost.nanos((5 + inputTokens("hi")) * 1000 + 2000),
+          estimated: true
+        }))
+      }).pipe(Effect.provide(prices))
+    })
+
     it.effect("settles a stream stopped before its end with what had arrived, estimated", () => {
       const model = scripted({ reply: () => "One two three four." })
       return Effect.gen(function*() {
@@ -673,7 +754,7 @@ describe("LanguageModel", () => {
       }).pipe(Effect.provide(model.layer))
     })
 
-    it.effect("checks a provider written by hand: cached or reasoning tokens past their total, a bad count of requests", () => {
+    it.effect("checks a provider written by hand: cached or reasoning tokens past their total, bad counts of requests", () => {
       const cases: Array<readonly [Partial<Provider.Completion>, string]> = [
         [{ usage: { inputTokens: 5, outputTokens: 2, cachedInputTokens: 6 } }, "cachedInputTokens (6) is more than inputTokens (5)"],
         [{ usage: { inputTokens: 5, outputTokens: 2, reasoningTokens: 3 } }, "reasoningTokens (3) is more than outputTokens (2)"],
@@ -683,7 +764,9 @@ describe("LanguageModel", () => {
         [{ requests: 0 }, "requests is 0, not a whole number from 1 to 10000"],
         [{ requests: Number.NaN }, "requests is NaN"],
         [{ requests: 2.5 }, "requests is 2.5"],
-        [{ requests: 1e9 }, "requests is 1000000000"]
+        [{ requests: 1e9 }, "requests is 1000000000"],
+        [{ requests: 2, billable: 2 }, "billable is 2, not a whole number from 0 to 1 (requests - 1)"],
+        [{ billable: -1 }, "billable is -1"]
       ]
       let next = 0
       const handwritten: Provider.Provider = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, Ledger, Pipeline, Step } from "@trellis/core"
+import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import {
   Chunk,
   ConfigProvider,
@@ -535,6 +535,180 @@ describe("OpenAi", () => {
       expect(result.usage.total.cost).toBe(10 * (inputTokens + maxTokens) * 1000)
     }))
 
+  describe("counts every request a call sent", () => {
+    const input = Tokenizer.o200k.countMessages([{ role: "user", content: "Hi" }])
+
+    it.scoped("a server that never answers, retried twice: LlmTimeout, and three requests billed for their input", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start(() => {}) // never answers
+        const ledger = yield* Ledger.make()
+        const fiber = yield* Effect.fork(Effect.flip(
+          LanguageModel.generate("Hi").pipe(
+            Effect.provide(model(server.url, { timeout: "5 seconds", retry: { times: 2, base: "100 millis" } })),
+            Effect.provideService(Ledger.Ledger, ledger)
+          )
+        ))
+        for (let n = 1; n <= 2; n++) {
+          yield* waitFor(() => server.waitFor(n))
+          yield* TestClock.adjust((yield* nextRetry(fiber, TestClock.adjust("5 seconds")))!)
+        }
+        yield* waitFor(() => server.waitFor(3))
+        yield* TestClock.adjust("5 seconds")
+        const error = yield* Fiber.join(fiber)
+        expect(error._tag).toBe("LlmTimeout")
+        expect(error._tag === "LlmTimeout" && error.sent).toEqual({ requests: 3, billable: 3 })
+        expect(server.received).toHaveLength(3)
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toEqual(Usage.make({
+          requests: 3,
+          inputTokens: 3 * input,
+          cost: Cost.nanos(3 * input * 1000),
+          estimated: true
+        }))
+      }))
+
+    it.scoped("500 twice, then a timeout: three requests, only the one that timed out billed", () =>
+      Effect.gen(function*() {
+        // The attempts' timeout is past the 30 s within which `nextRetry` looks for the retry's wait.
+        const server = yield* Server.start((request, res) =>
+          request.index < 2 ? Server.json(res, 500, { error: { message: "boom" } }) : undefined
+        )
+        const ledger = yield* Ledger.make()
+        const fiber = yield* Effect.fork(Effect.flip(
+          LanguageModel.generate("Hi").pipe(
+            Effect.provide(model(server.url, { timeout: "40 seconds", retry: { times: 2, base: "100 millis" } })),
+            Effect.provideService(Ledger.Ledger, ledger)
+          )
+        ))
+        for (let n = 1; n <= 2; n++) {
+          yield* waitFor(() => server.waitFor(n))
+          yield* TestClock.adjust((yield* nextRetry(fiber))!)
+        }
+        yield* waitFor(() => server.waitFor(3))
+        yield* TestClock.adjust("40 seconds")
+        const error = yield* Fiber.join(fiber)
+        expect(error._tag).toBe("LlmTimeout")
+        expect(error._tag === "LlmTimeout" && error.sent).toEqual({ requests: 3, billable: 1 })
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toEqual(Usage.make({
+          requests: 3,
+          inputTokens: input,
+          cost: Cost.nanos(input * 1000),
+          estimated: true
+        }))
+      }))
+
+    it.scoped("refused with error statuses until the retries run out: every request counted, at nothing", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((request, res) =>
+          request.index === 0
+            ? Server.json(res, 429, { error: { message: "slow down" } })
+            : Server.json(res, 503, { error: { message: "overloaded" } })
+        )
+        const ledger = yield* Ledger.make()
+        const fiber = yield* Effect.fork(Effect.flip(
+          LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url)), Effect.provideService(Ledger.Ledger, ledger))
+        ))
+        for (let n = 1; n <= 2; n++) {
+          yield* waitFor(() => server.waitFor(n))
+          yield* TestClock.adjust((yield* nextRetry(fiber))!)
+        }
+        const error = yield* Fiber.join(fiber)
+        expect(error._tag).toBe("ServerError")
+        expect(error._tag === "ServerError" && error.sent).toEqual({ requests: 3, billable: 0 })
+        expect((yield* ledger.snapshot).total).toEqual(Usage.make({ requests: 3 }))
+      }))
+
+    it.scoped("a refused connection is a request that costs nothing; an unreadable 200 one billed for its input", () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.scoped(Effect.map(Server.start(() => {}), (server) => server.url))
+        const ledger = yield* Ledger.make()
+        const refused = yield* Effect.flip(LanguageModel.generate("Hi").pipe(
+          Effect.provide(model(url, { retry: { times: 0 } })),
+          Effect.provideService(Ledger.Ledger, ledger)
+        ))
+        expect(refused._tag === "ServerError" && refused.sent).toEqual({ requests: 1, billable: 0 })
+        expect((yield* ledger.snapshot).total).toEqual(Usage.make({ requests: 1 }))
+
+        const server = yield* Server.start((_, res) => Server.json(res, 200, "{\"choices\": [oops"))
+        const unreadable = yield* Effect.flip(LanguageModel.generate("Hi").pipe(
+          Effect.provide(model(server.url)),
+          Effect.provideService(Ledger.Ledger, ledger)
+        ))
+        expect(unreadable._tag === "MalformedOutput" && unreadable.sent).toEqual({ requests: 1, billable: 1 })
+        expect((yield* ledger.snapshot).total).toEqual(Usage.make({
+          requests: 2,
+          inputTokens: input,
+          cost: Cost.nanos(input * 1000),
+          estimated: true
+        }))
+      }))
+
+    it.scoped("an answer after a 429 and a 500 counts the two refused requests, at nothing", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((request, res) =>
+          request.index === 0
+            ? Server.json(res, 429, { error: { message: "slow down" } })
+            : request.index === 1
+            ? Server.json(res, 500, { error: { message: "boom" } })
+            : Server.json(res, 200, Server.completion("here", { usage: { prompt_tokens: 9, completion_tokens: 3 } }))
+        )
+        const fiber = yield* Effect.fork(LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url))))
+        for (let n = 1; n <= 2; n++) {
+          yield* waitFor(() => server.waitFor(n))
+          yield* TestClock.adjust((yield* nextRetry(fiber))!)
+        }
+        const response = yield* Fiber.join(fiber)
+        expect(response.usage).toEqual(Usage.make({
+          requests: 3,
+          inputTokens: 9,
+          outputTokens: 3,
+          cost: Cost.nanos(12 * 1000),
+          estimated: false
+        }))
+      }))
+
+    it.scoped("a stream opened after a 500 that stalls mid-answer: both requests, the second billed with what arrived", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((request, res) => {
+          if (request.index === 0) return Server.json(res, 500, { error: { message: "boom" } })
+          res.writeHead(200, { "content-type": "text/event-stream" })
+          res.write(`data: ${JSON.stringify(Server.chunk({ content: "Once upon" }))}\n\n`)
+        })
+        const ledger = yield* Ledger.make()
+        const seen: Array<string> = []
+        const fiber = yield* Effect.fork(Effect.flip(Stream.runForEach(
+          LanguageModel.stream("Hi"),
+          (part) => Effect.sync(() => part._tag === "TextDelta" && seen.push(part.text))
+        ).pipe(
+          Effect.provide(model(server.url, { timeout: "40 seconds", retry: { times: 1, base: "100 millis" } })),
+          Effect.provideService(Ledger.Ledger, ledger)
+        )))
+        yield* waitFor(() => server.waitFor(1))
+        yield* TestClock.adjust((yield* nextRetry(fiber))!)
+        while (seen.length === 0) yield* tick
+        while (Option.isNone(yield* Fiber.poll(fiber))) {
+          yield* TestClock.adjust("40 seconds")
+          yield* tick
+        }
+        const error = yield* Fiber.join(fiber)
+        expect(error._tag).toBe("LlmTimeout")
+        expect(error._tag === "LlmTimeout" && error.sent).toEqual({ requests: 2, billable: 1 })
+        const output = Tokenizer.o200k.count("Once upon")
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toEqual(Usage.make({
+          requests: 2,
+          inputTokens: input,
+          outputTokens: output,
+          cost: Cost.nanos((input + output) * 1000),
+          estimated: true
+        }))
+      }))
+  })
+
   describe("layerConfig", () => {
     it.effect("names OPENAI_API_KEY when it is missing", () =>
       Effect.gen(function*() {
@@ -877,7 +1051,7 @@ describe("OpenAi", () => {
     describe("checks the usage a server reports", () => {
       // Numbers that cannot be right are refused by the service (named as it names them, the answer counted as if
       // no usage had been reported); what is not a number at all, by the reading of the JSON (named as the server
-      // named it).
+      // named it, the request counted as billed for its input).
       const cases: Array<readonly [unknown, string, "service" | "json"]> = [
         [{ prompt_tokens: -1, completion_tokens: 3 }, "inputTokens is -1", "service"],
         [{ prompt_tokens: 5, completion_tokens: 1.5 }, "outputTokens is 1.5", "service"],
@@ -906,14 +1080,13 @@ describe("OpenAi", () => {
             expect(server.received).toHaveLength(1)
             const snapshot = yield* ledger.snapshot
             expect(snapshot.reserved).toBe(0)
-            if (refusedBy === "service") {
-              expect(snapshot.total).toMatchObject({
-                requests: 1,
-                inputTokens: Tokenizer.o200k.countMessages([{ role: "user", content: "Hi" }]),
-                outputTokens: Tokenizer.o200k.count("hi"),
-                estimated: true
-              })
-            }
+            // Either way the answer was paid for: counted, at its input alone when the JSON could not be read.
+            expect(snapshot.total).toMatchObject({
+              requests: 1,
+              inputTokens: Tokenizer.o200k.countMessages([{ role: "user", content: "Hi" }]),
+              outputTokens: refusedBy === "service" ? Tokenizer.o200k.count("hi") : 0,
+              estimated: true
+            })
           }))
       }
 
