@@ -139,10 +139,10 @@ export interface Options<Deps extends Dependencies, A, E, R> {
   /** How failures are retried (each attempt gets the full timeout). Overrides the pipeline's default. */
   readonly retry?: Retry<NoInfer<E> | StepTimeout> | undefined
   /**
-   * The schema of the output, for runs that store it (a durable run journals each step's output through it). Its
-   * type must be the output's exactly, and it needs no services.
+   * The schema of the output, for runs that store it (a durable run journals each step's output through it). When
+   * given, it fixes the step's output type, which `run` must then return; it needs no services.
    */
-  readonly output?: Schema.Schema<NoInfer<A>, any, never> | undefined
+  readonly output?: Schema.Schema<A, any, never> | undefined
   readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
 }
 

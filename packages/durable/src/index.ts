@@ -1,0 +1,5 @@
+/**
+ * @since 0.2.0
+ */
+export * as Durable from "./Durable.js"
+export * as Store from "./Store.js"

@@ -1,0 +1,76 @@
+/**
+ * The durable step executor: each step's attempts run as one `@effect/workflow` Activity, whose outcome (the output
+ * or the error, with the usage the step recorded) the engine journals. A resumed run gets a finished step's outcome
+ * back from the journal without running the step, and records the journaled usage in its own ledger.
+ */
+import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
+import * as Activity from "@effect/workflow/Activity"
+import { Ledger, StepExecutor, Usage } from "@trellis/core"
+import * as Cause from "effect/Cause"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import * as Journal from "./journal.js"
+
+const isEmpty = (usage: Usage.Usage): boolean =>
+  usage.cost === 0 && usage.requests === 0 && usage.inputTokens === 0 && usage.outputTokens === 0 &&
+  usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0
+
+/**
+ * What the step recorded in the run's ledger. A step runs once per run (its retries are inside this one execution),
+ * so everything the ledger holds under its name is its own.
+ */
+const usageOf = (step: string): Effect.Effect<Usage.Usage> =>
+  Effect.flatMap(Effect.serviceOption(Ledger.Ledger), (ledger) =>
+    Option.isNone(ledger)
+      ? Effect.succeed(Usage.empty)
+      : Effect.map(ledger.value.snapshot, (snapshot) => snapshot.byStep[step] ?? Usage.empty))
+
+/** Runs the step's attempts as the local executor would, and shapes how they ended for the journal. */
+const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>) =>
+  Effect.flatMap(Effect.exit(StepExecutor.local.execute(execution)), (exit) =>
+    Effect.flatMap(usageOf(execution.step.name), (usage) => {
+      if (Exit.isSuccess(exit)) return Effect.succeed({ output: exit.value as unknown, usage })
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) {
+        return Effect.fail({ error: Journal.journaled(execution.step.name, failure.value), usage })
+      }
+      // Defects and interruptions go to the engine as they are: it journals a defect, and retries an interruption.
+      return Effect.failCause(exit.cause as Cause.Cause<never>)
+    }))
+
+/**
+ * Makes the executor for one execution of a durable run's workflow. `services` are the workflow engine and the
+ * execution's instance, which an Activity needs and the executor's signature cannot carry.
+ */
+export const make = (
+  stop: Schema.Schema.All,
+  services: Context.Context<WorkflowEngine | WorkflowInstance>
+): StepExecutor.Service =>
+  StepExecutor.make((execution) =>
+    Effect.suspend(() => {
+      const step = execution.step
+      // Set when the Activity's effect runs: if it never did, its outcome came from the journal.
+      let ran = false
+      const activity = Activity.make({
+        name: step.name,
+        success: Journal.stepSuccess(step),
+        error: Journal.stepFailure(stop),
+        execute: Effect.suspend(() => {
+          ran = true
+          return attempts(execution)
+        })
+      })
+      // A replayed step's usage was counted in the ledger of the process that ran it; this run's ledger counts it
+      // again, so that the budget holds across restarts.
+      const replayed = (usage: Usage.Usage) => (ran || isEmpty(usage) ? Effect.void : Ledger.record(usage))
+      return Effect.provide(activity, services).pipe(
+        Effect.matchEffect({
+          onSuccess: ({ output, usage }) => Effect.as(replayed(usage), output),
+          onFailure: ({ error, usage }) => Effect.zipRight(replayed(usage), Effect.fail(error))
+        })
+      ) as Effect.Effect<any, any, any>
+    })
+  )

@@ -1,0 +1,149 @@
+/**
+ * What a durable run writes to the journal, as schemas: a step's outcome (its output or its error, with the usage it
+ * recorded) and the run's result. Each step's output goes through the schema the step declared.
+ */
+import { Ledger, Pipeline, type Result, type Step, type Usage as UsageModule } from "@trellis/core"
+import * as Schema from "effect/Schema"
+
+/** An exact amount of nano-dollars, as the core's `Cost`. */
+export const Cost = Schema.NonNegativeInt.pipe(Schema.brand("@trellis/core/Cost"))
+
+const Count = Schema.NonNegativeInt
+
+/** A usage, as the core's `Usage.Usage`. */
+export const Usage: Schema.Schema<UsageModule.Usage, {
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly cachedInputTokens: number
+  readonly reasoningTokens: number
+  readonly requests: number
+  readonly toolCalls: number
+  readonly cost: number
+  readonly estimated: boolean
+}> = Schema.Struct({
+  inputTokens: Count,
+  outputTokens: Count,
+  cachedInputTokens: Count,
+  reasoningTokens: Count,
+  requests: Count,
+  toolCalls: Count,
+  cost: Cost,
+  estimated: Schema.Boolean
+})
+
+/** Usage in total and by step, as the core's `Result.UsageReport`. */
+export const UsageReport: Schema.Schema<Result.UsageReport, {
+  readonly total: typeof Usage.Encoded
+  readonly byStep: { readonly [step: string]: typeof Usage.Encoded }
+}> = Schema.Struct({
+  total: Usage,
+  byStep: Schema.Record({ key: Schema.String, value: Usage })
+})
+
+const StepTiming = Schema.Struct({
+  step: Schema.String,
+  status: Schema.Literal("succeeded", "failed", "stopped", "interrupted"),
+  startedAt: Schema.Number,
+  endedAt: Schema.Number,
+  attempts: Schema.Number
+})
+
+/**
+ * A step failed with an error the journal cannot store as itself (its type has no schema): kept as its tag and
+ * message, which is what a resumed run needs to fail the same way.
+ */
+export class StepError extends Schema.TaggedError<StepError>("@trellis/durable/StepError")("StepError", {
+  step: Schema.String,
+  tag: Schema.optional(Schema.String),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/** The error a step's outcome can journal: a stop (with its data), a refused budget, or any other failure. */
+const StepFailure = (stop: Schema.Schema.All) =>
+  Schema.Union(
+    Schema.transform(
+      Schema.Struct({ _tag: Schema.Literal("StopSignal"), data: stop }),
+      Schema.instanceOf(Pipeline.StopSignal),
+      {
+        strict: false,
+        decode: ({ data }) => new Pipeline.StopSignal({ data }),
+        encode: (signal) => ({ _tag: "StopSignal" as const, data: signal.data })
+      }
+    ),
+    Schema.transform(
+      Schema.Struct({
+        _tag: Schema.Literal("BudgetExceeded"),
+        budget: Cost,
+        spent: Cost,
+        reserved: Cost,
+        requested: Cost,
+        step: Schema.String
+      }),
+      Schema.instanceOf(Ledger.BudgetExceeded),
+      {
+        strict: false,
+        decode: (fields) => new Ledger.BudgetExceeded(fields),
+        encode: (e) => ({
+          _tag: "BudgetExceeded" as const,
+          budget: e.budget,
+          spent: e.spent,
+          reserved: e.reserved,
+          requested: e.requested,
+          step: e.step
+        })
+      }
+    ),
+    StepError
+  )
+
+/** What a step's Activity succeeds with: its output and the usage it recorded. */
+export const stepSuccess = (step: Step.Any) =>
+  Schema.Struct({ output: step.output as Schema.Schema<unknown, unknown>, usage: Usage })
+
+/** What a step's Activity fails with: the step's error, and the usage it recorded before failing. */
+export const stepFailure = (stop: Schema.Schema.All) => Schema.Struct({ error: StepFailure(stop), usage: Usage })
+
+/** A step's error as the journal can store it. */
+export const journaled = (
+  step: string,
+  error: unknown
+): Pipeline.StopSignal<unknown> | Ledger.BudgetExceeded | StepError => {
+  if (error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded) return error
+  const tag = typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : undefined
+  const detail = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+    ? String((error as { message: unknown }).message)
+    : String(error)
+  return new StepError({ step, detail, ...(tag === undefined ? {} : { tag }) })
+}
+
+/** The schema of a pipeline's result: the output and every step's output through their schemas. */
+export const result = (pipeline: Pipeline.Any, stop: Schema.Schema.AnyNoContext | undefined) => {
+  const outputs = Schema.Struct(
+    Object.fromEntries(pipeline.steps.map((step) => [step.name, step.output as Schema.Schema<unknown, unknown>]))
+  )
+  const Completed = Schema.Struct({
+    _tag: Schema.Literal("Completed"),
+    pipeline: Schema.String,
+    output: pipeline.output.output as Schema.Schema<unknown, unknown>,
+    outputs,
+    usage: UsageReport,
+    timeline: Schema.Array(StepTiming)
+  })
+  if (stop === undefined) return Completed as Schema.Schema<Result.Result<unknown, unknown, unknown>, unknown>
+  const Stopped = Schema.Struct({
+    _tag: Schema.Literal("Stopped"),
+    pipeline: Schema.String,
+    step: Schema.String,
+    data: stop,
+    outputs: Schema.partial(outputs),
+    usage: UsageReport,
+    timeline: Schema.Array(StepTiming)
+  })
+  return Schema.Union(Completed, Stopped) as Schema.Schema<Result.Result<unknown, unknown, unknown>, unknown>
+}
