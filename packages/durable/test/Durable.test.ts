@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Pipeline, Step } from "@trellis/core"
 import { Durable } from "@trellis/durable"
-import { Deferred, Effect, Either, Fiber, Option, Schema } from "effect"
+import { Data, Deferred, Effect, Either, Fiber, Option, Schema } from "effect"
 import * as path from "node:path"
 import { paidCall, storeWith, tempDir } from "./utils.js"
 
@@ -96,4 +96,75 @@ describe("Durable.run", () => {
       expect(result.usage.total.cost).toBe(4_000)
       expect(result.usage.byStep.top?.cost).toBe(1_000)
     }))
+
+  it.live("stores a stopped run with its data (through the stop schema) and returns it for the id", () =>
+    Effect.gen(function*() {
+      let runs = 0
+      const ask = Step.make("ask", { output: Schema.String, run: () => Effect.sync(() => (runs++, "name?")) })
+      const answer = Step.make("answer", {
+        after: { ask },
+        output: Schema.String,
+        run: ({ ask }) => Pipeline.stop({ question: ask, missing: ["name"] })
+      })
+      const Question = Schema.Struct({ question: Schema.String, missing: Schema.Array(Schema.String) })
+      const durable = Durable.make(Pipeline.make("form", { output: answer }), { stop: Question })
+      const file = freshFile()
+      const result = yield* Durable.run(durable, { id: "f" }).pipe(Effect.provide(storeWith(file, durable)))
+      expect(result._tag).toBe("Stopped")
+      if (result._tag !== "Stopped") return
+      expect([result.step, result.data, result.outputs]).toEqual(["answer", { question: "name?", missing: ["name"] }, { ask: "name?" }])
+      const again = yield* Durable.run(durable, { id: "f" }).pipe(Effect.provide(storeWith(file, durable)))
+      expect(again).toEqual(result)
+      expect(runs).toBe(1)
+    }))
+
+  it.live("stores a failed run as RunFailed, naming the step, with the usage so far, and returns it for the id", () =>
+    Effect.gen(function*() {
+      let runs = 0
+      class Refused extends Data.TaggedError("Refused")<{ readonly reason: string }> {
+        override get message() {
+          return `refused: ${this.reason}`
+        }
+      }
+      const paid = Step.make("paid", { output: Schema.Number, run: () => Effect.as(paidCall(2_000), 1) })
+      const failing = Step.make("failing", {
+        after: { paid },
+        output: Schema.Number,
+        retry: 1,
+        run: () => Effect.suspend(() => (runs++, Effect.fail(new Refused({ reason: "no" }))))
+      })
+      const durable = Durable.make(Pipeline.make("fails", { output: failing }))
+      const file = freshFile()
+      const error = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(error).toBeInstanceOf(Durable.RunFailed)
+      expect([error.reason, error.step, error.usage.total.cost]).toEqual(["StepFailed", "failing", 2_000])
+      expect(error.message).toMatch(/^Durable run "x" of pipeline "fails" failed: .*refused: no/)
+      expect(runs).toBe(2)
+      const again = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(again).toEqual(error)
+      expect(runs).toBe(2)
+    }))
+
+  it.live("refuses a call past the budget across a restart: replayed spend counts", () =>
+    Effect.gen(function*() {
+      const file = freshFile()
+      let crash = true
+      const entered = yield* Deferred.make<void>()
+      const first = Step.make("first", { output: Schema.Number, run: () => Effect.as(paidCall(6_000), 1) })
+      const second = Step.make("second", {
+        after: { first },
+        output: Schema.Number,
+        run: () =>
+          Effect.suspend(() => crash ? Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never) : Effect.as(paidCall(6_000), 2))
+      })
+      // 6,000 spent, and the second call reserves 12,000: 18,000 is past the 15,000 budget.
+      const durable = Durable.make(Pipeline.make("budgeted", { output: second, budget: Cost.nanos(15_000) }))
+      const fiber = yield* Effect.fork(Durable.run(durable, { id: "b" }).pipe(Effect.provide(storeWith(file, durable))))
+      yield* Deferred.await(entered)
+      yield* Fiber.interrupt(fiber)
+      crash = false
+      const error = yield* Effect.flip(Durable.run(durable, { id: "b" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect([error.reason, error.step, error.usage.total.cost]).toEqual(["BudgetExceeded", "second", 6_000])
+    }))
 })
+

@@ -26,7 +26,8 @@ export const storeWithOptions = (
     (layer, pipeline) => Layer.merge(layer, Durable.layer(pipeline)),
     Layer.empty as Layer.Layer<never, never, WorkflowEngine>
   ).pipe(
-    Layer.provideMerge(Store.layerSqlite({ pollInterval: "100 millis", shutdownTimeout: "200 millis", ...options }))
+    Layer.provideMerge(Store.layerSqlite({ pollInterval: "100 millis", shutdownTimeout: "200 millis", ...options })),
+    Layer.orDie
   )
 
 /** A paid call that costs exactly `nanos`, reported with 10 input and 5 output tokens. */
