@@ -5,10 +5,14 @@
  */
 import * as ClusterWorkflowEngine from "@effect/cluster/ClusterWorkflowEngine"
 import * as SingleRunner from "@effect/cluster/SingleRunner"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
 /**
@@ -39,13 +43,50 @@ export interface SqliteOptions {
 export const defaultPollInterval: Duration.Duration = Duration.millis(500)
 
 /**
- * A workflow engine journaling in a SQLite file, with this process as its one runner: runs left unfinished in the file
- * (by a crash) resume as soon as the layer is built and their pipelines are registered. One process only may run on a
- * file: SQLite has no advisory locks, so two runners on one file could run a step twice.
+ * Another process is the runner on this SQLite file.
  *
  * @since 0.2.0
  */
-export const layerSqlite = (options: SqliteOptions): Layer.Layer<WorkflowEngine, ConfigError.ConfigError> =>
+export class StoreInUse extends Data.TaggedError("StoreInUse")<{
+  readonly filename: string
+}> {
+  override get message(): string {
+    return `The SQLite file "${this.filename}" is in use by another process: one process at a time may run durable ` +
+      `pipelines on a SQLite file (two could run a step twice)`
+  }
+}
+
+/**
+ * Takes the file for this process until the connection closes, or fails at once with `StoreInUse`. SQLite has no
+ * advisory locks, and the cluster's shard locks do not tell two runners on one file apart, so the file's own lock
+ * does it: in exclusive locking mode the connection keeps the write lock it takes here, and the operating system
+ * releases it when the process ends, however it ends. WAL is turned on here rather than by the client, after the
+ * busy timeout is set to 0, so that a second process is refused at once instead of waiting.
+ */
+const takeFile = (filename: string): Layer.Layer<never, StoreInUse | SqlError, SqlClient.SqlClient> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe("PRAGMA busy_timeout = 0")
+    yield* sql.unsafe("PRAGMA locking_mode = EXCLUSIVE")
+    yield* Effect.catchIf(
+      Effect.zipRight(sql.unsafe("PRAGMA journal_mode = WAL"), sql.unsafe("BEGIN EXCLUSIVE")),
+      (error) => (error.cause as { readonly code?: unknown } | undefined)?.code === "SQLITE_BUSY",
+      () => Effect.fail(new StoreInUse({ filename }))
+    )
+    yield* sql.unsafe("COMMIT")
+    yield* sql.unsafe("PRAGMA busy_timeout = 5000")
+  }))
+
+/**
+ * A workflow engine journaling in a SQLite file, with this process as its one runner: runs left unfinished in the file
+ * (by a crash) resume as soon as the layer is built and their pipelines are registered. The process holds the file
+ * while the layer is open: another process that opens it fails with `StoreInUse`.
+ *
+ * @since 0.2.0
+ */
+export const layerSqlite = (
+  options: SqliteOptions
+): Layer.Layer<WorkflowEngine, ConfigError.ConfigError | StoreInUse | SqlError> =>
   ClusterWorkflowEngine.layer.pipe(
     Layer.provide(SingleRunner.layer({
       runnerStorage: "sql",
@@ -54,5 +95,5 @@ export const layerSqlite = (options: SqliteOptions): Layer.Layer<WorkflowEngine,
         ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
       }
     })),
-    Layer.provide(SqliteClient.layer({ filename: options.filename }))
+    Layer.provide(takeFile(options.filename).pipe(Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))))
   )

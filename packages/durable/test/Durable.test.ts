@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Pipeline, Step } from "@trellis/core"
-import { Durable } from "@trellis/durable"
-import { Data, Deferred, Effect, Either, Fiber, Option, Schema } from "effect"
+import { Durable, Store } from "@trellis/durable"
+import { Data, Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { paidCall, storeWith, tempDir } from "./utils.js"
 
@@ -168,3 +168,21 @@ describe("Durable.run", () => {
     }))
 })
 
+
+describe("Store.layerSqlite", () => {
+  it.live("refuses a second runner on a file while the first holds it, and lets the next one in once it is closed", () =>
+    Effect.gen(function*() {
+      const file = freshFile()
+      const durable = Durable.make(diamond("held", {}))
+      const second = yield* Effect.scoped(Layer.build(Store.layerSqlite({ filename: file }))).pipe(
+        Effect.flip,
+        Effect.provide(storeWith(file, durable))
+      )
+      expect(second).toBeInstanceOf(Store.StoreInUse)
+      expect(second.message).toBe(
+        `The SQLite file "${file}" is in use by another process: one process at a time may run durable pipelines on a SQLite file (two could run a step twice)`
+      )
+      const result = yield* Durable.run(durable, { id: "after" }).pipe(Effect.provide(storeWith(file, durable)))
+      expect(result.output).toBe("3:doc+doc")
+    }))
+})
