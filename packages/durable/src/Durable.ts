@@ -22,6 +22,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Executor from "./internal/executor.js"
 import * as Journal from "./internal/journal.js"
+import * as SpendLog from "./SpendLog.js"
 
 /**
  * @since 0.2.0
@@ -162,7 +163,9 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
 
 /**
  * Registers a durable pipeline with the workflow engine, so that its runs can be started and those interrupted by
- * a crash resume when the engine starts. The layer needs what the pipeline's steps need.
+ * a crash resume when the engine starts. The layer needs what the pipeline's steps need. When the store keeps a
+ * `SpendLog` (the SQLite store does), each paid call's reservation is written down before the call is sent, so that
+ * what a crash cut short counts on resume.
  *
  * @since 0.2.0
  */
@@ -173,7 +176,8 @@ export const layer = <A, E, R, O, D>(self: Durable<A, E, R, O, D>): Layer.Layer<
       const instance = yield* WorkflowInstance
       const executor = Executor.make(
         self.stop ?? Schema.Never,
-        Context.make(WorkflowEngine, engine).pipe(Context.add(WorkflowInstance, instance))
+        Context.make(WorkflowEngine, engine).pipe(Context.add(WorkflowInstance, instance)),
+        yield* Effect.serviceOption(SpendLog.SpendLog)
       )
       return yield* Pipeline.run(self.pipeline).pipe(
         Effect.provideService(StepExecutor.StepExecutor, executor),

@@ -14,6 +14,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as SpendLog from "./SpendLog.js"
 
 /**
  * Options of {@link layerSqlite}.
@@ -78,16 +79,17 @@ const takeFile = (filename: string): Layer.Layer<never, StoreInUse | SqlError, S
   }))
 
 /**
- * A workflow engine journaling in a SQLite file, with this process as its one runner: runs left unfinished in the file
- * (by a crash) resume as soon as the layer is built and their pipelines are registered. The process holds the file
+ * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
+ * file: runs left unfinished in the file (by a crash) resume as soon as the layer is built and their pipelines are
+ * registered. The process holds the file
  * while the layer is open: another process that opens it fails with `StoreInUse`.
  *
  * @since 0.2.0
  */
 export const layerSqlite = (
   options: SqliteOptions
-): Layer.Layer<WorkflowEngine, ConfigError.ConfigError | StoreInUse | SqlError> =>
-  ClusterWorkflowEngine.layer.pipe(
+): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | StoreInUse | SqlError> =>
+  Layer.merge(ClusterWorkflowEngine.layer, SpendLog.layer).pipe(
     Layer.provide(SingleRunner.layer({
       runnerStorage: "sql",
       shardingConfig: {

@@ -2,4 +2,5 @@
  * @since 0.2.0
  */
 export * as Durable from "./Durable.js"
+export * as SpendLog from "./SpendLog.js"
 export * as Store from "./Store.js"

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, Pipeline, Step } from "@trellis/core"
+import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import { Durable, Store } from "@trellis/durable"
 import { Data, Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
@@ -10,7 +10,11 @@ let files = 0
 const freshFile = () => path.join(dir, `runs-${++files}.db`)
 
 /** A diamond whose steps count their runs in `runs` and each pay 1,000 nano-dollars. */
-const diamond = (name: string, runs: Record<string, number>, hooks: { readonly right?: Effect.Effect<void> } = {}) => {
+const diamond = (
+  name: string,
+  runs: Record<string, number>,
+  hooks: { readonly right?: Effect.Effect<void, Ledger.BudgetExceeded | Ledger.InvalidUsage> } = {}
+) => {
   const counted = <A>(step: string, value: A) =>
     Effect.suspend(() => {
       runs[step] = (runs[step] ?? 0) + 1
@@ -95,6 +99,34 @@ describe("Durable.run", () => {
       expect(runs).toEqual({ top: 1, left: 1, right: 1, bottom: 1 })
       expect(result.usage.total.cost).toBe(4_000)
       expect(result.usage.byStep.top?.cost).toBe(1_000)
+    }))
+
+  it.live("counts what a torn-down attempt spent, settled or in flight, before the step runs again", () =>
+    Effect.gen(function*() {
+      const runs: Record<string, number> = {}
+      const file = freshFile()
+      const entered = yield* Deferred.make<void>()
+      let hang = true
+      // The first attempt of `right` pays 1,000 (settled), then holds 3,000 for a call that never returns.
+      const inFlight = Ledger.metered({
+        worstCase: Cost.nanos(3_000),
+        run: Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never),
+        usage: () => Usage.make({ requests: 1, cost: Cost.nanos(3_000) })
+      })
+      const durable = Durable.make(diamond("lost", runs, {
+        right: Effect.suspend(() => hang ? Effect.zipRight(paidCall(1_000), inFlight) : Effect.void)
+      }))
+      const first = yield* Effect.fork(Durable.run(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
+      yield* Deferred.await(entered)
+      yield* Fiber.interrupt(first)
+      hang = false
+      const result = yield* Durable.run(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable)))
+      expect(result.output).toBe("3:doc+doc")
+      expect(runs).toEqual({ top: 1, left: 1, right: 1, bottom: 1 })
+      // 4,000 for the four steps, plus the first attempt's 1,000 settled and 3,000 held: estimated.
+      expect([result.usage.byStep.right?.cost, result.usage.byStep.right?.requests]).toEqual([5_000, 3])
+      expect([result.usage.total.cost, result.usage.total.estimated]).toEqual([8_000, true])
+      expect(result.usage.byStep.top?.estimated).toBe(false)
     }))
 
   it.live("stores a stopped run with its data (through the stop schema) and returns it for the id", () =>

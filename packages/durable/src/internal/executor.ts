@@ -3,8 +3,8 @@
  * or the error, with the usage the step recorded) the engine journals. A resumed run gets a finished step's outcome
  * back from the journal without running the step, and records the journaled usage in its own ledger.
  */
-import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import * as Activity from "@effect/workflow/Activity"
+import { type WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import { Ledger, StepExecutor, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import type * as Context from "effect/Context"
@@ -12,6 +12,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import type * as SpendLog from "../SpendLog.js"
 import * as Journal from "./journal.js"
 
 const isEmpty = (usage: Usage.Usage): boolean =>
@@ -28,26 +30,72 @@ const usageOf = (step: string): Effect.Effect<Usage.Usage> =>
       ? Effect.succeed(Usage.empty)
       : Effect.map(ledger.value.snapshot, (snapshot) => snapshot.byStep[step] ?? Usage.empty))
 
-/** Runs the step's attempts as the local executor would, and shapes how they ended for the journal. */
-const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>) =>
-  Effect.flatMap(Effect.exit(StepExecutor.local.execute(execution)), (exit) =>
-    Effect.flatMap(usageOf(execution.step.name), (usage) => {
+/**
+ * A step's ledger that writes each reservation to the spend log before the call can be sent, and each settlement
+ * after. A write that fails is a defect: a call whose hold is not written down must not be sent.
+ */
+const logged = (
+  ledger: Ledger.Service,
+  log: SpendLog.Service,
+  where: { readonly execution: string; readonly step: string; readonly attempt: string }
+): Ledger.Service => {
+  const hold = (reservation: Ledger.Reservation): SpendLog.Hold => ({
+    ...where,
+    reservation: reservation.id,
+    amount: reservation.amount
+  })
+  return {
+    budget: ledger.budget,
+    close: ledger.close,
+    remaining: ledger.remaining,
+    snapshot: ledger.snapshot,
+    record: (usage) => ledger.record(usage),
+    forStep: (step) => logged(ledger.forStep(step), log, { ...where, step }),
+    reserve: (amount) =>
+      Effect.tap(ledger.reserve(amount), (reservation) =>
+        Effect.catchAllCause(
+          log.reserved(hold(reservation)),
+          (cause) => Effect.zipRight(ledger.settle(reservation, Usage.empty), Effect.die(Cause.squash(cause)))
+        )),
+    settle: (reservation, usage) =>
+      Effect.zipRight(Effect.orDie(log.settled(hold(reservation), usage.cost)), ledger.settle(reservation, usage))
+  }
+}
+
+/**
+ * Runs the step's attempts as the local executor would, and shapes how they ended for the journal. With a spend log,
+ * what earlier runner processes spent on the step (attempts that never reached the journal) is counted first.
+ */
+const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>, log: Option.Option<SpendLog.Service>) => {
+  const step = execution.step.name
+  const run = Effect.gen(function*() {
+    const ledger = yield* Effect.serviceOption(Ledger.Ledger)
+    if (Option.isNone(log) || Option.isNone(ledger)) return yield* StepExecutor.local.execute(execution)
+    const instance = yield* WorkflowInstance
+    const before = yield* Effect.orDie(log.value.spentBefore(instance.executionId, step))
+    if (!isEmpty(before)) yield* ledger.value.record(before)
+    const books = logged(ledger.value, log.value, { execution: instance.executionId, step, attempt: randomUUID() })
+    return yield* Effect.provideService(StepExecutor.local.execute(execution), Ledger.Ledger, books)
+  })
+  return Effect.flatMap(Effect.exit(run), (exit) =>
+    Effect.flatMap(usageOf(step), (usage) => {
       if (Exit.isSuccess(exit)) return Effect.succeed({ output: exit.value as unknown, usage })
       const failure = Cause.failureOption(exit.cause)
-      if (Option.isSome(failure)) {
-        return Effect.fail({ error: Journal.journaled(execution.step.name, failure.value), usage })
-      }
+      if (Option.isSome(failure)) return Effect.fail({ error: Journal.journaled(step, failure.value), usage })
       // Defects and interruptions go to the engine as they are: it journals a defect, and retries an interruption.
       return Effect.failCause(exit.cause as Cause.Cause<never>)
     }))
+}
 
 /**
  * Makes the executor for one execution of a durable run's workflow. `services` are the workflow engine and the
- * execution's instance, which an Activity needs and the executor's signature cannot carry.
+ * execution's instance, which an Activity needs and the executor's signature cannot carry; `log` the spend log, if
+ * the store keeps one.
  */
 export const make = (
   stop: Schema.Schema.All,
-  services: Context.Context<WorkflowEngine | WorkflowInstance>
+  services: Context.Context<WorkflowEngine | WorkflowInstance>,
+  log: Option.Option<SpendLog.Service>
 ): StepExecutor.Service =>
   StepExecutor.make((execution) =>
     Effect.suspend(() => {
@@ -60,7 +108,7 @@ export const make = (
         error: Journal.stepFailure(stop),
         execute: Effect.suspend(() => {
           ran = true
-          return attempts(execution)
+          return attempts(execution, log)
         })
       })
       // A replayed step's usage was counted in the ledger of the process that ran it; this run's ledger counts it

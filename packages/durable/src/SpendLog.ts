@@ -1,0 +1,110 @@
+/**
+ * The spend log: each paid call's reservation written down before the call is sent, and its cost once it is settled,
+ * in a table of Trellis's own next to the journal.
+ *
+ * The journal holds a step's usage once the step has finished. A call in flight when the process dies, or settled
+ * in a step that had not finished, is in no journal; the log keeps it, so that the step's next attempt counts what
+ * the attempts before it spent (the reservation for a call never settled: it may have been billed) before it sends
+ * anything. A crash can therefore never carry a run past its budget. One row per call is a lighter write than an
+ * Activity of its own per reservation.
+ *
+ * @since 0.2.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Cost, Usage } from "@trellis/core"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+
+/**
+ * One paid call of one attempt of a step.
+ *
+ * @since 0.2.0
+ */
+export interface Hold {
+  /** The workflow execution (the run). */
+  readonly execution: string
+  readonly step: string
+  /** This attempt of the step. */
+  readonly attempt: string
+  /** The reservation's number in the attempt's ledger. */
+  readonly reservation: number
+  readonly amount: Cost.Cost
+}
+
+/**
+ * The spend log service.
+ *
+ * @since 0.2.0
+ */
+export interface Service {
+  /** Writes a hold down; the call may be sent once this has succeeded. */
+  readonly reserved: (hold: Hold) => Effect.Effect<void, SqlError>
+  /** Writes down what a held call cost. */
+  readonly settled: (hold: Hold, cost: Cost.Cost) => Effect.Effect<void, SqlError>
+  /**
+   * What the attempts of a step made by earlier runner processes spent: settled calls at their cost, unsettled ones
+   * at their reservation. Estimated, one request per call.
+   */
+  readonly spentBefore: (execution: string, step: string) => Effect.Effect<Usage.Usage, SqlError>
+}
+
+/**
+ * The spend log of the runner process.
+ *
+ * @since 0.2.0
+ */
+export class SpendLog extends Context.Tag("@trellis/durable/SpendLog")<SpendLog, Service>() {}
+
+const Totals = Schema.Struct({ calls: Schema.Number, cost: Schema.Number })
+
+/**
+ * Makes the log on the SQL client's database, creating its table if needed. Each log made is one runner's life: the
+ * attempts it sees as earlier are those written by other logs.
+ *
+ * @since 0.2.0
+ */
+export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const runner = randomUUID()
+  yield* sql`CREATE TABLE IF NOT EXISTS trellis_spend (
+    execution_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    runner TEXT NOT NULL,
+    attempt TEXT NOT NULL,
+    reservation INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    cost INTEGER,
+    PRIMARY KEY (attempt, reservation)
+  )`
+  yield* sql`CREATE INDEX IF NOT EXISTS trellis_spend_step ON trellis_spend (execution_id, step)`
+  return SpendLog.of({
+    reserved: (hold) =>
+      sql`INSERT INTO trellis_spend (execution_id, step, runner, attempt, reservation, amount)
+        VALUES (${hold.execution}, ${hold.step}, ${runner}, ${hold.attempt}, ${hold.reservation}, ${hold.amount})`.pipe(
+        Effect.asVoid
+      ),
+    settled: (hold, cost) =>
+      sql`UPDATE trellis_spend SET cost = ${cost} WHERE attempt = ${hold.attempt} AND reservation = ${hold.reservation}`
+        .pipe(Effect.asVoid),
+    spentBefore: (execution, step) =>
+      sql`SELECT COUNT(*) AS calls, COALESCE(SUM(COALESCE(cost, amount)), 0) AS cost FROM trellis_spend
+        WHERE execution_id = ${execution} AND step = ${step} AND runner <> ${runner}`.pipe(
+        Effect.flatMap((rows) => Schema.decodeUnknown(Totals)(rows[0])),
+        Effect.orDie,
+        Effect.map(({ calls, cost }) =>
+          calls === 0 ? Usage.empty : Usage.make({ requests: calls, cost: Cost.nanos(cost), estimated: true })
+        )
+      )
+  })
+})
+
+/**
+ * A layer providing the log on the SQL client's database.
+ *
+ * @since 0.2.0
+ */
+export const layer: Layer.Layer<SpendLog, SqlError, SqlClient.SqlClient> = Layer.effect(SpendLog, make)
