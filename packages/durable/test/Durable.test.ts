@@ -78,6 +78,18 @@ describe("Durable.run", () => {
       expect(runs).toEqual({ top: 2, left: 2, right: 2, bottom: 2 })
     }))
 
+  it.live("runs several ids at once on one file, each step once per run", () =>
+    Effect.gen(function*() {
+      const runs: Record<string, number> = {}
+      const durable = Durable.make(diamond("many", runs))
+      const ids = Array.from({ length: 8 }, (_, i) => `run-${i}`)
+      const results = yield* Effect.forEach(ids, (id) => Durable.run(durable, { id }), { concurrency: "unbounded" }).pipe(
+        Effect.provide(storeWith(freshFile(), durable))
+      )
+      expect(results.map((r) => [r.output, r.usage.total.cost])).toEqual(ids.map(() => ["3:doc+doc", 4_000]))
+      expect(runs).toEqual({ top: 8, left: 8, right: 8, bottom: 8 })
+    }))
+
   it.live("resumes a run whose runtime was torn down mid-way: finished steps are replayed, not run, and paid once", () =>
     Effect.gen(function*() {
       const runs: Record<string, number> = {}
