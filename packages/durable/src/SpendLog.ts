@@ -59,10 +59,12 @@ export interface Service {
  */
 export class SpendLog extends Context.Tag("@trellis/durable/SpendLog")<SpendLog, Service>() {}
 
-const Totals = Schema.Struct({ calls: Schema.Number, cost: Schema.Number })
+// PostgreSQL returns counts and sums of BIGINT as strings; SQLite as numbers.
+const Count = Schema.Union(Schema.Number, Schema.NumberFromString)
+const Totals = Schema.Struct({ calls: Count, cost: Count })
 
 /**
- * Makes the log on the SQL client's database, creating its table if needed. Each log made is one runner's life: the
+ * Makes the log on the SQL client's database (SQLite or PostgreSQL), creating its table if needed. Each log made is one runner's life: the
  * attempts it sees as earlier are those written by other logs.
  *
  * @since 0.2.0
@@ -75,9 +77,9 @@ export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient> = Effec
     step TEXT NOT NULL,
     runner TEXT NOT NULL,
     attempt TEXT NOT NULL,
-    reservation INTEGER NOT NULL,
-    amount INTEGER NOT NULL,
-    cost INTEGER,
+    reservation BIGINT NOT NULL,
+    amount BIGINT NOT NULL,
+    cost BIGINT,
     PRIMARY KEY (attempt, reservation)
   )`
   yield* sql`CREATE INDEX IF NOT EXISTS trellis_spend_step ON trellis_spend (execution_id, step)`

@@ -7,6 +7,7 @@ import * as ClusterWorkflowEngine from "@effect/cluster/ClusterWorkflowEngine"
 import * as SingleRunner from "@effect/cluster/SingleRunner"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
@@ -14,6 +15,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -21,23 +23,13 @@ import * as SpendLog from "./SpendLog.js"
  *
  * @since 0.2.0
  */
-export interface SqliteOptions {
+export interface SqliteOptions extends EngineOptions {
   /** The SQLite file; created with its tables if it does not exist. */
   readonly filename: string
-  /**
-   * How often the runner looks in the file for work it was not told about in process (a signal or a wake-up written
-   * by another process). The cluster's default is 10 seconds; 500 milliseconds costs a few statements a second idle.
-   */
-  readonly pollInterval?: Duration.DurationInput | undefined
-  /**
-   * How long closing the layer waits for the steps still running to finish; past it they are left to the journal,
-   * and run again when their run resumes. Default: 15 seconds (the cluster's).
-   */
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
 }
 
 /**
- * The default of {@link SqliteOptions.pollInterval}.
+ * The default of {@link EngineOptions.pollInterval}.
  *
  * @since 0.2.0
  */
@@ -79,16 +71,28 @@ const takeFile = (filename: string): Layer.Layer<never, StoreInUse | SqlError, S
   }))
 
 /**
- * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
- * file: runs left unfinished in the file (by a crash) resume as soon as the layer is built and their pipelines are
- * registered. The process holds the file
- * while the layer is open: another process that opens it fails with `StoreInUse`.
+ * Options every store takes.
  *
  * @since 0.2.0
  */
-export const layerSqlite = (
-  options: SqliteOptions
-): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | StoreInUse | SqlError> =>
+export interface EngineOptions {
+  /**
+   * How often the runner looks in the store for work it was not told about in process (a signal or a wake-up written
+   * by another process). The cluster's default is 10 seconds; the default here is 500 milliseconds, which costs a few
+   * statements a second while idle.
+   */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /**
+   * How long closing the layer waits for the steps still running to finish; past it they are left to the journal,
+   * and run again when their run resumes. Default: 15 seconds (the cluster's).
+   */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+}
+
+/** The engine, one runner, and the spend log, on the SQL client's database (tables are created as needed). */
+const engine = (
+  options: EngineOptions
+): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
   Layer.merge(ClusterWorkflowEngine.layer, SpendLog.layer).pipe(
     Layer.provide(SingleRunner.layer({
       runnerStorage: "sql",
@@ -96,6 +100,44 @@ export const layerSqlite = (
         entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
         ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
       }
-    })),
-    Layer.provide(takeFile(options.filename).pipe(Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))))
+    }))
   )
+
+/**
+ * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
+ * file: runs left unfinished in the file (by a crash) resume as soon as the layer is built and their pipelines are
+ * registered. The process holds the file while the layer is open: another process that opens it fails with
+ * `StoreInUse`.
+ *
+ * @since 0.2.0
+ */
+export const layerSqlite = (
+  options: SqliteOptions
+): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | StoreInUse | SqlError> =>
+  engine(options).pipe(
+    Layer.provide(takeFile(options.filename).pipe(
+      Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))
+    ))
+  )
+
+/**
+ * Options of {@link layerPg}.
+ *
+ * @since 0.2.0
+ */
+export interface PgOptions extends EngineOptions {
+  /** The database, as a `postgres://` URL. */
+  readonly url: Redacted.Redacted<string>
+}
+
+/**
+ * A workflow engine journaling in a PostgreSQL database, with this process as its one runner, and the spend log in
+ * the same database: runs left unfinished (by a crash) resume as soon as the layer is built and their pipelines are
+ * registered.
+ *
+ * @since 0.2.0
+ */
+export const layerPg = (
+  options: PgOptions
+): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | SqlError> =>
+  engine(options).pipe(Layer.provide(PgClient.layer({ url: options.url })))

@@ -1,7 +1,10 @@
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { Durable, Store } from "@trellis/durable"
 import { Cost, Ledger, Usage } from "@trellis/core"
-import { Effect, Layer } from "effect"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -37,3 +40,31 @@ export const paidCall = (nanos: number) =>
     run: Effect.void,
     usage: () => Usage.make({ requests: 1, inputTokens: 10, outputTokens: 5, cost: Cost.nanos(nanos) })
   })
+
+/** The PostgreSQL server the tests that need one use (CI starts one), if any. */
+export const postgresUrl: string | undefined = process.env.TRELLIS_TEST_POSTGRES_URL || undefined
+
+if (postgresUrl === undefined) {
+  console.warn("TRELLIS_TEST_POSTGRES_URL is not set: the durable tests on PostgreSQL are skipped")
+}
+
+/** Runs SQL on the PostgreSQL server's default database. */
+const onServer = (url: string, statement: string) =>
+  Effect.runPromise(
+    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(url) })),
+      Effect.asVoid
+    )
+  )
+
+/**
+ * A new database on the PostgreSQL server, so that each test file has its own runner (and no other process's):
+ * returns its URL, and a function that drops it.
+ */
+export const freshDatabase = async (url: string, prefix: string) => {
+  const name = `${prefix}_${randomUUID().replaceAll("-", "")}`
+  await onServer(url, `CREATE DATABASE ${name}`)
+  const database = new URL(url)
+  database.pathname = `/${name}`
+  return { url: database.toString(), drop: () => onServer(url, `DROP DATABASE ${name} WITH (FORCE)`) }
+}

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Cost, Pipeline, Step } from "@trellis/core"
+import { Durable, Store } from "@trellis/durable"
+import { Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
+import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import { freshDatabase, paidCall, postgresUrl } from "./utils.js"
+
+describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
+  let database: Awaited<ReturnType<typeof freshDatabase>>
+  beforeAll(async () => {
+    database = await freshDatabase(postgresUrl!, "trellis_durable")
+  })
+  afterAll(() => database?.drop())
+
+  const store = (durable: Durable.Durable<any, any, never, any, any>) =>
+    Durable.layer(durable).pipe(
+      Layer.provideMerge(Store.layerPg({ url: Redacted.make(database.url), pollInterval: "100 millis", shutdownTimeout: "200 millis" })),
+      Layer.orDie
+    ) as Layer.Layer<WorkflowEngine>
+
+  const chain = (name: string, runs: Record<string, number>, hang: () => boolean, entered: Deferred.Deferred<void>) => {
+    const counted = (step: string, value: number) =>
+      Effect.suspend(() => {
+        runs[step] = (runs[step] ?? 0) + 1
+        return Effect.as(paidCall(1_000), value)
+      })
+    const a = Step.make("a", { output: Schema.Number, run: () => counted("a", 1) })
+    const b = Step.make("b", {
+      after: { a },
+      output: Schema.Number,
+      run: ({ a }) =>
+        Effect.zipRight(
+          Effect.suspend(() => (hang() ? Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never) : Effect.void)),
+          counted("b", a + 1)
+        )
+    })
+    const c = Step.make("c", { after: { b }, output: Schema.Number, run: ({ b }) => counted("c", b * 10) })
+    return Durable.make(Pipeline.make(name, { output: c, budget: Cost.nanos(100_000) }))
+  }
+
+  it.live("runs, resumes a run torn down mid-way without running finished steps again, and returns a finished run's result", () =>
+    Effect.gen(function*() {
+      const runs: Record<string, number> = {}
+      const entered = yield* Deferred.make<void>()
+      let hang = true
+      const durable = chain("pg_chain", runs, () => hang, entered)
+      const first = yield* Effect.fork(Durable.run(durable, { id: "pg-1" }).pipe(Effect.provide(store(durable))))
+      yield* Deferred.await(entered)
+      yield* Fiber.interrupt(first)
+      expect(runs).toEqual({ a: 1 })
+      hang = false
+      const result = yield* Durable.run(durable, { id: "pg-1" }).pipe(Effect.provide(store(durable)))
+      expect([result.output, result.usage.total.cost]).toEqual([20, 3_000])
+      expect(runs).toEqual({ a: 1, b: 1, c: 1 })
+      const again = yield* Durable.run(durable, { id: "pg-1" }).pipe(Effect.provide(store(durable)))
+      expect(again).toEqual(result)
+      expect(runs).toEqual({ a: 1, b: 1, c: 1 })
+    }), 30_000)
+})
