@@ -42,17 +42,31 @@ export type TypeId = typeof TypeId
 export const Payload = Schema.Struct({ id: Schema.String })
 
 /**
- * A pipeline made ready to run durably: its workflow, whose result and steps' outputs have schemas.
+ * A run's input: a service its steps read (the pipeline's input, as in a plain run), given to each run and stored
+ * with it through its schema, so that a resumed run reads the same.
  *
  * @since 0.2.0
  */
-export interface Durable<out A, out E, out R, out O, out D> {
+export interface Input<I, V> {
+  readonly tag: Context.Tag<I, V>
+  readonly schema: Schema.Schema<V, any, never>
+}
+
+/**
+ * A pipeline made ready to run durably: its workflow, whose result and steps' outputs have schemas. `I` is the
+ * service each run is given as its input (`V` its value), if any.
+ *
+ * @since 0.2.0
+ */
+export interface Durable<out A, out E, out R, out O, out D, I = never, V = void> {
   readonly [TypeId]: TypeId
   readonly pipeline: Pipeline.Pipeline<A, E, R, O, D>
-  /** The `@effect/workflow` workflow the runs execute: its name is the pipeline's. */
+  /** The `@effect/workflow` workflow the runs execute: its name is the pipeline's, its payload the id and input. */
   readonly workflow: Workflow.Workflow<string, typeof Payload, Schema.Schema<any, any>, typeof RunFailed>
   /** The schema of the data a step can stop the run with, if it can be stopped. */
   readonly stop: Schema.Schema.AnyNoContext | undefined
+  /** The run's input, if each run is given one. */
+  readonly input: Input<I, V> | undefined
 }
 
 /**
@@ -60,7 +74,7 @@ export interface Durable<out A, out E, out R, out O, out D> {
  *
  * @since 0.2.0
  */
-export interface Any extends Durable<any, any, any, any, any> {}
+export interface Any extends Durable<any, any, any, any, any, any, any> {}
 
 /**
  * A pipeline cannot run durably: the message names the steps that declare no output schema.
@@ -99,12 +113,14 @@ export class RunFailed extends Schema.TaggedError<RunFailed>("@trellis/durable/R
 }
 
 /**
- * Options of {@link make}. A pipeline whose steps can stop it (`Pipeline.stop(data)`) needs a schema for the data.
+ * Options of {@link make}. A pipeline whose steps can stop it (`Pipeline.stop(data)`) needs a schema for the data;
+ * `input` makes each run take its own input.
  *
  * @since 0.2.0
  */
-export type Options<D> = [D] extends [never] ? { readonly stop?: undefined }
-  : { readonly stop: Schema.Schema<D, any, never> }
+export type Options<D, I, V> =
+  & ([D] extends [never] ? { readonly stop?: undefined } : { readonly stop: Schema.Schema<D, any, never> })
+  & { readonly input?: Input<I, V> | undefined }
 
 // A caller waiting on a suspended run polls the store on this schedule (the engine's default grows to 30 s between
 // polls): quick at first, and never more than a second late.
@@ -115,22 +131,25 @@ const suspendedRetrySchedule = Schedule.union(Schedule.exponential("100 millis",
  *
  * @since 0.2.0
  */
-export const makeEither = <A, E, R, O, D>(
+export const makeEither = <A, E, R, O, D, I = never, V = void>(
   pipeline: Pipeline.Pipeline<A, E, R, O, D>,
-  ...[options]: [D] extends [never] ? [options?: Options<D>] : [options: Options<D>]
-): Either.Either<Durable<A, E, R, O, D>, MissingSchema> => {
+  ...[options]: [D] extends [never] ? [options?: Options<D, I, V>] : [options: Options<D, I, V>]
+): Either.Either<Durable<A, E, R, O, D, I, V>, MissingSchema> => {
   const missing = pipeline.steps.filter((step) => step.output === undefined).map((step) => step.name)
   if (missing.length > 0) return Either.left(new MissingSchema({ pipeline: pipeline.name, steps: missing }))
   const stop: Schema.Schema.AnyNoContext | undefined = options?.stop
+  const input = options?.input
   const workflow = Workflow.make({
     name: pipeline.name,
-    payload: Payload,
-    idempotencyKey: ({ id }) => id,
+    // With an input, the payload has it as well (the type says `id` only: the rest is this module's business).
+    payload: (input === undefined ? Payload : Schema.Struct({ id: Schema.String, input: input.schema })) as typeof Payload,
+    // The run is its id: running an id again with another input returns the run that id already has.
+    idempotencyKey: ({ id }: { readonly id: string }) => id,
     success: Journal.result(pipeline, stop),
     error: RunFailed,
     suspendedRetrySchedule
   })
-  return Either.right({ [TypeId]: TypeId, pipeline, workflow, stop })
+  return Either.right({ [TypeId]: TypeId, pipeline, workflow, stop, input })
 }
 
 /**
@@ -145,10 +164,10 @@ export const makeEither = <A, E, R, O, D>(
  *
  * @since 0.2.0
  */
-export const make = <A, E, R, O, D>(
+export const make = <A, E, R, O, D, I = never, V = void>(
   pipeline: Pipeline.Pipeline<A, E, R, O, D>,
-  ...options: [D] extends [never] ? [options?: Options<D>] : [options: Options<D>]
-): Durable<A, E, R, O, D> => Either.getOrThrowWith(makeEither(pipeline, ...options), identity)
+  ...options: [D] extends [never] ? [options?: Options<D, I, V>] : [options: Options<D, I, V>]
+): Durable<A, E, R, O, D, I, V> => Either.getOrThrowWith(makeEither(pipeline, ...options), identity)
 
 /** A pipeline error as the run's stored outcome. */
 const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): RunFailed =>
@@ -169,8 +188,10 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
  *
  * @since 0.2.0
  */
-export const layer = <A, E, R, O, D>(self: Durable<A, E, R, O, D>): Layer.Layer<never, never, WorkflowEngine | R> =>
-  self.workflow.toLayer(({ id }) =>
+export const layer = <A, E, R, O, D, I, V>(
+  self: Durable<A, E, R, O, D, I, V>
+): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I>> =>
+  self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
       const engine = yield* WorkflowEngine
       const instance = yield* WorkflowInstance
@@ -179,25 +200,29 @@ export const layer = <A, E, R, O, D>(self: Durable<A, E, R, O, D>): Layer.Layer<
         Context.make(WorkflowEngine, engine).pipe(Context.add(WorkflowInstance, instance)),
         yield* Effect.serviceOption(SpendLog.SpendLog)
       )
-      return yield* Pipeline.run(self.pipeline).pipe(
-        Effect.provideService(StepExecutor.StepExecutor, executor),
-        Effect.mapError((error) => runFailed(id, error as PipelineError.PipelineError<unknown>))
+      const run = Effect.provideService(Pipeline.run(self.pipeline), StepExecutor.StepExecutor, executor)
+      const input: Input<any, any> | undefined = self.input
+      const given = (payload as { readonly input?: unknown }).input
+      return yield* (input === undefined ? run : Effect.provideService(run, input.tag, given)).pipe(
+        Effect.mapError((error) => runFailed(payload.id, error as PipelineError.PipelineError<unknown>))
       )
     })
-  ) as Layer.Layer<never, never, WorkflowEngine | R>
+  ) as Layer.Layer<never, never, WorkflowEngine | Exclude<R, I>>
 
 /**
  * Options of {@link run}.
  *
  * @since 0.2.0
  */
-export interface RunOptions {
-  /**
-   * The run's id: running it again resumes the run if it is unfinished, or returns its stored outcome if it is
-   * finished. Ids are per pipeline.
-   */
-  readonly id: string
-}
+export type RunOptions<V> =
+  & {
+    /**
+     * The run's id: running it again resumes the run if it is unfinished, or returns its stored outcome if it is
+     * finished (whatever input is given then). Ids are per pipeline.
+     */
+    readonly id: string
+  }
+  & ([V] extends [void] ? { readonly input?: undefined } : { readonly input: V })
 
 /**
  * Runs a durable pipeline under an id, through the workflow engine in the context (see `Store`); the pipeline must
@@ -206,8 +231,10 @@ export interface RunOptions {
  *
  * @since 0.2.0
  */
-export const run = <A, E, R, O, D>(
-  self: Durable<A, E, R, O, D>,
-  options: RunOptions
+export const run = <A, E, R, O, D, I, V>(
+  self: Durable<A, E, R, O, D, I, V>,
+  options: RunOptions<V>
 ): Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine> =>
-  self.workflow.execute({ id: options.id }) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+  self.workflow.execute(
+    (self.input === undefined ? { id: options.id } : { id: options.id, input: options.input }) as { readonly id: string }
+  ) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import { Durable, Store } from "@trellis/durable"
-import { Data, Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
+import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import { Context, Data, Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { paidCall, storeWith, tempDir } from "./utils.js"
 
@@ -76,6 +77,46 @@ describe("Durable.run", () => {
       // Another id is another run.
       yield* Durable.run(durable, { id: "other" }).pipe(Effect.provide(storeWith(file, durable)))
       expect(runs).toEqual({ top: 2, left: 2, right: 2, bottom: 2 })
+    }))
+
+  it.live("gives each run its own input, stored with the run: a resumed run reads the same", () =>
+    Effect.gen(function*() {
+      class Document extends Context.Tag("Document")<Document, { readonly text: string }>() {}
+      const entered = yield* Deferred.make<void>()
+      let hang = true
+      const words = Step.make("words", {
+        output: Schema.Array(Schema.String),
+        run: () => Effect.map(Document, (d) => d.text.split(" "))
+      })
+      const count = Step.make("count", {
+        after: { words },
+        output: Schema.Number,
+        run: ({ words }) =>
+          Effect.zipRight(
+            Effect.suspend(() => hang ? Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never) : Effect.void),
+            Effect.succeed(words.length)
+          )
+      })
+      const durable = Durable.make(Pipeline.make("words", { output: count }), {
+        input: { tag: Document, schema: Schema.Struct({ text: Schema.String }) }
+      })
+      // @ts-expect-error a run of this pipeline needs its input
+      Durable.run(durable, { id: "c" })
+      // The layer needs nothing for the input: each run brings its own.
+      const live: Layer.Layer<never, never, WorkflowEngine> = Durable.layer(durable)
+      const file = freshFile()
+      const store = () => Layer.provideMerge(live, Layer.orDie(Store.layerSqlite({ filename: file, shutdownTimeout: "200 millis" })))
+      const first = yield* Effect.fork(
+        Durable.run(durable, { id: "a", input: { text: "one two three" } }).pipe(Effect.provide(store()))
+      )
+      yield* Deferred.await(entered)
+      yield* Fiber.interrupt(first)
+      hang = false
+      const results = yield* Effect.all([
+        Durable.run(durable, { id: "a", input: { text: "ignored: the run has its input" } }),
+        Durable.run(durable, { id: "b", input: { text: "four five" } })
+      ]).pipe(Effect.provide(store()))
+      expect(results.map((r) => r.output)).toEqual([3, 2])
     }))
 
   it.live("runs several ids at once on one file, each step once per run", () =>
