@@ -15,7 +15,9 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import type * as Redacted from "effect/Redacted"
+import * as Retention from "./Retention.js"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -87,21 +89,44 @@ export interface EngineOptions {
    * and run again when their run resumes. Default: 15 seconds (the cluster's).
    */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long finished runs are kept: the store removes older ones when the layer starts and every hour after. Default:
+   * 7 days. `"forever"` keeps them (`Retention.prune` still removes them on demand).
+   */
+  readonly retention?: Duration.DurationInput | "forever" | undefined
 }
 
-/** The engine, one runner, and the spend log, on the SQL client's database (tables are created as needed). */
+/**
+ * What every store provides: the workflow engine, the spend log and the retention.
+ *
+ * @since 0.2.0
+ */
+export type Services = WorkflowEngine | SpendLog.SpendLog | Retention.Retention
+
+/** Prunes on start and every hour while the layer is open; a failed pruning is logged and tried again later. */
+const pruning = (options: EngineOptions): Layer.Layer<never, never, Retention.Retention> =>
+  options.retention === "forever" ? Layer.empty : Layer.scopedDiscard(Effect.forkScoped(
+    Retention.prune(options.retention ?? Retention.defaultPeriod).pipe(
+      Effect.catchAll((error) => Effect.logWarning("Pruning the durable runs' store failed", error)),
+      Effect.repeat(Schedule.spaced("1 hour"))
+    )
+  ))
+
+/** The engine, one runner, the spend log and retention, on the SQL client's database (tables made as needed). */
 const engine = (
   options: EngineOptions
-): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
-  Layer.merge(ClusterWorkflowEngine.layer, SpendLog.layer).pipe(
-    Layer.provide(SingleRunner.layer({
-      runnerStorage: "sql",
-      shardingConfig: {
-        entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
-        ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
-      }
-    }))
-  )
+): Layer.Layer<Services, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
+  pruning(options).pipe(Layer.provideMerge(
+    Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer).pipe(
+      Layer.provide(SingleRunner.layer({
+        runnerStorage: "sql",
+        shardingConfig: {
+          entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
+          ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
+        }
+      }))
+    )
+  ))
 
 /**
  * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
@@ -113,7 +138,7 @@ const engine = (
  */
 export const layerSqlite = (
   options: SqliteOptions
-): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | StoreInUse | SqlError> =>
+): Layer.Layer<Services, ConfigError.ConfigError | StoreInUse | SqlError> =>
   engine(options).pipe(
     Layer.provide(takeFile(options.filename).pipe(
       Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))
@@ -139,5 +164,5 @@ export interface PgOptions extends EngineOptions {
  */
 export const layerPg = (
   options: PgOptions
-): Layer.Layer<WorkflowEngine | SpendLog.SpendLog, ConfigError.ConfigError | SqlError> =>
+): Layer.Layer<Services, ConfigError.ConfigError | SqlError> =>
   engine(options).pipe(Layer.provide(PgClient.layer({ url: options.url })))

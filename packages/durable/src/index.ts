@@ -2,5 +2,6 @@
  * @since 0.2.0
  */
 export * as Durable from "./Durable.js"
+export * as Retention from "./Retention.js"
 export * as SpendLog from "./SpendLog.js"
 export * as Store from "./Store.js"

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
-import { Durable, Store } from "@trellis/durable"
+import { Durable, Retention, Store } from "@trellis/durable"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { Context, Data, Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
@@ -269,5 +269,43 @@ describe("Store.layerSqlite", () => {
       )
       const result = yield* Durable.run(durable, { id: "after" }).pipe(Effect.provide(storeWith(file, durable)))
       expect(result.output).toBe("3:doc+doc")
+    }))
+})
+
+describe("Retention.prune", () => {
+  it.live("removes finished runs older than the period and nothing else: a running run's journal stays", () =>
+    Effect.gen(function*() {
+      const file = freshFile()
+      const runs: Record<string, number> = {}
+      const entered = yield* Deferred.make<void>()
+      let hang = true
+      const finishing = Durable.make(diamond("kept", runs))
+      const waiting = Durable.make(diamond("waiting", runs, {
+        right: Effect.suspend(() => hang ? Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never) : Effect.void)
+      }))
+      const store = () =>
+        Layer.mergeAll(Durable.layer(finishing), Durable.layer(waiting)).pipe(
+          Layer.provideMerge(Store.layerSqlite({ filename: file, shutdownTimeout: "200 millis", retention: "forever" })),
+          Layer.orDie
+        )
+      const program = Effect.gen(function*() {
+        yield* Durable.run(finishing, { id: "done-1" })
+        yield* Durable.run(finishing, { id: "done-2" })
+        const stuck = yield* Effect.fork(Durable.run(waiting, { id: "going" }))
+        yield* Deferred.await(entered)
+        // Finished just now: kept for an hour.
+        expect(yield* Retention.prune("1 hour")).toEqual({ runs: 0 })
+        expect(yield* Retention.prune(0)).toEqual({ runs: 2 })
+        yield* Fiber.interrupt(stuck)
+      })
+      yield* Effect.provide(program, store())
+      expect(runs).toEqual({ top: 3, left: 3, right: 2, bottom: 2 })
+      hang = false
+      // The pruned ids are free again: they run anew. The run that was going resumes from its journal.
+      yield* Effect.all([
+        Durable.run(finishing, { id: "done-1" }),
+        Durable.run(waiting, { id: "going" })
+      ]).pipe(Effect.provide(store()))
+      expect(runs).toEqual({ top: 4, left: 4, right: 4, bottom: 4 })
     }))
 })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Cost, Pipeline, Step } from "@trellis/core"
-import { Durable, Store } from "@trellis/durable"
+import { Durable, Retention, Store } from "@trellis/durable"
 import { Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { freshDatabase, paidCall, postgresUrl } from "./utils.js"
@@ -16,7 +16,7 @@ describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
     Durable.layer(durable).pipe(
       Layer.provideMerge(Store.layerPg({ url: Redacted.make(database.url), pollInterval: "100 millis", shutdownTimeout: "200 millis" })),
       Layer.orDie
-    ) as Layer.Layer<WorkflowEngine>
+    ) as Layer.Layer<WorkflowEngine | Retention.Retention>
 
   const chain = (name: string, runs: Record<string, number>, hang: () => boolean, entered: Deferred.Deferred<void>) => {
     const counted = (step: string, value: number) =>
@@ -38,7 +38,7 @@ describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
     return Durable.make(Pipeline.make(name, { output: c, budget: Cost.nanos(100_000) }))
   }
 
-  it.live("runs, resumes a run torn down mid-way without running finished steps again, and returns a finished run's result", () =>
+  it.live("runs, resumes a run torn down mid-way without running finished steps again, returns a finished run's result, prunes it", () =>
     Effect.gen(function*() {
       const runs: Record<string, number> = {}
       const entered = yield* Deferred.make<void>()
@@ -55,5 +55,9 @@ describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
       const again = yield* Durable.run(durable, { id: "pg-1" }).pipe(Effect.provide(store(durable)))
       expect(again).toEqual(result)
       expect(runs).toEqual({ a: 1, b: 1, c: 1 })
+      // Pruned, the id is free again.
+      expect(yield* Retention.prune(0).pipe(Effect.provide(store(durable)))).toEqual({ runs: 1 })
+      yield* Durable.run(durable, { id: "pg-1" }).pipe(Effect.provide(store(durable)))
+      expect(runs).toEqual({ a: 2, b: 2, c: 2 })
     }), 30_000)
 })
