@@ -35,7 +35,8 @@ export const TypeId: unique symbol = Symbol.for("@trellis/durable/Durable")
 export type TypeId = typeof TypeId
 
 /**
- * The payload a durable run's workflow is started with: the run's id.
+ * The payload a durable run's workflow is started with: the run's id (and, for a pipeline made with an `input`, the
+ * run's input).
  *
  * @since 0.2.0
  */
@@ -183,7 +184,7 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
 /**
  * Registers a durable pipeline with the workflow engine, so that its runs can be started and those interrupted by
  * a crash resume when the engine starts. The layer needs what the pipeline's steps need. When the store keeps a
- * `SpendLog` (the SQLite store does), each paid call's reservation is written down before the call is sent, so that
+ * `SpendLog` (both stores of `Store` do), each paid call's reservation is written down before the call is sent, so that
  * what a crash cut short counts on resume.
  *
  * @since 0.2.0
