@@ -1,4 +1,5 @@
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import { afterAll } from "@effect/vitest"
 import { Durable, Store } from "@trellis/durable"
 import { Cost, Ledger, Usage } from "@trellis/core"
 import { SqlClient } from "@effect/sql"
@@ -9,10 +10,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
-/** A fresh folder for SQLite files, removed when the process exits. */
+/** A fresh folder for SQLite files, removed after the test file's tests (vitest's workers may end without an exit). */
 export const tempDir = (): string => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trellis-durable-"))
-  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }))
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
   return dir
 }
 
