@@ -13,16 +13,23 @@ const fits = 100
 const maxTokens = 100
 const modelName = "gpt-4o-mini"
 const request: Prompt.Request = { messages: [{ role: "user", content: "Summarise the filing." }], maxTokens }
-const inputTokens = Tokenizer.o200k.countMessages(request.messages)
+/** The reservation's margin over the input counted locally, set here so the scenario knows the reservation. */
+const inputMargin = 0.1
+/** The input tokens a call reserves: the local count with the margin. */
+const inputTokens = Math.ceil(Tokenizer.o200k.countMessages(request.messages) * (1 + inputMargin))
 
-/** Each call reserves its worst case, and (answering with every output token it may) really costs it. */
+/**
+ * Each call reserves its worst case and really costs it: the server reports the reserved input and every output
+ * token allowed, so no settled call frees room for more.
+ */
 const worstCase = Pricing.make().worstCase(modelName, inputTokens, maxTokens)
 
 const contention = () => {
   const model = ScriptedModel.make({
     model: modelName,
     reply: () => ({ text: "A summary.", usage: { inputTokens, outputTokens: maxTokens } }),
-    latency: "10 millis"
+    latency: "10 millis",
+    options: { inputMargin }
   })
   const steps = Array.from({ length: calls }, (_, i) =>
     Step.make(`call_${i}`, { run: () => LanguageModel.generate(request) }))
