@@ -23,7 +23,7 @@ import { meteredCall, meteredScoped } from "./internal/metering.js"
 import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
-import type { Completion, Provider, ReportedUsage } from "./Provider.js"
+import { type Completion, CurrentTally, type Provider, type ReportedUsage, type Tally } from "./Provider.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
@@ -173,6 +173,26 @@ const requestsProblem = (completion: Completion): string | undefined => {
   return billable == null || isWhole(billable, 0, unanswered)
     ? undefined
     : `billable is ${show(billable)}, not a whole number from 0 to ${unanswered} (requests - 1)`
+}
+
+/**
+ * A call's tally of requests (see `Provider.Tally`), and what it says was sent: each request still in flight counted
+ * as billable; undefined when the provider marked none.
+ */
+const makeTally = (): Tally & { readonly total: () => Sent | undefined } => {
+  let requests = 0
+  let ended = 0
+  let billable = 0
+  return {
+    sent: () => {
+      requests++
+    },
+    ended: (billed) => {
+      ended++
+      if (billed) billable++
+    },
+    total: () => (requests === 0 ? undefined : { requests, billable: billable + requests - ended })
+  }
 }
 
 /**
@@ -333,8 +353,9 @@ const makeWith = (
   }
 
   /**
-   * What a call that ended without a usable answer may cost: the requests its error says it sent (`LlmError.Sent`).
-   * A provider that does not say is taken to have sent one request, which may have been billed for its input if it
+   * What a call that ended without a usable answer may cost: the requests its error says it sent (`LlmError.Sent`),
+   * or, when there is no such error (the call was interrupted), those the provider marked in the call's tally. A
+   * provider that says neither is taken to have sent one request, which may have been billed for its input if it
    * was interrupted or timed out (the server may have read it), or if a stream received part of its answer, and
    * cost nothing otherwise.
    */
@@ -342,11 +363,13 @@ const makeWith = (
     request: ResolvedRequest,
     inputTokens: number,
     exit: Exit.Exit<unknown, unknown>,
+    tallied: Sent | undefined,
     outputText: string
   ): Usage.Usage => {
     const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
     const maybeBilled = Exit.isInterrupted(exit) || outputText.length > 0 || Predicate.isTagged(error, "LlmTimeout")
-    const sent = sentOf(error) ?? (maybeBilled ? { requests: 1, billable: 1 } : { requests: 0, billable: 0 })
+    const sent = sentOf(error) ?? tallied ??
+      (maybeBilled ? { requests: 1, billable: 1 } : { requests: 0, billable: 0 })
     return unansweredUsage(request, inputTokens, sent, outputText)
   }
 
@@ -388,13 +411,14 @@ const makeWith = (
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
+      const tally = makeTally()
       // Set when the answer came with figures that cannot be right: the call fails, settled to this.
       let billed: Usage.Usage | undefined
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
         span: "llm.generate",
         attributes: spanAttributes(request),
         worstCase: worstCaseOf(request, inputTokens),
-        call: provider.generate(request),
+        call: provider.generate(request).pipe(Effect.provideService(CurrentTally, tally)),
         price: (completion) =>
           respond(request, inputTokens, completion, (usage) => {
             billed = usage
@@ -402,7 +426,7 @@ const makeWith = (
         usage: (exit) =>
           Exit.isSuccess(exit)
             ? exit.value.usage
-            : billed ?? failedUsage(request, inputTokens, exit, ""),
+            : billed ?? failedUsage(request, inputTokens, exit, tally.total(), ""),
         annotate: responseAttributes
       })))
     })
@@ -464,10 +488,11 @@ const makeWith = (
     Stream.suspend(() => {
       const request = resolve(prompt)
       const inputTokens = inputTokensOf(request)
+      const tally = makeTally()
       // What has arrived so far, for the settlement of a stream that ends before its `Finish`.
       let text = ""
       let final: Usage.Usage | undefined
-      const parts = Stream.mapEffect(provider.stream(request), (chunk): Effect.Effect<StreamPart, MalformedOutput> => {
+      const parts = Stream.mapEffect(provider.stream(request).pipe(Stream.provideService(CurrentTally, tally)), (chunk): Effect.Effect<StreamPart, MalformedOutput> => {
         if (chunk._tag === "Delta") {
           text += chunk.text
           return Effect.succeed({ _tag: "TextDelta", text: chunk.text })
@@ -484,7 +509,7 @@ const makeWith = (
         Effect.as(
           checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredScoped({
             worstCase: worstCaseOf(request, inputTokens),
-            usage: (exit) => final ?? failedUsage(request, inputTokens, exit, text)
+            usage: (exit) => final ?? failedUsage(request, inputTokens, exit, tally.total(), text)
           }))),
           parts
         )

@@ -6,7 +6,8 @@
  * every retry is logged (an event on the call's `llm.generate` span) with its reason and delay, waits on Effect's
  * clock (testable with `TestClock`), and every attempt is aborted when its fiber is interrupted. A call is
  * metered once, whatever the number of attempts it took, and every request it sent is counted: the answer or the
- * error that ends the call says how many there were, and which may have been billed (see `LlmError.Sent`).
+ * error that ends the call says how many there were, and which may have been billed (see `LlmError.Sent`); the
+ * call's `Provider.CurrentTally` is kept too, for a call interrupted mid-way.
  *
  * What a server answers is not taken on trust: a stream is bounded in time as a whole, output past the request's
  * `maxTokens` is cut (finish reason "length"), a JSON answer to a streaming request is read as the completion it
@@ -60,7 +61,7 @@ import {
   ServerError
 } from "./LlmError.js"
 import type { FinishReason, Message, ResolvedRequest } from "./Prompt.js"
-import type { Chunk, Completion, Provider, ReportedUsage } from "./Provider.js"
+import { type Chunk, type Completion, CurrentTally, type Provider, type ReportedUsage } from "./Provider.js"
 
 /**
  * How transient failures (429, 5xx, connection errors, timeouts) are retried: at most `times` more attempts,
@@ -249,16 +250,20 @@ const providerWith = (options: Options, settings: Settings): Provider => {
   const withRetries = <A>(
     send: (signal: AbortSignal) => Promise<A>
   ): Effect.Effect<readonly [A, number, Sent], LlmError> =>
-    Effect.suspend(() => {
+    Effect.flatMap(Effect.serviceOption(CurrentTally), (current) => {
+      const tally = Option.getOrUndefined(current)
+      // Counted here for the error that ends the call, and in the caller's tally for a call interrupted mid-way.
       let requests = 0
       let billable = 0
       return attempt((signal) => {
         requests++
+        tally?.sent()
         return send(signal)
       }).pipe(
         Effect.tapError((failure) =>
           Effect.sync(() => {
             if (failure.billable) billable++
+            tally?.ended(failure.billable)
           })
         ),
         Effect.retry(retry),

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import type { LlmError } from "./LlmError.js"
@@ -71,3 +72,26 @@ export interface Provider {
   readonly generate: (request: ResolvedRequest) => Effect.Effect<Completion, LlmError>
   readonly stream: (request: ResolvedRequest) => Stream.Stream<Chunk, LlmError>
 }
+
+/**
+ * Where a provider marks each request of a call as it is sent and as it ends without an answer. A call interrupted
+ * from outside ends with no error to carry `LlmError.Sent`: `LanguageModel` then settles it to this tally, each
+ * request still in flight counted as billed for its input. A provider that does not use it is taken to have sent
+ * one request, billed for its input.
+ *
+ * @since 0.2.0
+ */
+export interface Tally {
+  /** A request is being sent. */
+  readonly sent: () => void
+  /** A request ended without an answer; `billable` as in `LlmError.Sent`. */
+  readonly ended: (billable: boolean) => void
+}
+
+/**
+ * The current call's {@link Tally}, which `LanguageModel` provides to each `generate` and `stream` of its provider
+ * (read it with `Effect.serviceOption`: a provider run on its own has none).
+ *
+ * @since 0.2.0
+ */
+export class CurrentTally extends Context.Tag("@trellis/llm/Provider/CurrentTally")<CurrentTally, Tally>() {}

@@ -670,6 +670,53 @@ describe("OpenAi", () => {
         }))
       }))
 
+    it.scoped("interrupted during its third request, after a 500 and a timeout: three requests, two billed", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((request, res) =>
+          request.index === 0 ? Server.json(res, 500, { error: { message: "boom" } }) : undefined
+        )
+        const ledger = yield* Ledger.make()
+        const fiber = yield* Effect.fork(
+          LanguageModel.generate("Hi").pipe(
+            Effect.provide(model(server.url, { timeout: "40 seconds", retry: { times: 2, base: "100 millis" } })),
+            Effect.provideService(Ledger.Ledger, ledger)
+          )
+        )
+        yield* waitFor(() => server.waitFor(1))
+        yield* TestClock.adjust((yield* nextRetry(fiber))!)
+        yield* waitFor(() => server.waitFor(2))
+        yield* TestClock.adjust((yield* nextRetry(fiber, TestClock.adjust("40 seconds")))!)
+        yield* waitFor(() => server.waitFor(3))
+        yield* Fiber.interrupt(fiber)
+        // The 500 cost nothing; the request that timed out and the one cut off in flight may have been read.
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toEqual(Usage.make({
+          requests: 3,
+          inputTokens: 2 * input,
+          cost: Cost.nanos(2 * input * 1000),
+          estimated: true
+        }))
+      }))
+
+    it.scoped("interrupted while it waits to retry after two 500s: two requests, at nothing", () =>
+      Effect.gen(function*() {
+        const server = yield* Server.start((_, res) => Server.json(res, 500, { error: { message: "boom" } }))
+        const ledger = yield* Ledger.make()
+        const fiber = yield* Effect.fork(
+          LanguageModel.generate("Hi").pipe(Effect.provide(model(server.url)), Effect.provideService(Ledger.Ledger, ledger))
+        )
+        yield* waitFor(() => server.waitFor(1))
+        yield* TestClock.adjust((yield* nextRetry(fiber))!)
+        yield* waitFor(() => server.waitFor(2))
+        expect(yield* nextRetry(fiber)).toBeGreaterThan(0)
+        yield* Fiber.interrupt(fiber)
+        expect(server.received).toHaveLength(2)
+        const snapshot = yield* ledger.snapshot
+        expect(snapshot.reserved).toBe(0)
+        expect(snapshot.total).toEqual(Usage.make({ requests: 2 }))
+      }))
+
     it.scoped("a stream opened after a 500 that stalls mid-answer: both requests, the second billed with what arrived", () =>
       Effect.gen(function*() {
         const server = yield* Server.start((request, res) => {
