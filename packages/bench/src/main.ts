@@ -52,6 +52,9 @@ const { llmOverhead } = await import("./llm.js")
 const concurrent = await step("concurrent10k_diamond_sleep10", () => concurrent10k(s))
 const budget = await step("budget_contention", () => budgetContention(s))
 const llm = await step("llm_call_1kb, tokenize_10kb", () => llmOverhead(s))
+// Last: it loads the durable stack (the cluster, SQLite) and keeps a database file open while it runs.
+const { durableDiamond } = await import("./durable.js")
+const durable = await step("durable_diamond", () => durableDiamond(s))
 process.stderr.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
 
 const roundAll = <T>(value: T): T =>
@@ -68,7 +71,8 @@ const scenarios = roundAll({
   ...chain,
   concurrent10k_diamond_sleep10: concurrent,
   budget_contention: budget,
-  ...llm
+  ...llm,
+  durable_diamond: durable
 })
 
 // The targets, as ratios within this run, checked on the figures before rounding. A missed target is reported in
@@ -79,7 +83,8 @@ const checks = checkTargets({
   fan100_sleep20: sleep,
   ...chain,
   concurrent10k_diamond_sleep10: concurrent,
-  budget_contention: budget
+  budget_contention: budget,
+  durable_diamond: durable
 })
 
 const cell = (v: unknown) => (v === undefined ? "" : String(v))
@@ -162,6 +167,22 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
 const machine = `Node ${process.version}, ${availableParallelism()} cores${quick ? ", quick mode (few rounds)" : ""}`
 console.log(`Trellis benchmark: ${machine}\n`)
 console.log(table(rows))
+console.log()
+const d = scenarios.durable_diamond
+console.log(
+  table([
+    ["durable_diamond (5 steps sleeping 5 ms, SQLite)", "trellis", "rawActivities", "trellis, each step one paid call"],
+    ["ms/run", cell(d.trellis), cell(d.rawActivities), cell(d.trellisPaid)],
+    ["ms/step", cell(d.trellisPerStep), cell(d.rawActivitiesPerStep), cell(d.trellisPaidPerStep)],
+    ["trellis / raw", cell(d.trellisOverRaw), "", ""],
+    ["paid call's added ms/step", "", "", cell(d.paidCallAddedPerStep)]
+  ])
+)
+console.log(
+  process.env["TRELLIS_TEST_POSTGRES_URL"]
+    ? "durable_diamond on PostgreSQL: not measured yet (SQLite only)"
+    : "durable_diamond on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)"
+)
 console.log()
 console.log(
   table([

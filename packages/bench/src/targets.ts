@@ -27,6 +27,8 @@ export interface Figures {
     readonly effectForkJoin: Footprint
   }
   readonly budget_contention: { readonly admitted: number; readonly overshootNanoUsd: number }
+  /** Milliseconds per step, run durably on SQLite: Trellis against raw `@effect/workflow` Activities. */
+  readonly durable_diamond: { readonly trellisPerStep: number; readonly rawActivitiesPerStep: number }
 }
 
 /** One target: what it asks, what was measured, and which of its parts were missed (none: it holds). */
@@ -113,6 +115,14 @@ export const checkTargets = (f: Figures): Array<Check> => {
         name: "overshoot",
         measured: `${f.budget_contention.overshootNanoUsd}`,
         holds: f.budget_contention.overshootNanoUsd === 0
+      }
+    ]),
+    check("durable_diamond, SQLite", "<= 1.1x raw Activities per step; <= 8 ms per step", [
+      ratioAtMost("ratio", f.durable_diamond.trellisPerStep, f.durable_diamond.rawActivitiesPerStep, 1.1),
+      {
+        name: "per step",
+        measured: `${f.durable_diamond.trellisPerStep.toFixed(2)} ms`,
+        holds: f.durable_diamond.trellisPerStep <= 8
       }
     ])
   ]

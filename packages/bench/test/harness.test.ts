@@ -40,7 +40,8 @@ const held: Figures = {
     trellisWithoutModel: { heapKbPerRun: 15, wallMs: 1200 },
     effectForkJoin: { heapKbPerRun: 10, wallMs: 1000 }
   },
-  budget_contention: { admitted: 100, overshootNanoUsd: 0 }
+  budget_contention: { admitted: 100, overshootNanoUsd: 0 },
+  durable_diamond: { trellisPerStep: 6, rawActivitiesPerStep: 6 }
 }
 
 const row = (checks: ReadonlyArray<Check>, scenario: string): Check => {
@@ -61,7 +62,8 @@ describe("checkTargets", () => {
       "chain1000_noop",
       "concurrent10k_diamond_sleep10, engine alone (steps sleeping, no model layer)",
       "concurrent10k_diamond_sleep10, with the model layer",
-      "budget_contention"
+      "budget_contention",
+      "durable_diamond, SQLite"
     ])
   })
 
@@ -140,6 +142,16 @@ describe("checkTargets", () => {
     expect(admitted(99, 0).missed).toEqual(["admitted"])
     expect(admitted(101, 0).missed).toEqual(["admitted"])
     expect(admitted(100, 1).missed).toEqual(["overshoot"])
+  })
+
+  it("checks a durable step against 1.1x a raw Activity and 8 ms", () => {
+    const durable = (trellisPerStep: number, rawActivitiesPerStep: number) =>
+      row(checkTargets({ ...held, durable_diamond: { trellisPerStep, rawActivitiesPerStep } }), "durable_diamond")
+    expect(durable(5.5, 5)).toMatchObject({ holds: true, measured: "ratio 1.10x, per step 5.50 ms", verdict: "yes" })
+    expect(durable(5.6, 5)).toMatchObject({ holds: false, missed: ["ratio"], verdict: "no (ratio)" })
+    expect(durable(8.1, 8)).toMatchObject({ holds: false, missed: ["per step"] })
+    expect(durable(9, 7).missed).toEqual(["ratio", "per step"])
+    expect(durable(Number.NaN, 5).missed).toEqual(["ratio", "per step"])
   })
 
   it("misses a target whose figure is not a number", () => {
