@@ -66,15 +66,16 @@ export class PipelineTimeout extends Data.TaggedError("PipelineTimeout")<{
 }
 
 /**
- * The run's spend went past its budget after all: a call cost more than the worst case it reserved (a server that
- * reported more usage than the request allowed), or usage was recorded without a reservation. The ledger recorded
- * the real figures, nothing new was started, and the run fails with this rather than end as `Completed`.
+ * Under a budget, a call cost more than the worst case it reserved (a server that reported more usage than the
+ * request allowed: the budget, which rests on reservations, is no longer guaranteed), or the spend went past the
+ * budget after all (usage recorded without a reservation). The ledger recorded the real figures, nothing new was
+ * started, and the run fails with this rather than end as `Completed`.
  *
  * @since 0.1.0
  */
 export class BudgetOverrun extends Data.TaggedError("BudgetOverrun")<{
   readonly pipeline: string
-  /** The step whose recorded usage took the spend past the budget. */
+  /** The step whose call cost more than it reserved, or whose recorded usage took the spend past the budget. */
   readonly step: string
   readonly budget: Cost.Cost
   /** The run's spend once that usage was recorded. */
@@ -86,9 +87,12 @@ export class BudgetOverrun extends Data.TaggedError("BudgetOverrun")<{
   readonly partial: PartialResult
 }> {
   override get message(): string {
-    return `Pipeline "${this.pipeline}" spent ${Cost.format(this.spent)}, past its budget of ${Cost.format(this.budget)}: ` +
-      `a call in step "${this.step}" was reported to cost ${Cost.format(this.reported)} ` +
+    const call = `a call in step "${this.step}" was reported to cost ${Cost.format(this.reported)} ` +
       `where ${Cost.format(this.reserved)} was reserved`
+    return this.spent > this.budget
+      ? `Pipeline "${this.pipeline}" spent ${Cost.format(this.spent)}, past its budget of ${Cost.format(this.budget)}: ${call}`
+      : `Pipeline "${this.pipeline}" stopped with ${Cost.format(this.spent)} spent of its budget of ` +
+        `${Cost.format(this.budget)}, which reservations no longer guarantee: ${call}`
   }
 }
 

@@ -556,6 +556,27 @@ describe("Pipeline.run budget", () => {
       expect(started).toEqual([])
     }))
 
+  it.effect("a call that costs more than it reserved fails the run under a budget even with room left", () =>
+    Effect.gen(function*() {
+      const overreported = Ledger.metered({
+        worstCase: Cost.nanos(10),
+        run: Effect.void,
+        usage: () => Usage.make({ requests: 1, cost: Cost.nanos(11) })
+      })
+      const liar = Step.make("liar", { run: () => Effect.as(overreported, "said") })
+      const next = Step.make("next", { after: { liar }, run: () => Effect.succeed("next") })
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("overrun", { output: next, budget: Cost.nanos(1000) })))
+      expect(error).toMatchObject({ _tag: "BudgetOverrun", step: "liar", budget: 1000, reserved: 10, reported: 11 })
+      expect(error.message).toBe(
+        `Pipeline "overrun" stopped with $0.000000011 spent of its budget of $0.000001, which reservations no ` +
+          `longer guarantee: a call in step "liar" was reported to cost $0.000000011 where $0.000000010 was reserved`
+      )
+      if (error._tag === "BudgetOverrun") expect(error.partial.outputs).toEqual({ liar: "said" })
+      // Without a budget there is nothing to guarantee: the same call is recorded as reported.
+      const result = yield* Pipeline.run(Pipeline.make("unbudgeted", { output: next }))
+      expect(result.usage.total.cost).toBe(11)
+    }))
+
   it.effect("usage recorded without a reservation past the budget fails the run, even one a step stopped", () =>
     Effect.gen(function*() {
       const spends = Step.make("spends", { run: () => Effect.as(Ledger.record(Usage.make({ cost: Cost.nanos(150) })), 1) })

@@ -113,7 +113,8 @@ export interface Options {
   readonly maxTokens?: number | undefined
   /**
    * How much the reservation adds to the input tokens counted here, for what the server may count beyond them (its
-   * own tokenizer, framing): a fraction, default 0.1 (10%, rounded up).
+   * own tokenizer, framing): a fraction from 0 to 10, default 0.1 (10%, rounded up). Another value fails each call
+   * with `InvalidRequest` before anything is sent.
    */
   readonly inputMargin?: number | undefined
   /** Repairs `generateObject` allows when a call sets none (default 2). */
@@ -126,6 +127,8 @@ const defaultMaxRepairs = 2
 const defaultInputMargin = 0.1
 // Far beyond any model's output; past it a number is a typo, and its reservation would be absurd.
 const maxMaxTokens = 10_000_000
+/** The largest `inputMargin`: ten times the counted input is already far past any tokenizer's difference. */
+const maxInputMargin = 10
 // Far beyond any model's context: past it a reported token count is not a count but a broken server.
 const maxReportedTokens = 1_000_000_000
 // Far beyond any provider's retries for one call (the OpenAI layer allows 1,001 requests).
@@ -385,6 +388,8 @@ const makeWith = (
       ? `maxTokens must be a whole number from 1 to ${maxMaxTokens}, got ${String(maxTokens)}`
       : temperature !== undefined && !(Number.isFinite(temperature) && temperature >= 0 && temperature <= 2)
       ? `temperature must be a number from 0 to 2, got ${String(temperature)}`
+      : !(Number.isFinite(inputMargin) && inputMargin >= 0 && inputMargin <= maxInputMargin)
+      ? `inputMargin must be a number from 0 to ${maxInputMargin}, got ${String(inputMargin)}`
       : undefined
     return problem === undefined ? Effect.void : Effect.fail(new InvalidRequest({ provider: provider.name, detail: problem }))
   }

@@ -355,6 +355,12 @@ describe("LanguageModel", () => {
       }
       const hot = yield* ask({ temperature: Number.NaN })
       expect(hot.message).toMatch(/temperature must be a number from 0 to 2, got NaN/)
+      for (const inputMargin of [Number.NaN, -0.5, 11, Infinity]) {
+        const margin = ScriptedModel.make({ model: "test-model", reply: () => "ok", options: { inputMargin } })
+        const error = yield* ask({}).pipe(Effect.provide(Layer.provide(margin.layer, prices)))
+        expect(error.message).toMatch(`inputMargin must be a number from 0 to 10, got ${inputMargin}`)
+        expect(margin.calls).toHaveLength(0)
+      }
       expect(model.calls).toHaveLength(0)
       const snapshot = yield* ledger.snapshot
       expect([snapshot.reserved, snapshot.total.requests]).toEqual([0, 0])

@@ -151,9 +151,9 @@ export interface RunOptions extends Options {
 }
 
 /**
- * Spend recorded past the budget: a call that cost more than it reserved (a server reporting more than the
- * reservation allowed for), or usage recorded without a reservation. The first one is kept: it is what a run
- * reports when it fails with `BudgetOverrun`.
+ * Under a budget, a call that cost more than it reserved (a server reporting more than the reservation allowed
+ * for: the budget's guarantee rests on reservations, so it no longer holds), or any spend recorded past the budget.
+ * The first one is kept: it is what a run reports when it fails with `BudgetOverrun`.
  */
 export interface Overrun {
   readonly step: string
@@ -189,20 +189,23 @@ class Books {
   constructor(options: RunOptions) {
     this.options = options
     this.budget = Option.fromNullable(options.budget)
-    for (const [step, usage] of Object.entries(options.prior ?? {})) this.add(step, usage, Cost.zero)
+    for (const [step, usage] of Object.entries(options.prior ?? {})) this.add(step, usage, undefined)
   }
 
   /**
    * Records usage as it is, whatever it cost (the books are honest), and notes an overrun if the spend is now past
-   * the budget: from then on, nothing more is reserved.
+   * the budget, or the call cost more than its reservation (`undefined` for usage that needed none): from then on,
+   * nothing more is reserved.
    */
-  add(step: string, usage: Usage.Usage, reserved: Cost.Cost): void {
+  add(step: string, usage: Usage.Usage, reserved: Cost.Cost | undefined): void {
     this.spent = Cost.add(this.spent, usage.cost)
     this.total = Usage.add(this.total, usage)
     this.byStep.set(step, Usage.add(this.byStep.get(step) ?? Usage.empty, usage))
     const budget = this.options.budget
-    if (budget !== undefined && this.spent > budget && this.overrun === undefined) {
-      this.overrun = { step, reserved, reported: usage.cost, spent: this.spent, budget }
+    const overran = budget !== undefined &&
+      (this.spent > budget || (reserved !== undefined && usage.cost > reserved))
+    if (overran && this.overrun === undefined) {
+      this.overrun = { step, reserved: reserved ?? Cost.zero, reported: usage.cost, spent: this.spent, budget }
       this.closed = true
     }
   }
@@ -285,7 +288,7 @@ class LedgerImpl implements Service {
       const problem = problemOf(usage)
       if (problem !== undefined) return Effect.fail(new InvalidUsage({ step: this.step, detail: problem }))
       const books = this.books
-      books.add(this.step, usage, Cost.zero)
+      books.add(this.step, usage, undefined)
       const parent = books.options.parent
       const onRecord = books.options.onRecord?.(this.step, usage) ?? Effect.void
       return parent === undefined ? onRecord : Effect.zipRight(onRecord, parent.record(usage))
