@@ -30,7 +30,8 @@ export class InvalidPipeline extends Data.TaggedError("InvalidPipeline")<{
 
 /**
  * A step failed after its retries (or died with a defect). Running siblings were interrupted and nothing new
- * was started. `cause` keeps the step's full failure; `error` is its typed error, if it had one.
+ * was started. `cause` keeps the step's full failure; `error` is its typed error, if it had one, and `defect` what
+ * it died with, if it died.
  *
  * @since 0.1.0
  */
@@ -44,6 +45,11 @@ export class StepFailed<out E> extends Data.TaggedError("StepFailed")<{
   get error(): E | StepTimeout | undefined {
     const failure = Cause.failureOption(this.cause)
     return failure._tag === "Some" ? Cause.originalError(failure.value) : undefined
+  }
+  /** The very object the step died with when it died of a defect (not a wrapper of it), or `undefined`. */
+  get defect(): unknown {
+    const defect = Cause.dieOption(this.cause)
+    return defect._tag === "Some" ? Cause.originalError(defect.value) : undefined
   }
   override get message(): string {
     return `Step "${this.step}" of pipeline "${this.pipeline}" failed: ${describe(this.cause)}`

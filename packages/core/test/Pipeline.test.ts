@@ -430,6 +430,13 @@ describe("Pipeline.run failures", () => {
         expect(error._tag === "StepFailed" && error.error).toBe(thrown)
         expect(new Set([error._tag === "StepFailed" && error.error]).has(thrown)).toBe(true)
       }
+      // A defect too, thrown or given to Effect.die.
+      const thrown = new RangeError("out of range")
+      for (const run of [() => Effect.die(thrown), () => Effect.sync(() => { throw thrown })]) {
+        const error = yield* Effect.flip(Pipeline.run(Pipeline.make("identity", { output: Step.make("dies", { run }) })))
+        expect(error._tag === "StepFailed" && error.defect).toBe(thrown)
+        expect(error._tag === "StepFailed" && error.error).toBeUndefined()
+      }
     }))
 
   it.effect("steps named __proto__ or constructor keep their outputs, as outputs and as inputs", () =>
