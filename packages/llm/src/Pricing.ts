@@ -10,6 +10,7 @@
 import { calcPrice } from "@pydantic/genai-prices"
 import { Cost, Usage } from "@trellis/core"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -118,11 +119,46 @@ const fromRates = (rates: Rates): Price => ({
 })
 
 /**
- * Makes a pricing service from the bundled prices and the given overrides.
+ * A price given in `overrides` that cannot be right: every rate must be a number of dollars per million tokens
+ * from 0 to 1,000,000.
+ *
+ * @since 0.2.0
+ */
+export class InvalidPrice extends Data.TaggedError("InvalidPrice")<{
+  readonly model: string
+  readonly rate: string
+  readonly value: unknown
+}> {
+  override get message(): string {
+    return `The price of model "${this.model}" is not usable: ${this.rate} must be a number of dollars per million ` +
+      `tokens from 0 to 1000000, got ${String(this.value)}`
+  }
+}
+
+/** A bound on any price per million tokens, far past every real one, so a typo cannot price a call in billions. */
+const maxPerMillion = 1_000_000
+
+/** The first override that cannot be right, if any. */
+const invalidPrice = (options: Options): InvalidPrice | undefined => {
+  for (const [model, rates] of Object.entries(options.overrides ?? {})) {
+    for (const rate of ["inputPerMillion", "outputPerMillion", "cachedInputPerMillion"] as const) {
+      const value: unknown = rates[rate]
+      if (value === undefined && rate === "cachedInputPerMillion") continue
+      if (!(typeof value === "number" && value >= 0 && value <= maxPerMillion)) return new InvalidPrice({ model, rate, value })
+    }
+  }
+  return undefined
+}
+
+/**
+ * Makes a pricing service from the bundled prices and the given overrides. Throws `InvalidPrice` for an override
+ * that cannot be right (`layer` fails with it instead).
  *
  * @since 0.1.0
  */
 export const make = (options: Options = {}): Service => {
+  const invalid = invalidPrice(options)
+  if (invalid !== undefined) throw invalid
   const provider = options.provider ?? "openai"
   const known = new Map<string, Option.Option<Price>>()
   const warned = new Set<string>()
@@ -185,8 +221,12 @@ export const make = (options: Options = {}): Service => {
 }
 
 /**
- * A layer with the bundled prices and the given overrides.
+ * A layer with the bundled prices and the given overrides; fails with `InvalidPrice` for an override that cannot be
+ * right.
  *
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<Pricing> => Layer.sync(Pricing, () => make(options))
+export const layer = (options: Options = {}): Layer.Layer<Pricing, InvalidPrice> => {
+  const invalid = invalidPrice(options)
+  return invalid === undefined ? Layer.sync(Pricing, () => make(options)) : Layer.fail(invalid)
+}

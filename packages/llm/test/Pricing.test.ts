@@ -38,6 +38,27 @@ describe("Pricing", () => {
       expect(Option.isNone(Pricing.make().rates("my-llama"))).toBe(true)
     }))
 
+  it.effect("refuses an override that cannot be right, naming the model and the rate: make throws, layer fails", () =>
+    Effect.gen(function*() {
+      const bad: Array<readonly [Pricing.Rates, string]> = [
+        [{ inputPerMillion: -1, outputPerMillion: 1 }, "inputPerMillion"],
+        [{ inputPerMillion: 1, outputPerMillion: Number.NaN }, "outputPerMillion"],
+        [{ inputPerMillion: 1, outputPerMillion: 1, cachedInputPerMillion: Infinity }, "cachedInputPerMillion"],
+        [{ inputPerMillion: "2" as unknown as number, outputPerMillion: 1 }, "inputPerMillion"],
+        [{ inputPerMillion: 1e7, outputPerMillion: 1 }, "inputPerMillion"]
+      ]
+      for (const [rates, rate] of bad) {
+        const options = { overrides: { "my-model": rates } }
+        expect(() => Pricing.make(options)).toThrow(Pricing.InvalidPrice)
+        const error = yield* Effect.flip(Effect.provide(Pricing.Pricing, Pricing.layer(options)))
+        expect(error).toMatchObject({ _tag: "InvalidPrice", model: "my-model", rate })
+        expect(error.message).toContain(`${rate} must be a number of dollars per million tokens from 0 to 1000000`)
+      }
+      // Zero says free; the bound itself is allowed.
+      const free = Pricing.make({ overrides: { "my-model": { inputPerMillion: 0, outputPerMillion: 1e6 } } })
+      expect(free.worstCase("my-model", 1_000_000, 0)).toBe(0)
+    }))
+
   it.effect("prices a call at the tier its size falls in, as @pydantic/genai-prices computes it", () =>
     Effect.gen(function*() {
       const cases: Array<[model: string, provider: string, input: number, cached: number, output: number]> = [
