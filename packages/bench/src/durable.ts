@@ -3,13 +3,16 @@
  * step sleeping 5 ms, run durably on a SQLite file: Trellis (`Durable.make` over the pipeline, each step an Activity)
  * against the same graph written by hand as raw `@effect/workflow` Activities. Both workflows are registered on one
  * store layer (`Store.layerSqlite`: the cluster's workflow engine on the file), so only the workflow differs.
- * Measured: milliseconds of wall time per run, one run after the other, each under a fresh id.
+ * Measured: milliseconds of wall time per run, one run after the other, each under a fresh id. The same on
+ * PostgreSQL when a server is given (`Store.layerPg`).
  *
  * Also measured, with no target: the same Trellis pipeline whose steps each make one metered call
  * (`Ledger.metered` around the sleep), whose reservation and settlement the durable spend log writes down; the
  * difference from the plain one is the added cost of a paid call.
  */
 import * as Activity from "@effect/workflow/Activity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
 import * as Workflow from "@effect/workflow/Workflow"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
@@ -17,7 +20,9 @@ import { Durable, Store } from "@trellis/durable"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -113,46 +118,75 @@ export interface DurableDiamond {
   readonly trellisOverRaw: number
   /** What one paid call adds to its step: (paid - plain) / steps. */
   readonly paidCallAddedPerStep: number
-  /** Where the runs were journaled. */
-  readonly store: "sqlite"
 }
 
-/** Runs the three variants against one SQLite file in a fresh temporary folder, removed after. */
+/** Runs the three variants, round by round, on the workflow engine of one store. */
+const measure = async (
+  s: Settings,
+  store: Layer.Layer<Store.Services, unknown>
+): Promise<DurableDiamond> => {
+  const live = Layer.mergeAll(Durable.layer(trellis), Durable.layer(trellisPaid), rawLayer).pipe(
+    Layer.provideMerge(store)
+  )
+  const runtime = ManagedRuntime.make(live)
+  try {
+    // The store's start (tables, shard locks) is not part of any run.
+    await runtime.runPromise(Effect.void)
+    let next = 0
+    // A fresh id per run: an id already run would return its stored result.
+    const id = () => `run-${next++}`
+    const run = (effect: (id: string) => Effect.Effect<unknown, unknown, WorkflowEngine>) => () =>
+      runtime.runPromise(effect(id()))
+    const ms = await compareWall(s, {
+      trellis: run((id) => Durable.run(trellis, { id })),
+      rawActivities: run((id) => raw.execute({ id })),
+      trellisPaid: run((id) => Durable.run(trellisPaid, { id }))
+    })
+    return {
+      unit: "ms/run",
+      ...ms,
+      trellisPerStep: ms.trellis / steps,
+      rawActivitiesPerStep: ms.rawActivities / steps,
+      trellisPaidPerStep: ms.trellisPaid / steps,
+      trellisOverRaw: ms.trellis / ms.rawActivities,
+      paidCallAddedPerStep: (ms.trellisPaid - ms.trellis) / steps
+    }
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+/** `durable_diamond` on a SQLite file in a fresh temporary folder, removed after. */
 export const durableDiamond = async (s: Settings): Promise<DurableDiamond> => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trellis-bench-"))
   try {
-    const store = Store.layerSqlite({ filename: path.join(dir, "runs.db"), retention: "forever" })
-    const live = Layer.mergeAll(Durable.layer(trellis), Durable.layer(trellisPaid), rawLayer).pipe(
-      Layer.provideMerge(store)
-    )
-    const runtime = ManagedRuntime.make(live)
-    try {
-      // The store's start (tables, shard locks) is not part of any run.
-      await runtime.runPromise(Effect.void)
-      let next = 0
-      // A fresh id per run: an id already run would return its stored result.
-      const id = () => `run-${next++}`
-      const run = (effect: (id: string) => Effect.Effect<unknown, unknown, WorkflowEngine>) => () =>
-        runtime.runPromise(effect(id()))
-      const ms = await compareWall(s, {
-        trellis: run((id) => Durable.run(trellis, { id })),
-        rawActivities: run((id) => raw.execute({ id })),
-        trellisPaid: run((id) => Durable.run(trellisPaid, { id }))
-      })
-      return {
-        unit: "ms/run",
-        ...ms,
-        trellisPerStep: ms.trellis / steps,
-        rawActivitiesPerStep: ms.rawActivities / steps,
-        trellisPaidPerStep: ms.trellisPaid / steps,
-        trellisOverRaw: ms.trellis / ms.rawActivities,
-        paidCallAddedPerStep: (ms.trellisPaid - ms.trellis) / steps,
-        store: "sqlite"
-      }
-    } finally {
-      await runtime.dispose()
-    }
+    return await measure(s, Store.layerSqlite({ filename: path.join(dir, "runs.db"), retention: "forever" }))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Runs one statement on the PostgreSQL server at `url`. */
+const onServer = (url: string, statement: string) =>
+  Effect.runPromise(
+    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)).pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(url) })),
+      Effect.asVoid
+    )
+  )
+
+/**
+ * `durable_diamond` on PostgreSQL: in a database of its own made on the server at `url` and dropped after, so that
+ * no other runner shares its engine and nothing is left behind.
+ */
+export const durableDiamondPostgres = async (s: Settings, url: string): Promise<DurableDiamond> => {
+  const name = `trellis_bench_${randomUUID().replaceAll("-", "")}`
+  await onServer(url, `CREATE DATABASE ${name}`)
+  try {
+    const database = new URL(url)
+    database.pathname = `/${name}`
+    return await measure(s, Store.layerPg({ url: Redacted.make(database.toString()), retention: "forever" }))
+  } finally {
+    await onServer(url, `DROP DATABASE ${name} WITH (FORCE)`)
   }
 }

@@ -6,11 +6,15 @@
  *   pnpm bench --json     the table, then one JSON object, last on stdout
  *   pnpm bench --quick    a few rounds only (also BENCH_QUICK=1), for CI: it keeps working, its times mean little
  *
+ * `durable_diamond` runs on SQLite, and on PostgreSQL too when TRELLIS_TEST_POSTGRES_URL names a server (it makes
+ * a database of its own there, dropped after).
+ *
  * Progress goes to stderr.
  */
 import { availableParallelism } from "node:os"
 import { chains } from "./chain.js"
 import { diamond5Noop } from "./diamond.js"
+import type { DurableDiamond } from "./durable.js"
 import { fan100Noop, fan100Sleep20 } from "./fan.js"
 import { round3, settings } from "./harness.js"
 import { checkTargets } from "./targets.js"
@@ -53,8 +57,12 @@ const concurrent = await step("concurrent10k_diamond_sleep10", () => concurrent1
 const budget = await step("budget_contention", () => budgetContention(s))
 const llm = await step("llm_call_1kb, tokenize_10kb", () => llmOverhead(s))
 // Last: it loads the durable stack (the cluster, SQLite) and keeps a database file open while it runs.
-const { durableDiamond } = await import("./durable.js")
+const { durableDiamond, durableDiamondPostgres } = await import("./durable.js")
 const durable = await step("durable_diamond", () => durableDiamond(s))
+const postgresUrl = process.env["TRELLIS_TEST_POSTGRES_URL"] || undefined
+const durablePostgres = postgresUrl === undefined
+  ? undefined
+  : await step("durable_diamond on PostgreSQL", () => durableDiamondPostgres(s, postgresUrl))
 process.stderr.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
 
 const roundAll = <T>(value: T): T =>
@@ -72,7 +80,8 @@ const scenarios = roundAll({
   concurrent10k_diamond_sleep10: concurrent,
   budget_contention: budget,
   ...llm,
-  durable_diamond: durable
+  durable_diamond: durable,
+  durable_diamond_postgres: durablePostgres ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" }
 })
 
 // The targets, as ratios within this run, checked on the figures before rounding. A missed target is reported in
@@ -84,7 +93,8 @@ const checks = checkTargets({
   ...chain,
   concurrent10k_diamond_sleep10: concurrent,
   budget_contention: budget,
-  durable_diamond: durable
+  durable_diamond: durable,
+  durable_diamond_postgres: durablePostgres
 })
 
 const cell = (v: unknown) => (v === undefined ? "" : String(v))
@@ -168,21 +178,24 @@ const machine = `Node ${process.version}, ${availableParallelism()} cores${quick
 console.log(`Trellis benchmark: ${machine}\n`)
 console.log(table(rows))
 console.log()
-const d = scenarios.durable_diamond
+const durableRows = (store: string, d: DurableDiamond) => [
+  [`durable_diamond, ${store}`, "ms/run", cell(d.trellis), cell(d.rawActivities), cell(d.trellisPaid)],
+  [`durable_diamond, ${store}`, "ms/step", cell(d.trellisPerStep), cell(d.rawActivitiesPerStep), cell(
+    d.trellisPaidPerStep
+  )],
+  [`durable_diamond, ${store}`, "trellis / raw", cell(d.trellisOverRaw), "", ""],
+  [`durable_diamond, ${store}`, "paid call's added ms/step", "", "", cell(d.paidCallAddedPerStep)]
+]
 console.log(
   table([
-    ["durable_diamond (5 steps sleeping 5 ms, SQLite)", "trellis", "rawActivities", "trellis, each step one paid call"],
-    ["ms/run", cell(d.trellis), cell(d.rawActivities), cell(d.trellisPaid)],
-    ["ms/step", cell(d.trellisPerStep), cell(d.rawActivitiesPerStep), cell(d.trellisPaidPerStep)],
-    ["trellis / raw", cell(d.trellisOverRaw), "", ""],
-    ["paid call's added ms/step", "", "", cell(d.paidCallAddedPerStep)]
+    ["scenario (5 steps sleeping 5 ms)", "unit", "trellis", "rawActivities", "trellis, each step one paid call"],
+    ...durableRows("SQLite", scenarios.durable_diamond),
+    ...(durablePostgres === undefined ? [] : durableRows("PostgreSQL", roundAll(durablePostgres)))
   ])
 )
-console.log(
-  process.env["TRELLIS_TEST_POSTGRES_URL"]
-    ? "durable_diamond on PostgreSQL: not measured yet (SQLite only)"
-    : "durable_diamond on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)"
-)
+if (durablePostgres === undefined) {
+  console.log("\ndurable_diamond on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)")
+}
 console.log()
 console.log(
   table([

@@ -154,6 +154,18 @@ describe("checkTargets", () => {
     expect(durable(Number.NaN, 5).missed).toEqual(["ratio", "per step"])
   })
 
+  it("checks PostgreSQL only when it was measured, against 1.1x and 25 ms", () => {
+    const pg = (trellisPerStep: number, rawActivitiesPerStep: number) =>
+      checkTargets({ ...held, durable_diamond_postgres: { trellisPerStep, rawActivitiesPerStep } })
+    expect(checkTargets(held).some((c) => c.scenario.includes("PostgreSQL"))).toBe(false)
+    expect(row(pg(20, 20), "durable_diamond, PostgreSQL")).toMatchObject({
+      holds: true,
+      target: "<= 1.1x raw Activities per step; <= 25 ms per step"
+    })
+    expect(row(pg(26, 25), "durable_diamond, PostgreSQL").missed).toEqual(["per step"])
+    expect(row(pg(26, 25), "durable_diamond, SQLite").holds).toBe(true)
+  })
+
   it("misses a target whose figure is not a number", () => {
     const checks = checkTargets({ ...held, diamond5_noop: { trellis: Number.NaN, effectForkJoin: 10 } })
     expect(row(checks, "diamond5_noop").holds).toBe(false)
