@@ -316,12 +316,10 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer))
   })
 
-  it.effect("fails with Ledger.InvalidUsage, before sending, a call whose worst case cannot be counted (a price of NaN)", () => {
+  it.effect("fails with Ledger.InvalidUsage, before sending, a call whose worst case cannot be counted (a pricing service of one's own answering NaN)", () => {
     const model = ScriptedModel.make({ model: "broken-price", reply: () => "never sent" })
-    const layer = Layer.provide(
-      model.layer,
-      Pricing.layer({ overrides: { "broken-price": { inputPerMillion: Number.NaN, outputPerMillion: 1 } } })
-    )
+    const broken: Pricing.Service = { ...Pricing.make(), worstCase: () => Number.NaN as Cost.Cost }
+    const layer = Layer.provide(model.layer, Layer.succeed(Pricing.Pricing, broken))
     return Effect.gen(function*() {
       const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
       const calls = [
@@ -364,6 +362,22 @@ describe("LanguageModel", () => {
       expect(model.calls).toHaveLength(0)
       const snapshot = yield* ledger.snapshot
       expect([snapshot.reserved, snapshot.total.requests]).toEqual([0, 0])
+    }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("a model that reports more than the call reserved fails the run with BudgetOverrun, its figures kept", () => {
+    // 50 times the output the request allowed: the reservation said at most 10 output tokens.
+    const model = scripted({ reply: () => ({ text: "long", usage: { inputTokens: 5, outputTokens: 500 } }) })
+    const ask = Step.make("ask", { run: () => LanguageModel.generate({ messages: [{ role: "user", content: "hi" }], maxTokens: 10 }) })
+    const after = Step.make("after", { after: { ask }, run: () => Effect.succeed("never") })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("liar", { output: after, budget: Cost.dollars(1) })))
+      if (error._tag !== "BudgetOverrun") return expect.unreachable(error.message)
+      // Input at 1,000 nano-dollars a token, output at 2,000.
+      expect(error).toMatchObject({ step: "ask", reported: 5 * 1000 + 500 * 2000 })
+      expect(error.reserved).toBe(reserved(inputTokens("hi")) * 1000 + 10 * 2000)
+      expect(error.partial.usage.total.cost).toBe(5 * 1000 + 500 * 2000)
+      expect(error.partial.outputs).not.toHaveProperty("after")
     }).pipe(Effect.provide(model.layer))
   })
 
