@@ -318,7 +318,8 @@ describe("LanguageModel", () => {
 
   it.effect("fails with Ledger.InvalidUsage, before sending, a call whose worst case cannot be counted (a pricing service of one's own answering NaN)", () => {
     const model = ScriptedModel.make({ model: "broken-price", reply: () => "never sent" })
-    const broken: Pricing.Service = { ...Pricing.make(), worstCase: () => Number.NaN as Cost.Cost }
+    const priced = Pricing.make({ overrides: { "broken-price": { inputPerMillion: 1, outputPerMillion: 1 } } })
+    const broken: Pricing.Service = { ...priced, worstCase: () => Number.NaN as Cost.Cost }
     const layer = Layer.provide(model.layer, Layer.succeed(Pricing.Pricing, broken))
     return Effect.gen(function*() {
       const ledger = yield* Ledger.make({ budget: Cost.dollars(1) })
