@@ -111,6 +111,26 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer))
   })
 
+  it.effect("counts a call cut by its step's timeout, on each attempt, as a request billed for its input", () => {
+    const model = scripted({ reply: () => "late", latency: "10 seconds" })
+    const slow = Step.make("slow", { timeout: "1 second", retry: 1, run: () => LanguageModel.generate("Hello there") })
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip(Pipeline.run(Pipeline.make("cut", { output: slow, budget: Cost.dollars(1) }))))
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(fiber)
+      if (error._tag !== "StepFailed") return expect.unreachable(error.message)
+      expect(error.error).toBeInstanceOf(Step.StepTimeout)
+      expect(model.calls).toHaveLength(2)
+      expect(error.partial.usage.total).toMatchObject({
+        requests: 2,
+        inputTokens: 2 * inputTokens("Hello there"),
+        cost: 2 * inputTokens("Hello there") * 1000,
+        estimated: true
+      })
+    }).pipe(Effect.provide(model.layer))
+  })
+
   it.effect("settles a reservation even when the call is interrupted the moment the reservation is made", () => {
     const model = scripted({ reply: () => "late", latency: "1 second" })
     return Effect.gen(function*() {
