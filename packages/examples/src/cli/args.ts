@@ -33,6 +33,16 @@ export const flags = {
     Options.withDescription("The model to ask (offline: the model whose prices are simulated)"),
     Options.optional
   ),
+  store: Options.text("store").pipe(
+    Options.withPseudoName("file.db|postgres://..."),
+    Options.withDescription("Run durably, keeping the run in this SQLite file or PostgreSQL database (needs --run-id)"),
+    Options.optional
+  ),
+  runId: Options.text("run-id").pipe(
+    Options.withPseudoName("id"),
+    Options.withDescription("The durable run's id: running it again returns the stored result or resumes the run"),
+    Options.optional
+  ),
   json: Options.boolean("json").pipe(Options.withDescription("Print the result as one JSON object, alone on stdout")),
   mermaid: Options.boolean("mermaid").pipe(
     Options.withDescription("Print the chosen pipeline's graph as a Mermaid flowchart, without running it")
@@ -41,7 +51,7 @@ export const flags = {
   trace: Options.boolean("trace").pipe(Options.withDescription("Print the run's spans through OpenTelemetry"))
 }
 
-const valueFlags = ["--input", "--max-input-bytes", "--budget", "--model"]
+const valueFlags = ["--input", "--max-input-bytes", "--budget", "--model", "--store", "--run-id"]
 const switches = ["--json", "--mermaid", "--gantt", "--trace"]
 
 /**
@@ -102,6 +112,35 @@ export const ModelName = Schema.String.pipe(
   Schema.filter((name) => name.length > 0 && name.trim() === name, {
     message: () => "must name a model (not empty, no spaces around it)"
   })
+)
+
+/** `--run-id`: an id, not empty and without spaces around it. */
+export const RunId = Schema.String.pipe(
+  Schema.filter((id) => id.length > 0 && id.trim() === id, {
+    message: () => "must name a run (not empty, no spaces around it)"
+  })
+)
+
+/** Where durable runs are kept: a PostgreSQL database given by URL, or else a SQLite file. */
+export type StoreLocation =
+  | { readonly _tag: "Postgres"; readonly url: string }
+  | { readonly _tag: "Sqlite"; readonly filename: string }
+
+/** `--store`: a `postgres://` (or `postgresql://`) URL, or the path of a SQLite file. */
+export const StoreFlag = Schema.String.pipe(
+  Schema.filter((store) => store.length > 0, { message: () => "must be a SQLite file or a postgres:// URL" }),
+  Schema.transform(
+    Schema.Union(
+      Schema.TaggedStruct("Postgres", { url: Schema.String }),
+      Schema.TaggedStruct("Sqlite", { filename: Schema.String })
+    ),
+    {
+      strict: true,
+      decode: (store): StoreLocation =>
+        /^postgres(?:ql)?:\/\//.test(store) ? { _tag: "Postgres", url: store } : { _tag: "Sqlite", filename: store },
+      encode: (location) => location._tag === "Postgres" ? location.url : location.filename
+    }
+  )
 )
 
 /** Decodes an optional flag's text with `schema`; a refusal says which flag, why, and what was given. */

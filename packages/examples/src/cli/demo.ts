@@ -8,10 +8,23 @@
 import { Command, ValidationError } from "@effect/cli"
 import { readFileSync } from "node:fs"
 import { stripVTControlCharacters } from "node:util"
-import { Cost, Pipeline, PipelineError, Router } from "@trellis/core"
+import { Cost, Pipeline, PipelineError, type Result, Router, Usage } from "@trellis/core"
+import { Durable, Store } from "@trellis/durable"
 import { LanguageModel, OfflineModel, OpenAi } from "@trellis/llm"
-import { Cause, Clock, type ConfigError, Console, type Duration, Effect, Exit, type Layer, Logger, Option } from "effect"
-import { Document, router } from "../document/pipeline.js"
+import {
+  Cause,
+  Clock,
+  type ConfigError,
+  Console,
+  type Duration,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  Option,
+  Redacted
+} from "effect"
+import { Document, DocumentText, router } from "../document/pipeline.js"
 import { quarterlyReport } from "../document/samples.js"
 import { tracing } from "../tracing.js"
 import {
@@ -23,10 +36,13 @@ import {
   flags,
   InputError,
   MaxInputBytes,
-  ModelName
+  ModelName,
+  RunId,
+  type StoreLocation,
+  StoreFlag
 } from "./args.js"
 import { baseDirectory, readDocument } from "./input.js"
-import { type JsonReport, Progress, SpanWriter, stepsJson, table, usageJson, type Write } from "./report.js"
+import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
 /** What the demo talks to: its output streams, the environment, and (for tests) the model to use. */
 export interface Io {
@@ -92,6 +108,51 @@ const logToStderr = (write: Write) =>
     })
   )
 
+// A durable run reports no events as it goes: its table is drawn from the result (or the failure's usage) instead.
+const statusOf: Record<Result.StepTiming["status"], StepRow["status"]> = {
+  succeeded: "done",
+  failed: "failed",
+  stopped: "stopped",
+  interrupted: "interrupted"
+}
+
+const fillRows = (
+  progress: Progress,
+  steps: ReadonlyArray<string>,
+  usage: Result.UsageReport,
+  timeline: ReadonlyArray<Result.StepTiming>,
+  failedStep?: string
+) => {
+  for (const name of steps) {
+    const timing = timeline.find((entry) => entry.step === name)
+    const used = usage.byStep[name]
+    progress.rows.set(name, {
+      name,
+      status: timing !== undefined
+        ? statusOf[timing.status]
+        : name === failedStep
+        ? "failed"
+        : used !== undefined
+        ? "done"
+        : "pending",
+      startedAt: timing?.startedAt,
+      durationMs: timing === undefined ? undefined : timing.endedAt - timing.startedAt,
+      attempt: timing?.attempts ?? 0,
+      usage: used ?? Usage.empty
+    })
+  }
+}
+
+type DocumentPipeline = Pipeline.Pipeline<unknown, unknown, LanguageModel.LanguageModel | Document, unknown, never>
+
+const storeLayer = (location: StoreLocation) =>
+  location._tag === "Postgres"
+    ? Store.layerPg({ url: Redacted.make(location.url) })
+    : Store.layerSqlite({ filename: location.filename })
+
+const storeName = (location: StoreLocation) =>
+  location._tag === "Postgres" ? "the PostgreSQL store" : `the store ${JSON.stringify(location.filename)}`
+
 const demo = (flags: Flags, io: Io) =>
   Effect.gen(function*() {
     const budget = budgetCost(yield* decodeFlag("budget", Budget, flags.budget))
@@ -100,6 +161,14 @@ const demo = (flags: Flags, io: Io) =>
       yield* decodeFlag("max-input-bytes", MaxInputBytes, flags.maxInputBytes),
       () => defaultMaxInputBytes
     )
+    const store = yield* decodeFlag("store", StoreFlag, flags.store)
+    const runId = yield* decodeFlag("run-id", RunId, flags.runId)
+    if (Option.isSome(runId) && Option.isNone(store)) {
+      return yield* new InputError({ message: "--run-id names a durable run, so it needs --store (a SQLite file or a postgres:// URL)" })
+    }
+    if (Option.isSome(store) && Option.isNone(runId)) {
+      return yield* new InputError({ message: "--store keeps a durable run, so it needs --run-id (the run's id)" })
+    }
     if (flags.mermaid && flags.gantt) {
       return yield* new InputError({ message: "--mermaid shows the graph without running it, so --gantt cannot go with it" })
     }
@@ -111,6 +180,14 @@ const demo = (flags: Flags, io: Io) =>
     const say = flags.json ? io.stderr : io.stdout
     const documents = router({ budget })
 
+    // --store: the chosen pipeline runs durably under --run-id, its document stored with the run.
+    const durably = Option.isNone(store) || Option.isNone(runId) ? undefined : yield* Effect.gen(function*() {
+      const route = yield* Effect.provideService(documents.route, Document, { text })
+      const pipeline: DocumentPipeline = documents.routes[route]
+      const durable = Durable.make(pipeline, { input: { tag: Document, schema: DocumentText } })
+      return { durable, id: runId.value, location: store.value }
+    })
+
     // --mermaid: the chosen pipeline's graph, without running it (routing is code, and costs nothing).
     const graph = Effect.gen(function*() {
       const route = yield* documents.route
@@ -120,7 +197,10 @@ const demo = (flags: Flags, io: Io) =>
       return 0
     })
 
-    const run = Effect.gen(function*() {
+    // Runs the chosen pipeline through `execute` (in memory through the router, or durably), then reports it.
+    const runWith = <E, R>(
+      execute: (progress: Progress, pipeline: DocumentPipeline) => Effect.Effect<Result.Completed<unknown, unknown>, E, R>
+    ) => Effect.gen(function*() {
       const model = yield* LanguageModel.LanguageModel
       const label = model.provider === "offline" ? ` (${OfflineModel.label})` : ""
       say(`Provider: ${model.provider}${label}, model ${model.model}\n`)
@@ -158,7 +238,7 @@ const demo = (flags: Flags, io: Io) =>
         }
       }
 
-      const exit = yield* Router.run(documents, { onEvent: progress.onEvent }).pipe(
+      const exit = yield* execute(progress, pipeline).pipe(
         Effect.onInterrupt(() =>
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Effect.sync(() => {
@@ -169,12 +249,16 @@ const demo = (flags: Flags, io: Io) =>
         Effect.exit
       )
       if (Exit.isSuccess(exit)) {
-        const { result } = exit.value
+        const result = exit.value
         finish("completed", result.output, undefined, result)
         return 0
       }
       const failure = Cause.failureOption(exit.cause)
-      if (Option.isSome(failure)) {
+      if (Option.isSome(failure) && failure.value instanceof Durable.RunFailed) {
+        const error = failure.value
+        fillRows(progress, pipeline.steps.map((step) => step.name), error.usage, [], error.step)
+        finish("failed", null, { tag: error.reason, step: error.step ?? null, message: error.detail }, undefined)
+      } else if (Option.isSome(failure)) {
         finish("failed", null, describeFailure(failure.value), partialOf(failure.value))
       } else {
         const message = Cause.pretty(exit.cause).split("\n")[0] ?? "unexpected failure"
@@ -184,7 +268,39 @@ const demo = (flags: Flags, io: Io) =>
     })
 
     if (flags.mermaid) return yield* Effect.provideService(graph, Document, { text })
-    const provided = run.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, modelName)))
+    // Durably, the store is opened before anything is printed: a store in use is the one line of output.
+    const stored = durably === undefined
+      ? runWith((progress) => Effect.map(Router.run(documents, { onEvent: progress.onEvent }), ({ result }) => result))
+      : runWith((progress, pipeline) =>
+        Effect.gen(function*() {
+          const { durable, id, location } = durably
+          // A run the store has finished is returned as it was stored; the line on stderr says which it was.
+          // The workflow's payload carries the input as well (its type names the id alone).
+          const payload: { readonly id: string } = { id, input: { text } } as { readonly id: string }
+          const before = yield* Effect.flatMap(durable.workflow.executionId(payload), durable.workflow.poll)
+          const note = Effect.sync(() =>
+            io.stderr(
+              `trellis-demo: run "${id}" ${before?._tag === "Complete" ? "returned from" : "stored in"} ${storeName(location)}\n`
+            )
+          )
+          const result = yield* Durable.run(durable, { id, input: { text } }).pipe(
+            Effect.tapBoth({ onFailure: () => note, onSuccess: () => note })
+          )
+          fillRows(progress, pipeline.steps.map((step) => step.name), result.usage, result.timeline)
+          return result
+        })
+      ).pipe(
+        Effect.provide(Durable.layer(durably.durable).pipe(Layer.provideMerge(storeLayer(durably.location)))),
+        Effect.catchTags({
+          StoreInUse: (error) => Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${error.message}\n`)), 1),
+          SqlError: (error) =>
+            Effect.as(
+              Effect.sync(() => io.stderr(`trellis-demo: cannot open ${storeName(durably.location)}: ${error.message}\n`)),
+              1
+            )
+        })
+      )
+    const provided = stored.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, modelName)))
     return yield* flags.trace
       ? Effect.provide(provided, tracing(new SpanWriter(say), "trellis-demo"))
       : provided

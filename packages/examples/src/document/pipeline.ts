@@ -26,8 +26,24 @@ export const Classification = Schema.Struct({
   category: Schema.Literal(...categories)
 })
 
+/** The document's text as a durable run stores it, so that a resumed run reads the same document. */
+export const DocumentText = Schema.Struct({ text: Schema.String })
+
+// The steps' output schemas: a durable run journals each step's output through its schema.
+const MarketNote = Schema.Struct({ sector: Schema.String, outlook: Schema.String, benchmarkGrowthPercent: Schema.Number })
+
+const Account = Schema.Struct({
+  company: Schema.String,
+  tier: Schema.Literal("enterprise", "growth", "starter"),
+  owner: Schema.String,
+  openTickets: Schema.Number
+})
+
+const Classified = Schema.Struct({ ...Extraction.fields, category: Classification.fields.category })
+
 const extract = Step.make("extract", {
   retry: 1,
+  output: Extraction,
   run: () =>
     Effect.flatMap(Document, (document) =>
       LanguageModel.generateObject(Extraction, {
@@ -42,6 +58,7 @@ const extract = Step.make("extract", {
 const classify = Step.make("classify", {
   after: { extract },
   retry: 1,
+  output: Classified,
   run: ({ extract }) =>
     Effect.flatMap(Document, (document) =>
       LanguageModel.generateObject(Classification, {
@@ -55,11 +72,18 @@ const classify = Step.make("classify", {
 // brief needs from it, so the brief depends on them alone: the seed's diamond.
 const fetchMarket = Step.make("fetch_market", {
   after: { classify },
+  output: Schema.Struct({ category: Classification.fields.category, note: MarketNote }),
   run: ({ classify }) => Effect.succeed({ category: classify.category, note: market[classify.category] })
 })
 
 const fetchUser = Step.make("fetch_user", {
   after: { classify },
+  output: Schema.Struct({
+    title: Schema.String,
+    summary: Schema.String,
+    company: Schema.String,
+    account: Schema.NullOr(Account)
+  }),
   run: ({ classify }) =>
     Effect.succeed({
       title: classify.title,
@@ -71,6 +95,12 @@ const fetchUser = Step.make("fetch_user", {
 
 const combine = Step.make("combine", {
   after: { fetchMarket, fetchUser },
+  output: Schema.Struct({
+    category: Classification.fields.category,
+    company: Schema.String,
+    account: Schema.NullOr(Account),
+    brief: Schema.String
+  }),
   run: ({ fetchMarket, fetchUser }) =>
     Effect.map(
       LanguageModel.generate({
@@ -102,6 +132,7 @@ const combine = Step.make("combine", {
 
 const quickBrief = Step.make("brief", {
   after: { extract },
+  output: Schema.Struct({ company: Schema.String, account: Schema.NullOr(Account), brief: Schema.String }),
   run: ({ extract }) =>
     Effect.map(
       LanguageModel.generate({

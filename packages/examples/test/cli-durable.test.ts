@@ -1,0 +1,102 @@
+/**
+ * The demo's durable runs: `--store` with `--run-id` runs the document pipeline durably, the same id again returns
+ * the stored result without calling the model, a store held by another process is refused, and each of the two
+ * flags alone is a usage error.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Store } from "@trellis/durable"
+import { Effect, Layer } from "effect"
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { demo } from "./support.js"
+
+// The executable as installed: the built JavaScript, on plain Node (the test command builds first).
+const bin = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url))
+
+/** Runs the built demo in a child process with `args`, in `cwd`, on the offline model. */
+const cli = (args: ReadonlyArray<string>, cwd: string) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd,
+      env: { ...process.env, CI: "1", OPENAI_API_KEY: "" }
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk) => (stdout += chunk))
+    child.stderr.on("data", (chunk) => (stderr += chunk))
+    child.on("exit", (code) => resolve({ code, stdout, stderr }))
+  })
+
+/** A temporary directory, removed after `f` however it ends. */
+const inScratch = async <A>(f: (dir: string) => Promise<A>): Promise<A> => {
+  const dir = mkdtempSync(join(tmpdir(), "trellis-durable-cli-"))
+  try {
+    return await f(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+describe("trellis-demo --store", () => {
+  it("runs durably into a SQLite file, and returns the stored result for the same id without running again", () =>
+    inScratch(async (dir) => {
+      const args = ["--json", "--store", "runs.db", "--run-id", "report-1"]
+      const first = await cli(args, dir)
+      expect(first.code).toBe(0)
+      expect(first.stderr).toContain(`trellis-demo: run "report-1" stored in the store "runs.db"`)
+      const report = JSON.parse(first.stdout)
+      expect(report).toMatchObject({ status: "completed", route: "thorough" })
+      expect(report.steps.map((step: { name: string; status: string }) => [step.name, step.status])).toEqual([
+        ["extract", "done"],
+        ["classify", "done"],
+        ["fetch_market", "done"],
+        ["fetch_user", "done"],
+        ["combine", "done"]
+      ])
+      expect(report.usage.requests).toBe(3)
+
+      // The stored result, durations and usage included: the model is not asked again.
+      const second = await cli(args, dir)
+      expect(second.code).toBe(0)
+      expect(second.stderr).toContain(`trellis-demo: run "report-1" returned from the store "runs.db"`)
+      expect(second.stdout).toBe(first.stdout)
+
+      // A run without a store gives the same output and usage.
+      const plain = JSON.parse((await cli(["--json"], dir)).stdout)
+      expect({ output: plain.output, usage: plain.usage }).toEqual({ output: report.output, usage: report.usage })
+    }), 60_000)
+
+  it("refuses a SQLite file another process runs on, with one line and a non-zero exit", () =>
+    inScratch(async (dir) => {
+      const filename = join(dir, "held.db")
+      // This process holds the file for as long as the store's layer is open.
+      const result = await Effect.runPromise(
+        Effect.scoped(Effect.flatMap(Layer.build(Store.layerSqlite({ filename })), () =>
+          Effect.promise(() => cli(["--store", filename, "--run-id", "report-1"], dir))))
+      )
+      expect(result.code).toBe(1)
+      expect(result.stdout).toBe("")
+      expect(result.stderr).toBe(
+        `trellis-demo: The SQLite file "${filename}" is in use by another process: one process at a time may run ` +
+          `durable pipelines on a SQLite file (two could run a step twice)\n`
+      )
+    }), 60_000)
+
+  it.effect("refuses --run-id without --store and --store without --run-id, with one line and exit 2", () =>
+    Effect.gen(function*() {
+      const cases = [
+        [["--run-id", "report-1"], "--run-id names a durable run, so it needs --store (a SQLite file or a postgres:// URL)"],
+        [["--store", "runs.db"], "--store keeps a durable run, so it needs --run-id (the run's id)"],
+        [["--store", "runs.db", "--run-id", " x"], `--run-id must name a run (not empty, no spaces around it), got " x"`],
+        [["--run-id", "a", "--run-id", "b", "--store", "runs.db"], "--run-id is given more than once"],
+        [["--store"], "--store needs a value"]
+      ] as const
+      for (const [args, message] of cases) {
+        const { code, stderr, stdout } = yield* demo(args)
+        expect({ args, code, stdout, stderr }).toEqual({ args, code: 2, stdout: "", stderr: `trellis-demo: ${message}\n` })
+      }
+    }))
+})
