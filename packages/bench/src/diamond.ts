@@ -6,14 +6,8 @@ import { Pipeline, Step } from "@trellis/core"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { compare, effectBatch, promiseBatch, type Settings, withEvents } from "./harness.js"
+import { combine, kind, market, text, user, words } from "./work.js"
 
-// The steps' own work, shared by every variant.
-const text = "Acme buys Globex for 3M"
-const words = (t: string) => t.split(" ")
-const kind = (ws: ReadonlyArray<string>) => (ws.length > 3 ? "complex" : "simple")
-const market = (k: string) => ({ segment: k, price: 42 })
-const user = (_k: string) => ({ name: "Ada" })
-const combine = (m: { segment: string; price: number }, u: { name: string }) => `${u.name}: ${m.segment} at ${m.price}`
 
 const extractStep = Step.make("extract", { run: () => Effect.succeed(words(text)) })
 const classifyStep = Step.make("classify", {

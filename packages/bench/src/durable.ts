@@ -27,6 +27,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { compareWall, type Settings } from "./harness.js"
+import { combine, kind, market, text, user, words } from "./work.js"
 
 /** Steps in the diamond. */
 export const steps = 5
@@ -34,13 +35,6 @@ const sleepMs = 5
 
 const sleepy = <A>(value: A) => Effect.as(Effect.sleep(sleepMs), value)
 
-// The steps' own work, shared by every variant.
-const text = "Acme buys Globex for 3M"
-const words = (t: string) => t.split(" ")
-const kind = (ws: ReadonlyArray<string>) => (ws.length > 3 ? "complex" : "simple")
-const market = (k: string) => ({ segment: k, price: 42 })
-const user = (_k: string) => ({ name: "Ada" })
-const combine = (m: { segment: string; price: number }, u: { name: string }) => `${u.name}: ${m.segment} at ${m.price}`
 
 const Words = Schema.Array(Schema.String)
 const Market = Schema.Struct({ segment: Schema.String, price: Schema.Number })

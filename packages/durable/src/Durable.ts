@@ -236,6 +236,25 @@ export const run = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
 ): Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine> =>
-  self.workflow.execute(
-    (self.input === undefined ? { id: options.id } : { id: options.id, input: options.input }) as { readonly id: string }
-  ) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+  self.workflow.execute(payloadOf(self, options)) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+
+// The workflow's payload for a run: its id, and its input for a pipeline made with one (the payload's declared type
+// names the id alone; the schema the workflow was made with encodes the input too).
+const payloadOf = <V>(self: Any, options: RunOptions<V>): { readonly id: string } =>
+  (self.input === undefined ? { id: options.id } : { id: options.id, input: options.input }) as { readonly id: string }
+
+/**
+ * Whether the store holds a finished outcome for the run (then {@link run}, given the same options, returns it and
+ * runs nothing). A run that is unknown or still going is not finished.
+ *
+ * @since 0.2.0
+ */
+export const isFinished = <A, E, R, O, D, I, V>(
+  self: Durable<A, E, R, O, D, I, V>,
+  options: RunOptions<V>
+): Effect.Effect<boolean, never, WorkflowEngine> =>
+  Effect.map(
+    Effect.flatMap(self.workflow.executionId(payloadOf(self, options)), self.workflow.poll),
+    (outcome) => outcome?._tag === "Complete"
+  )
+

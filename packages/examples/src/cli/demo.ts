@@ -275,13 +275,9 @@ const demo = (flags: Flags, io: Io) =>
         Effect.gen(function*() {
           const { durable, id, location } = durably
           // A run the store has finished is returned as it was stored; the line on stderr says which it was.
-          // The workflow's payload carries the input as well (its type names the id alone).
-          const payload: { readonly id: string } = { id, input: { text } } as { readonly id: string }
-          const before = yield* Effect.flatMap(durable.workflow.executionId(payload), durable.workflow.poll)
+          const finished = yield* Durable.isFinished(durable, { id, input: { text } })
           const note = Effect.sync(() =>
-            io.stderr(
-              `trellis-demo: run "${id}" ${before?._tag === "Complete" ? "returned from" : "stored in"} ${storeName(location)}\n`
-            )
+            io.stderr(`trellis-demo: run "${id}" ${finished ? "returned from" : "stored in"} ${storeName(location)}\n`)
           )
           const result = yield* Durable.run(durable, { id, input: { text } }).pipe(
             Effect.tapBoth({ onFailure: () => note, onSuccess: () => note })
