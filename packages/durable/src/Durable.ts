@@ -9,19 +9,22 @@
  *
  * @since 0.2.0
  */
+import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import * as Workflow from "@effect/workflow/Workflow"
 import { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import { Pipeline, type PipelineError, type Result, StepExecutor } from "@trellis/core"
+import { Pipeline, type PipelineError, type Result, Step, StepExecutor } from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import { identity } from "effect/Function"
 import type * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Executor from "./internal/executor.js"
 import * as Journal from "./internal/journal.js"
+import * as Waiting from "./internal/waiting.js"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -183,15 +186,15 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
 
 /**
  * Registers a durable pipeline with the workflow engine, so that its runs can be started and those interrupted by
- * a crash resume when the engine starts. The layer needs what the pipeline's steps need. When the store keeps a
- * `SpendLog` (both stores of `Store` do), each paid call's reservation is written down before the call is sent, so that
- * what a crash cut short counts on resume.
+ * a crash resume when the engine starts. The layer needs what the pipeline's steps need (its waiting steps' signals
+ * come from the engine). When the store keeps a `SpendLog` (both stores of `Store` do), each paid call's reservation
+ * is written down before the call is sent, so that what a crash cut short counts on resume.
  *
  * @since 0.2.0
  */
 export const layer = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>
-): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I>> =>
+): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>> =>
   self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
       const engine = yield* WorkflowEngine
@@ -205,10 +208,15 @@ export const layer = <A, E, R, O, D, I, V>(
       const input: Input<any, any> | undefined = self.input
       const given = (payload as { readonly input?: unknown }).input
       return yield* (input === undefined ? run : Effect.provideService(run, input.tag, given)).pipe(
-        Effect.mapError((error) => runFailed(payload.id, error as PipelineError.PipelineError<unknown>))
+        // A waiting step suspended the run: it ended the pipeline, but the run is not over.
+        Effect.catchAll((error) =>
+          instance.suspended
+            ? Workflow.suspend(instance)
+            : Effect.fail(runFailed(payload.id, error as PipelineError.PipelineError<unknown>))
+        )
       )
     })
-  ) as Layer.Layer<never, never, WorkflowEngine | Exclude<R, I>>
+  ) as Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>>
 
 /**
  * Options of {@link run}.
@@ -253,8 +261,158 @@ export const isFinished = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
 ): Effect.Effect<boolean, never, WorkflowEngine> =>
+  Effect.map(status(self, options), (status) => status._tag === "Finished")
+
+/**
+ * Where a waiting step ({@link await}) gets its value: a durable run provides it; a plain run (`Pipeline.run`) of
+ * the same pipeline needs one provided, such as a test's answers given in advance.
+ *
+ * @since 0.2.0
+ */
+export const Signals = Waiting.Signals
+
+/**
+ * @since 0.2.0
+ */
+export type Signals = Waiting.Signals
+
+/**
+ * Options of {@link await}.
+ *
+ * @since 0.2.0
+ */
+export interface AwaitOptions<A, I, Deps extends Step.Dependencies> {
+  /** The value's schema: a signal is checked against it, and the value journaled through it. */
+  readonly schema: Schema.Schema<A, I, never>
+  /** The steps to wait for before waiting for the signal (their outputs are not used). */
+  readonly after?: Deps | undefined
+}
+
+/**
+ * A step that waits for the outside world: its output is the value {@link signal} delivers under its name. A durable
+ * run that reaches it before the value arrives lets the steps running beside it finish, then suspends, surviving
+ * restarts, until the value arrives; a value delivered earlier is used at once.
+ *
+ * @example
+ * ```ts
+ * const answer = Durable.await("email", { schema: Schema.String, after: { question } })
+ * // elsewhere, later, in any process on the same store:
+ * yield* Durable.signal(booking, { id: "booking-42", step: "email", value: "ada@example.com" })
+ * ```
+ *
+ * @since 0.2.0
+ */
+const await_ = <const Name extends string, A, I, const Deps extends Step.Dependencies = {}>(
+  name: Name,
+  options: AwaitOptions<A, I, Deps>
+): Step.Step<Name, A, never, Signals, Deps> =>
+  Waiting.mark(Step.make(name, {
+    after: options.after,
+    output: options.schema,
+    run: () => Effect.flatMap(Waiting.Signals, (signals) => signals.await(name, options.schema))
+  }))
+
+export { await_ as await }
+
+/**
+ * A signal could not be delivered: the pipeline has no waiting step of that name, or the value does not fit the
+ * step's schema.
+ *
+ * @since 0.2.0
+ */
+export class InvalidSignal extends Data.TaggedError("InvalidSignal")<{
+  readonly pipeline: string
+  readonly step: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Cannot signal "${this.step}" of pipeline "${this.pipeline}": ${this.detail}`
+  }
+}
+
+/**
+ * Options of {@link signal}: the run, the waiting step (by name), and the value, as its schema's encoded form (JSON)
+ * when the step is named, or as the step's output type when the step itself is given.
+ *
+ * @since 0.2.0
+ */
+export type SignalOptions<V, S> = RunOptions<V> & (
+  | { readonly step: Step.Step<string, S, never, Signals, any>; readonly value: S }
+  | { readonly step: string; readonly value: unknown }
+)
+
+/**
+ * Delivers a value to a run's waiting step ({@link await}), from any process on the run's store. The value is kept
+ * until the run reaches the step, if it has not yet; a run suspended there resumes. A second signal to the same step
+ * is ignored once the first is stored.
+ *
+ * @since 0.2.0
+ */
+export const signal = <A, E, R, O, D, I, V, S>(
+  self: Durable<A, E, R, O, D, I, V>,
+  options: SignalOptions<V, S>
+): Effect.Effect<void, InvalidSignal, WorkflowEngine> =>
+  Effect.gen(function*() {
+    const name = typeof options.step === "string" ? options.step : options.step.name
+    const invalid = (detail: string) => new InvalidSignal({ pipeline: self.pipeline.name, step: name, detail })
+    const step = self.pipeline.steps.find((step) => step.name === name)
+    if (step === undefined || !Waiting.isWaiting(step)) {
+      const waiting = self.pipeline.steps.filter(Waiting.isWaiting).map((step) => `"${step.name}"`)
+      return yield* invalid(
+        `it has no waiting step of that name (${waiting.length === 0 ? "it has none" : `waiting: ${waiting.join(", ")}`})`
+      )
+    }
+    const schema = step.output as Schema.Schema<unknown, unknown, never>
+    const value = typeof options.step === "string"
+      ? yield* Effect.mapError(
+        Schema.decodeUnknown(schema)(options.value),
+        (error) => invalid(`the value does not fit the step's schema: ${error.message}`)
+      )
+      : options.value
+    const signal = Waiting.deferred(name, schema)
+    const token = DurableDeferred.tokenFromExecutionId(signal, {
+      workflow: self.workflow,
+      executionId: yield* self.workflow.executionId(payloadOf(self, options))
+    })
+    yield* DurableDeferred.succeed(signal, { token, value })
+  })
+
+/**
+ * Where a durable run stands: `Pending` (not finished and not waiting: going, or never started), `Waiting` (suspended
+ * until a waiting step's signal arrives), or `Finished` with its outcome.
+ *
+ * @since 0.2.0
+ */
+export type Status<A, O, D> =
+  | { readonly _tag: "Pending" }
+  | { readonly _tag: "Waiting" }
+  | { readonly _tag: "Finished"; readonly exit: Exit.Exit<Result.Result<A, O, D>, RunFailed> }
+
+/**
+ * Where a run stands, without waiting for it.
+ *
+ * @since 0.2.0
+ */
+export const status = <A, E, R, O, D, I, V>(
+  self: Durable<A, E, R, O, D, I, V>,
+  options: RunOptions<V>
+): Effect.Effect<Status<A, O, D>, never, WorkflowEngine> =>
   Effect.map(
     Effect.flatMap(self.workflow.executionId(payloadOf(self, options)), self.workflow.poll),
-    (outcome) => outcome?._tag === "Complete"
+    (outcome): Status<A, O, D> => {
+      if (outcome === undefined) return { _tag: "Pending" }
+      if (outcome._tag === "Suspended") return { _tag: "Waiting" }
+      return { _tag: "Finished", exit: outcome.exit as Exit.Exit<Result.Result<A, O, D>, RunFailed> }
+    }
   )
 
+/**
+ * Starts a run (or resumes it, as {@link run} would) without waiting for its outcome: see {@link status}.
+ *
+ * @since 0.2.0
+ */
+export const start = <A, E, R, O, D, I, V>(
+  self: Durable<A, E, R, O, D, I, V>,
+  options: RunOptions<V>
+): Effect.Effect<void, never, WorkflowEngine> =>
+  Effect.asVoid(self.workflow.execute(payloadOf(self, options), { discard: true }))

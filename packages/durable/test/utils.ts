@@ -18,13 +18,13 @@ export const tempDir = (): string => {
 }
 
 /** The layer a process runs durable pipelines with: the pipelines registered on a SQLite file's engine. */
-export const storeWith = (filename: string, ...pipelines: ReadonlyArray<Durable.Durable<any, any, never, any, any>>) =>
+export const storeWith = (filename: string, ...pipelines: ReadonlyArray<Durable.Durable<any, any, Durable.Signals, any, any>>) =>
   storeWithOptions({ filename }, ...pipelines)
 
 /** As {@link storeWith}, with the store's options. */
 export const storeWithOptions = (
   options: Store.SqliteOptions,
-  ...pipelines: ReadonlyArray<Durable.Durable<any, any, never, any, any>>
+  ...pipelines: ReadonlyArray<Durable.Durable<any, any, Durable.Signals, any, any>>
 ) =>
   pipelines.reduce(
     (layer, pipeline) => Layer.merge(layer, Durable.layer(pipeline)),

@@ -15,6 +15,7 @@ import type * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
 import * as Journal from "./journal.js"
+import * as Waiting from "./waiting.js"
 
 const isEmpty = (usage: Usage.Usage): boolean =>
   usage.cost === 0 && usage.requests === 0 && usage.inputTokens === 0 && usage.outputTokens === 0 &&
@@ -90,16 +91,20 @@ const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>, log: Opti
 /**
  * Makes the executor for one execution of a durable run's workflow. `services` are the workflow engine and the
  * execution's instance, which an Activity needs and the executor's signature cannot carry; `log` the spend log, if
- * the store keeps one.
+ * the store keeps one. A waiting step runs as it would locally, with the execution's signals.
  */
 export const make = (
   stop: Schema.Schema.All,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>
-): StepExecutor.Service =>
-  StepExecutor.make((execution) =>
+): StepExecutor.Service => {
+  const signals = Waiting.signals(services)
+  return StepExecutor.make((execution) =>
     Effect.suspend(() => {
       const step = execution.step
+      if (Waiting.isWaiting(step)) {
+        return Effect.provideService(StepExecutor.local.execute(execution), Waiting.Signals, signals)
+      }
       // Set when the Activity's effect runs: if it never did, its outcome came from the journal.
       let ran = false
       const activity = Activity.make({
@@ -122,3 +127,4 @@ export const make = (
       ) as Effect.Effect<any, any, any>
     })
   )
+}

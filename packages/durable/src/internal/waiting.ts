@@ -1,0 +1,45 @@
+/**
+ * Waiting steps: steps made by `Durable.await`, whose output is a value delivered from outside the run. A durable
+ * run executes them in the workflow itself rather than as Activities, on a `DurableDeferred`: the value is stored by
+ * the engine, and a run that reaches the step before the value arrives is suspended until it does.
+ */
+import * as DurableDeferred from "@effect/workflow/DurableDeferred"
+import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
+import type { Step } from "@trellis/core"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
+
+/**
+ * Where a waiting step gets its value. A durable run provides it to its waiting steps; a plain run of the same
+ * pipeline needs one of the caller's (in a test, answers given in advance).
+ *
+ * @since 0.2.0
+ */
+export class Signals extends Context.Tag("@trellis/durable/Signals")<Signals, {
+  /** The value delivered under `name`, once there is one. */
+  readonly await: <A, I>(name: string, schema: Schema.Schema<A, I, never>) => Effect.Effect<A>
+}>() {}
+
+const waiting = new WeakSet<Step.Any>()
+
+/** Marks a step as a waiting one. */
+export const mark = <S extends Step.Any>(step: S): S => {
+  waiting.add(step)
+  return step
+}
+
+/** Whether a step is a waiting one. */
+export const isWaiting = (step: Step.Any): boolean => waiting.has(step)
+
+/** The deferred a waiting step's value is stored under. */
+export const deferred = <A, I>(name: string, schema: Schema.Schema<A, I, never>) =>
+  DurableDeferred.make(`Signal/${name}`, { success: schema })
+
+/**
+ * The signals of one execution: a value already delivered is returned at once; otherwise the run is suspended (the
+ * engine lets the Activities in flight beside it finish first, so none is cut and run again on resume).
+ */
+export const signals = (services: Context.Context<WorkflowEngine | WorkflowInstance>): Context.Tag.Service<Signals> => ({
+  await: (name, schema) => Effect.provide(DurableDeferred.await(deferred(name, schema)), services)
+})
