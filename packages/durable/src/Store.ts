@@ -18,6 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Redacted from "effect/Redacted"
 import * as Retention from "./Retention.js"
+import * as Runs from "./Runs.js"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -97,11 +98,11 @@ export interface EngineOptions {
 }
 
 /**
- * What every store provides: the workflow engine, the spend log and the retention.
+ * What every store provides: the workflow engine, the spend log, the retention and the run listing.
  *
  * @since 0.2.0
  */
-export type Services = WorkflowEngine | SpendLog.SpendLog | Retention.Retention
+export type Services = WorkflowEngine | SpendLog.SpendLog | Retention.Retention | Runs.Runs
 
 /** Prunes on start and every hour while the layer is open; a failed pruning is logged and tried again later. */
 const pruning = (options: EngineOptions): Layer.Layer<never, never, Retention.Retention> =>
@@ -112,12 +113,12 @@ const pruning = (options: EngineOptions): Layer.Layer<never, never, Retention.Re
     )
   ))
 
-/** The engine, one runner, the spend log and retention, on the SQL client's database (tables made as needed). */
+/** The engine, one runner, the spend log, retention and the run listing, on the SQL client's database (tables made as needed). */
 const engine = (
   options: EngineOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
   pruning(options).pipe(Layer.provideMerge(
-    Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer).pipe(
+    Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer, Runs.layer).pipe(
       Layer.provide(SingleRunner.layer({
         runnerStorage: "sql",
         shardingConfig: {

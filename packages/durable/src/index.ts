@@ -3,5 +3,6 @@
  */
 export * as Durable from "./Durable.js"
 export * as Retention from "./Retention.js"
+export * as Runs from "./Runs.js"
 export * as SpendLog from "./SpendLog.js"
 export * as Store from "./Store.js"

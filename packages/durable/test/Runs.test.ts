@@ -1,0 +1,65 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Pipeline, Step } from "@trellis/core"
+import { Durable, Runs } from "@trellis/durable"
+import { Data, Effect, Schema } from "effect"
+import * as path from "node:path"
+import { paidCall, storeWith, tempDir } from "./utils.js"
+
+const dir = tempDir()
+
+class Broken extends Data.TaggedError("Broken")<{}> {}
+
+const first = Step.make("first", { output: Schema.Number, run: () => Effect.as(paidCall(1_000), 1) })
+
+const completes = Durable.make(Pipeline.make("completes", {
+  output: Step.make("second", {
+    after: { first },
+    output: Schema.Number,
+    run: ({ first }) => Effect.as(paidCall(2_000), first + 1)
+  })
+}))
+
+const fails = Durable.make(Pipeline.make("fails", {
+  output: Step.make("second", { after: { first }, output: Schema.Number, run: () => Effect.fail(new Broken()) })
+}))
+
+const stops = Durable.make(
+  Pipeline.make("stops", {
+    output: Step.make("second", { after: { first }, output: Schema.Number, run: () => Pipeline.stop("enough") })
+  }),
+  { stop: Schema.String }
+)
+
+const waits = Durable.make(Pipeline.make("waits", {
+  output: Step.make("second", {
+    after: { answer: Durable.await("answer", { schema: Schema.Number, after: { first } }) },
+    output: Schema.Number,
+    run: ({ answer }) => Effect.succeed(answer)
+  })
+}))
+
+describe("Runs.list", () => {
+  it.live("lists every stored run with its status, the steps it finished and their cost", () =>
+    Effect.gen(function*() {
+      const file = path.join(dir, "runs.db")
+      yield* Effect.gen(function*() {
+        yield* Durable.run(completes, { id: "c1" })
+        yield* Durable.run(completes, { id: "c2" })
+        yield* Effect.flip(Durable.run(fails, { id: "f" }))
+        yield* Durable.run(stops, { id: "s" })
+        yield* Durable.start(waits, { id: "w" })
+        while ((yield* Durable.status(waits, { id: "w" }))._tag !== "Waiting") yield* Effect.sleep("20 millis")
+      }).pipe(Effect.provide(storeWith(file, completes, fails, stops, waits)))
+      // Listed by a later process, from the file alone.
+      const runs = yield* Runs.list().pipe(Effect.provide(storeWith(file)))
+      expect(runs).toEqual([
+        { pipeline: "completes", id: "c1", status: "completed", stepsDone: 2, cost: 3_000 },
+        { pipeline: "completes", id: "c2", status: "completed", stepsDone: 2, cost: 3_000 },
+        { pipeline: "fails", id: "f", status: "failed", stepsDone: 2, cost: 1_000 },
+        { pipeline: "stops", id: "s", status: "stopped", stepsDone: 2, cost: 1_000 },
+        { pipeline: "waits", id: "w", status: "waiting", stepsDone: 1, cost: 1_000 }
+      ])
+      const one = yield* Runs.list({ pipeline: "fails" }).pipe(Effect.provide(storeWith(file)))
+      expect(one.map((run) => run.id)).toEqual(["f"])
+    }))
+})
