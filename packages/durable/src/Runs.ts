@@ -3,8 +3,8 @@
  *
  * `@effect/cluster` keeps no index of workflows, so the list is read from its message tables (as `Retention` prunes
  * them): a run is its workflow's `run` message, its status that message's reply, its finished steps the Activities
- * with a reply. It needs only the SQL client, so a process can list the runs of a PostgreSQL store without becoming
- * a runner.
+ * with a reply and the signals delivered to its waiting steps. It needs only the SQL client, so a process can list
+ * the runs of a PostgreSQL store without becoming a runner.
  *
  * @since 0.2.0
  */
@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Waiting from "./internal/waiting.js"
 
 /**
  * Where a run stands: going (or cut by a crash and not yet resumed), waiting for a signal, or finished.
@@ -33,8 +34,11 @@ export interface Run {
   readonly pipeline: string
   readonly id: string
   readonly status: Status
-  /** The steps whose outcome is journaled (succeeded, or failed for good). */
-  readonly stepsDone: number
+  /**
+   * The steps whose outcome is journaled (succeeded, or failed for good) and the waiting steps whose signal was
+   * delivered, in the order they finished.
+   */
+  readonly steps: ReadonlyArray<string>
   /** What the journaled steps cost; for a finished run, what the run cost. */
   readonly cost: Cost.Cost
 }
@@ -89,6 +93,7 @@ const RunExit = Schema.Union(
 )
 const RunReply = Schema.decodeUnknownOption(Reply(RunExit))
 const RunPayload = Schema.decodeUnknownOption(Schema.parseJson(Schema.Struct({ id: Schema.String })))
+const Named = Schema.decodeUnknownOption(Schema.parseJson(Schema.Struct({ name: Schema.String })))
 
 interface Row {
   readonly entity_type: string
@@ -129,18 +134,22 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
         SELECT m.entity_type AS entity_type, m.entity_id AS entity_id, m.tag AS tag, m.payload AS payload,
           r.payload AS reply
         FROM cluster_messages m LEFT JOIN cluster_replies r ON r.request_id = m.request_id AND r.kind = 0
-        WHERE m.tag IN ('run', 'activity') AND m.entity_type ${
+        WHERE m.tag IN ('run', 'activity', 'deferred') AND m.entity_type ${
         options?.pipeline === undefined
           ? sql`LIKE 'Workflow/%'`
           : sql`= ${workflowPrefix + options.pipeline}`
-      }`.withoutTransform,
+      }
+        ORDER BY m.id`.withoutTransform,
       (rows) => {
-        const runs = new Map<string, { pipeline: string; id: string; reply: string | null; steps: Array<number> }>()
+        const runs = new Map<
+          string,
+          { pipeline: string; id: string; reply: string | null; steps: Array<string>; cost: number }
+        >()
         const entry = (row: Row) => {
           const key = `${row.entity_type}\u0000${row.entity_id}`
           let run = runs.get(key)
           if (run === undefined) {
-            run = { pipeline: row.entity_type.slice(workflowPrefix.length), id: "", reply: null, steps: [] }
+            run = { pipeline: row.entity_type.slice(workflowPrefix.length), id: "", reply: null, steps: [], cost: 0 }
             runs.set(key, run)
           }
           return run
@@ -150,9 +159,18 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
           if (row.tag === "run") {
             run.id = Option.match(RunPayload(row.payload), { onNone: () => row.entity_id, onSome: ({ id }) => id })
             run.reply = row.reply
-          } else {
-            Option.map(fromStepReply(row.reply), (cost) => run.steps.push(cost))
+            continue
           }
+          const name = Option.getOrUndefined(Named(row.payload))?.name
+          if (name === undefined) continue
+          if (row.tag === "deferred") {
+            if (name.startsWith(Waiting.signalPrefix)) run.steps.push(name.slice(Waiting.signalPrefix.length))
+            continue
+          }
+          const cost = fromStepReply(row.reply)
+          if (Option.isNone(cost)) continue
+          run.steps.push(name)
+          run.cost += cost.value
         }
         return [...runs.values()]
           .filter((run) => run.id !== "")
@@ -162,8 +180,8 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
               pipeline: run.pipeline,
               id: run.id,
               status,
-              stepsDone: run.steps.length,
-              cost: Cost.nanos(cost ?? run.steps.reduce((sum, step) => sum + step, 0))
+              steps: run.steps,
+              cost: Cost.nanos(cost ?? run.cost)
             }
           })
           .sort((a, b) => a.pipeline.localeCompare(b.pipeline) || a.id.localeCompare(b.id))

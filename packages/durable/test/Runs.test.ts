@@ -53,13 +53,22 @@ describe("Runs.list", () => {
       // Listed by a later process, from the file alone.
       const runs = yield* Runs.list().pipe(Effect.provide(storeWith(file)))
       expect(runs).toEqual([
-        { pipeline: "completes", id: "c1", status: "completed", stepsDone: 2, cost: 3_000 },
-        { pipeline: "completes", id: "c2", status: "completed", stepsDone: 2, cost: 3_000 },
-        { pipeline: "fails", id: "f", status: "failed", stepsDone: 2, cost: 1_000 },
-        { pipeline: "stops", id: "s", status: "stopped", stepsDone: 2, cost: 1_000 },
-        { pipeline: "waits", id: "w", status: "waiting", stepsDone: 1, cost: 1_000 }
+        { pipeline: "completes", id: "c1", status: "completed", steps: ["first", "second"], cost: 3_000 },
+        { pipeline: "completes", id: "c2", status: "completed", steps: ["first", "second"], cost: 3_000 },
+        { pipeline: "fails", id: "f", status: "failed", steps: ["first", "second"], cost: 1_000 },
+        { pipeline: "stops", id: "s", status: "stopped", steps: ["first", "second"], cost: 1_000 },
+        { pipeline: "waits", id: "w", status: "waiting", steps: ["first"], cost: 1_000 }
       ])
       const one = yield* Runs.list({ pipeline: "fails" }).pipe(Effect.provide(storeWith(file)))
       expect(one.map((run) => run.id)).toEqual(["f"])
+      // A delivered signal is a finished step.
+      const answered = yield* Durable.signal(waits, { id: "w", step: "answer", value: 7 }).pipe(
+        Effect.zipRight(Durable.run(waits, { id: "w" })),
+        Effect.zipRight(Runs.list({ pipeline: "waits" })),
+        Effect.provide(storeWith(file, waits))
+      )
+      expect(answered).toEqual([
+        { pipeline: "waits", id: "w", status: "completed", steps: ["first", "answer", "second"], cost: 1_000 }
+      ])
     }))
 })

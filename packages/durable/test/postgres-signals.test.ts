@@ -43,13 +43,13 @@ describe.skipIf(postgresUrl === undefined)("Durable.await and Runs.list on Postg
       // Listed with the SQL client alone: no runner is needed.
       const client = PgClient.layer({ url: Redacted.make(database.url) })
       const listed = yield* Runs.list().pipe(Effect.provide(Runs.layer.pipe(Layer.provide(client))), Effect.orDie)
-      expect(listed).toEqual([{ pipeline: "pg_ask", id: "q", status: "waiting", stepsDone: 1, cost: 1_000 }])
+      expect(listed).toEqual([{ pipeline: "pg_ask", id: "q", status: "waiting", steps: ["question"], cost: 1_000 }])
       const result = yield* Effect.zipRight(
         Durable.signal(durable, { id: "q", step: answer, value: 42 }),
         Durable.run(durable, { id: "q" })
       ).pipe(Effect.provide(store()))
       expect([result.output, result.usage.total.cost, questions]).toEqual(["question 1: 42", 1_000, 1])
       const done = yield* Runs.list({ pipeline: "pg_ask" }).pipe(Effect.provide(store()), Effect.orDie)
-      expect(done).toEqual([{ pipeline: "pg_ask", id: "q", status: "completed", stepsDone: 2, cost: 1_000 }])
+      expect(done).toEqual([{ pipeline: "pg_ask", id: "q", status: "completed", steps: ["question", "answer", "reply"], cost: 1_000 }])
     }))
 })

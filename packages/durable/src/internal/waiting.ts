@@ -32,9 +32,12 @@ export const mark = <S extends Step.Any>(step: S): S => {
 /** Whether a step is a waiting one. */
 export const isWaiting = (step: Step.Any): boolean => waiting.has(step)
 
+/** What the names of the deferreds that carry waiting steps' values start with (the rest is the step's name). */
+export const signalPrefix = "Signal/"
+
 /** The deferred a waiting step's value is stored under. */
 export const deferred = <A, I>(name: string, schema: Schema.Schema<A, I, never>) =>
-  DurableDeferred.make(`Signal/${name}`, { success: schema })
+  DurableDeferred.make(signalPrefix + name, { success: schema })
 
 /**
  * The signals of one execution: a value already delivered is returned at once; otherwise the run is suspended (the
