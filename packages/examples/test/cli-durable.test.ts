@@ -100,3 +100,62 @@ describe("trellis-demo --store", () => {
       }
     }))
 })
+
+describe("trellis-demo book, signal and runs", () => {
+  it("holds the durable booking conversation one command at a time, and lists it with its progress", () =>
+    inScratch(async (dir) => {
+      const store = join(dir, "booking.db")
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const asked = await run(["book", "--store", store, "--run-id", "b1"])
+      expect([asked.code, asked.stdout]).toEqual([0, "What name should the booking be under?\n"])
+      expect(asked.stderr).toContain(`answer with: trellis-demo signal b1 name '"..."' --store ${store}`)
+
+      const email = await run(["signal", "b1", "name", JSON.stringify("Maria Anders"), "--store", store])
+      expect([email.code, email.stdout]).toEqual([0, "Which email address should the confirmation go to?\n"])
+
+      const listed = await run(["runs", "--store", store, "--json"])
+      expect(JSON.parse(listed.stdout)).toEqual([{
+        pipeline: "booking_conversation",
+        id: "b1",
+        status: "waiting",
+        steps: ["name", "readName"],
+        cost: expect.any(Number)
+      }])
+
+      // A value that does not fit, or a step that does not wait, is refused with exit 2, and the run waits on.
+      const wrong = await run(["signal", "b1", "email", "42", "--store", store])
+      expect([wrong.code, wrong.stderr]).toEqual([
+        2,
+        `trellis-demo: Cannot signal "email" of pipeline "booking_conversation": the value does not fit the step's schema: Expected string, actual 42\n`
+      ])
+      const notJson = await run(["signal", "b1", "email", "maria", "--store", store])
+      expect([notJson.code, notJson.stderr]).toEqual([
+        2,
+        `trellis-demo: the value must be JSON (a string in quotes: '"Ada"'), got "maria"\n`
+      ])
+
+      await run(["signal", "b1", "email", JSON.stringify("maria.anders@northwind.example"), "--store", store])
+      const done = await run(["signal", "b1", "date", JSON.stringify("2026-12-18"), "--store", store])
+      expect([done.code, done.stdout]).toEqual([
+        0,
+        "Booked for Maria Anders on 2026-12-18; confirmation sent to maria.anders@northwind.example.\n"
+      ])
+      const table = await run(["runs", "--store", store])
+      expect(table.stdout.split("\n")[1]).toMatch(
+        /^booking_conversation {2}b1 {2}completed {2}7 \(name, readName, email, readEmail, date, readDate, confirm\) {2}\$\d\.\d{6}$/
+      )
+    }), 60_000)
+
+  it.effect("needs --store, and book needs --run-id, with one line and exit 2", () =>
+    Effect.gen(function*() {
+      const cases = [
+        [["runs"], "this command reads a store: give --store (a SQLite file or a postgres:// URL)"],
+        [["book", "--store", "x.db"], "book needs --run-id (the conversation's id)"],
+        [["signal", "b1", "name", "\"Ada\""], "this command reads a store: give --store (a SQLite file or a postgres:// URL)"]
+      ] as const
+      for (const [args, message] of cases) {
+        const { code, stderr, stdout } = yield* demo(args)
+        expect({ args, code, stdout, stderr }).toEqual({ args, code: 2, stdout: "", stderr: `trellis-demo: ${message}\n` })
+      }
+    }))
+})

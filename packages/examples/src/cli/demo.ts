@@ -9,7 +9,7 @@ import { Command, ValidationError } from "@effect/cli"
 import { readFileSync } from "node:fs"
 import { stripVTControlCharacters } from "node:util"
 import { Cost, Pipeline, PipelineError, type Result, Router, Usage } from "@trellis/core"
-import { Durable, Store } from "@trellis/durable"
+import { Durable } from "@trellis/durable"
 import { LanguageModel, OfflineModel, OpenAi } from "@trellis/llm"
 import {
   Cause,
@@ -21,8 +21,7 @@ import {
   Exit,
   Layer,
   Logger,
-  Option,
-  Redacted
+  Option
 } from "effect"
 import { Document, DocumentText, router } from "../document/pipeline.js"
 import { quarterlyReport } from "../document/samples.js"
@@ -38,10 +37,11 @@ import {
   MaxInputBytes,
   ModelName,
   RunId,
-  type StoreLocation,
   StoreFlag
 } from "./args.js"
 import { baseDirectory, readDocument } from "./input.js"
+import { commands } from "./runs.js"
+import { storeLayer, storeName } from "./store.js"
 import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
 /** What the demo talks to: its output streams, the environment, and (for tests) the model to use. */
@@ -98,13 +98,17 @@ const partialOf = (error: unknown): Timeline | undefined => {
     : undefined
 }
 
+// The cluster under a durable store warns of this when a process opens a store an earlier process ran on: it finds
+// no runner marked healthy there, marks itself healthy and goes on. Nothing for a person to do.
+const takeOverWarning = "No healthy runners available"
+
 // Warnings (an unpriced model, a retried call) are for a person: they go to stderr, never into stdout's JSON.
 const logToStderr = (write: Write) =>
   Logger.replace(
     Logger.defaultLogger,
     Logger.make(({ logLevel, message }) => {
       const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-      write(`trellis-demo: ${logLevel.label.toLowerCase()}: ${text}\n`)
+      if (text !== takeOverWarning) write(`trellis-demo: ${logLevel.label.toLowerCase()}: ${text}\n`)
     })
   )
 
@@ -144,14 +148,6 @@ const fillRows = (
 }
 
 type DocumentPipeline = Pipeline.Pipeline<unknown, unknown, LanguageModel.LanguageModel | Document, unknown, never>
-
-const storeLayer = (location: StoreLocation) =>
-  location._tag === "Postgres"
-    ? Store.layerPg({ url: Redacted.make(location.url) })
-    : Store.layerSqlite({ filename: location.filename })
-
-const storeName = (location: StoreLocation) =>
-  location._tag === "Postgres" ? "the PostgreSQL store" : `the store ${JSON.stringify(location.filename)}`
 
 const demo = (flags: Flags, io: Io) =>
   Effect.gen(function*() {
@@ -301,7 +297,6 @@ const demo = (flags: Flags, io: Io) =>
       ? Effect.provide(provided, tracing(new SpanWriter(say), "trellis-demo"))
       : provided
   }).pipe(
-    Effect.provide(logToStderr(io.stderr)),
     Effect.catchTag("InputError", (error) =>
       Effect.sync(() => {
         io.stderr(`trellis-demo: ${error.message}\n`)
@@ -326,8 +321,11 @@ const helpText = (text: string, io: Io): string => {
 export const run = (args: ReadonlyArray<string>, io: Io) =>
   Effect.suspend(() => {
     let code = 0
+    const setCode = (c: number) => void (code = c)
     const cli = Command.run(
-      Command.make("trellis-demo", flags, (parsed) => Effect.map(demo(parsed, io), (c) => void (code = c))),
+      Command.make("trellis-demo", flags, (parsed) => Effect.map(demo(parsed, io), setCode)).pipe(
+        Command.withSubcommands(commands({ ...io, model: chooseModel(io, Option.none()) }, setCode))
+      ),
       { name: "trellis-demo", version }
     )
     // @effect/cli explains a bad flag with a help text on the console's error stream: keep its first line.
@@ -342,6 +340,7 @@ export const run = (args: ReadonlyArray<string>, io: Io) =>
           error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void explained.push(args.join(" ")))
         } as Console.Console),
         Effect.map(() => code),
+        Effect.provide(logToStderr(io.stderr)),
         Effect.catchTag("InputError", (error) =>
           Effect.sync(() => {
             io.stderr(`trellis-demo: ${error.message}\n`)

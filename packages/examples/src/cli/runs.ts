@@ -1,0 +1,166 @@
+/**
+ * The demo's commands for durable runs kept in a store: `runs` lists them; `book` starts (or resumes) the durable
+ * booking conversation and shows the question it waits on; `signal` delivers an answer to a waiting run and shows
+ * what it asks next. Each process holds a SQLite store only while it works, so the conversation can go on one
+ * command at a time.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Cost } from "@trellis/core"
+import { Durable, Runs, type Store } from "@trellis/durable"
+import type { LanguageModel } from "@trellis/llm"
+import { type ConfigError, Effect, Layer, Option } from "effect"
+import { booking, fields, nextQuestion, questions, settled } from "../booking.js"
+import { decodeFlag, flags, InputError, RunId, type StoreLocation, StoreFlag } from "./args.js"
+import { storeLayer, storeName } from "./store.js"
+
+/** What the commands write to, and the model the conversation reads answers with. */
+export interface Io {
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+  readonly model: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError>
+}
+
+const store = flags.store.pipe(Options.withDescription("The SQLite file or postgres:// URL the runs are kept in"))
+
+/** `--store`, required by these commands. */
+const requiredStore = (text: Option.Option<string>) =>
+  Effect.flatMap(decodeFlag("store", StoreFlag, text), (location) =>
+    Option.isNone(location)
+      ? Effect.fail(new InputError({ message: "this command reads a store: give --store (a SQLite file or a postgres:// URL)" }))
+      : Effect.succeed(location.value))
+
+/**
+ * Runs `effect` with the store open and the conversation registered, giving its exit code; a store that cannot be
+ * opened, or a model that cannot be configured, is one line on stderr and code 1.
+ */
+const withStore = <R>(
+  io: Io,
+  location: StoreLocation,
+  effect: Effect.Effect<number, InputError | Effect.Effect.Error<ReturnType<typeof Runs.list>>, R>
+): Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>> =>
+  effect.pipe(
+    Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(storeLayer(location)), Layer.provide(io.model))),
+    Effect.catchIf(
+      (error): error is Exclude<typeof error, InputError> => !(error instanceof InputError),
+      (error) => {
+        const message = error._tag === "StoreInUse"
+          ? error.message
+          : error._tag === "SqlError"
+          ? `cannot open ${storeName(location)}: ${error.message}`
+          : `cannot configure the model: ${String(error)}`
+        return Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${message}\n`)), 1)
+      }
+    )
+  ) as Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>>
+
+/** Waits until the conversation waits or ends, and says which: the question to answer next, or how it ended. */
+const report = (io: Io, id: string, location: StoreLocation) =>
+  Effect.gen(function*() {
+    const status = yield* settled(id)
+    if (status._tag === "Finished") {
+      return yield* status.exit.pipe(
+        Effect.match({
+          onSuccess: (result) => {
+            io.stdout(`${result.output}\n`)
+            return 0
+          },
+          onFailure: (error) => {
+            io.stdout(`${error.message}\n`)
+            return 1
+          }
+        })
+      )
+    }
+    const [run] = (yield* Runs.list({ pipeline: booking.pipeline.name })).filter((run) => run.id === id)
+    const field = run === undefined ? undefined : nextQuestion(run)
+    if (field === undefined) return 0
+    io.stdout(`${questions[field]}\n`)
+    const where = location._tag === "Postgres" ? "postgres://..." : location.filename
+    io.stderr(`trellis-demo: answer with: trellis-demo signal ${id} ${field} '"..."' --store ${where}\n`)
+    return 0
+  })
+
+const book = (io: Io, setCode: (code: number) => void) =>
+  Command.make(
+    "book",
+    { store, runId: flags.runId },
+    (parsed) =>
+      Effect.gen(function*() {
+        const location = yield* requiredStore(parsed.store)
+        const id = yield* decodeFlag("run-id", RunId, parsed.runId)
+        if (Option.isNone(id)) return yield* new InputError({ message: "book needs --run-id (the conversation's id)" })
+        return yield* withStore(
+          io,
+          location,
+          Effect.zipRight(Durable.start(booking, { id: id.value }), report(io, id.value, location))
+        )
+      }).pipe(Effect.map(setCode))
+  ).pipe(Command.withDescription("Start (or resume) the durable booking conversation, and show what it asks"))
+
+const signal = (io: Io, setCode: (code: number) => void) =>
+  Command.make(
+    "signal",
+    {
+      store,
+      id: Args.text({ name: "id" }).pipe(Args.withDescription("The run's id")),
+      step: Args.text({ name: "step" }).pipe(Args.withDescription(`The waiting step: ${fields.join(", ")}`)),
+      value: Args.text({ name: "json" }).pipe(Args.withDescription(`The value, as JSON (a string in quotes: '"Ada"')`))
+    },
+    (parsed) =>
+      Effect.gen(function*() {
+        const location = yield* requiredStore(parsed.store)
+        const id = Option.getOrThrow(yield* decodeFlag("run-id", RunId, Option.some(parsed.id)))
+        const value = yield* Effect.try({
+          try: (): unknown => JSON.parse(parsed.value),
+          catch: () =>
+            new InputError({ message: `the value must be JSON (a string in quotes: '"Ada"'), got ${JSON.stringify(parsed.value)}` })
+        })
+        return yield* withStore(
+          io,
+          location,
+          Durable.signal(booking, { id, step: parsed.step, value }).pipe(
+            Effect.zipRight(report(io, id, location)),
+            Effect.catchTag("InvalidSignal", (error) => Effect.fail(new InputError({ message: error.message })))
+          )
+        )
+      }).pipe(Effect.map(setCode))
+  ).pipe(Command.withDescription("Deliver a value to a durable run's waiting step, and show what the run asks next"))
+
+const runs = (io: Io, setCode: (code: number) => void) =>
+  Command.make(
+    "runs",
+    { store, json: flags.json },
+    (parsed) =>
+      Effect.gen(function*() {
+        const location = yield* requiredStore(parsed.store)
+        return yield* withStore(io, location, Effect.map(Runs.list(), (runs) => print(io, location, runs, parsed.json)))
+      }).pipe(Effect.map(setCode))
+  ).pipe(Command.withDescription("List the durable runs kept in a store, with their status, steps done and cost"))
+
+/** Prints the runs as a table, or as JSON (costs in dollars). */
+const print = (io: Io, location: StoreLocation, runs: ReadonlyArray<Runs.Run>, json: boolean): number => {
+        if (json) {
+          io.stdout(JSON.stringify(runs.map((run) => ({ ...run, cost: Cost.toDollars(run.cost) }))) + "\n")
+          return 0
+        }
+        if (runs.length === 0) {
+          io.stdout(`No runs in ${storeName(location)}.\n`)
+          return 0
+        }
+        const rows = runs.map((run) => [
+          run.pipeline,
+          run.id,
+          run.status,
+          `${run.steps.length}${run.steps.length === 0 ? "" : ` (${run.steps.join(", ")})`}`,
+          Cost.format(run.cost, 6)
+        ])
+        const header = ["pipeline", "id", "status", "steps done", "cost"]
+        const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)))
+        const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()
+        io.stdout([line(header), ...rows.map(line)].join("\n") + "\n")
+        return 0
+}
+
+/** The commands, each setting the process's exit code through `setCode`. */
+export const commands = (io: Io, setCode: (code: number) => void) =>
+  [runs(io, setCode), book(io, setCode), signal(io, setCode)] as const
