@@ -199,7 +199,7 @@ export const layer = <A, E, R, O, D, I, V>(
     Effect.gen(function*() {
       const engine = yield* WorkflowEngine
       const instance = yield* WorkflowInstance
-      const executor = Executor.make(
+      const executor = yield* Executor.make(
         self.stop ?? Schema.Never,
         Context.make(WorkflowEngine, engine).pipe(Context.add(WorkflowInstance, instance)),
         yield* Effect.serviceOption(SpendLog.SpendLog)

@@ -46,10 +46,10 @@ export interface Service {
   /** Writes down what a held call cost. */
   readonly settled: (hold: Hold, cost: Cost.Cost) => Effect.Effect<void, SqlError>
   /**
-   * What the attempts of a step made by earlier runner processes spent: settled calls at their cost, unsettled ones
-   * at their reservation. Estimated, one request per call.
+   * What the attempts made by earlier runner processes spent on each step of a run: settled calls at their cost,
+   * unsettled ones at their reservation. Estimated, one request per call; steps with no call are absent.
    */
-  readonly spentBefore: (execution: string, step: string) => Effect.Effect<Usage.Usage, SqlError>
+  readonly spentBefore: (execution: string) => Effect.Effect<ReadonlyMap<string, Usage.Usage>, SqlError>
 }
 
 /**
@@ -61,7 +61,7 @@ export class SpendLog extends Context.Tag("@trellis/durable/SpendLog")<SpendLog,
 
 // PostgreSQL returns counts and sums of BIGINT as strings; SQLite as numbers.
 const Count = Schema.Union(Schema.Number, Schema.NumberFromString)
-const Totals = Schema.Struct({ calls: Count, cost: Count })
+const Totals = Schema.Array(Schema.Struct({ step: Schema.String, calls: Count, cost: Count }))
 
 /**
  * Makes the log on the SQL client's database (SQLite or PostgreSQL), creating its table if needed. Each log made is one runner's life: the
@@ -92,13 +92,16 @@ export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient> = Effec
     settled: (hold, cost) =>
       sql`UPDATE trellis_spend SET cost = ${cost} WHERE attempt = ${hold.attempt} AND reservation = ${hold.reservation}`
         .pipe(Effect.asVoid),
-    spentBefore: (execution, step) =>
-      sql`SELECT COUNT(*) AS calls, COALESCE(SUM(COALESCE(cost, amount)), 0) AS cost FROM trellis_spend
-        WHERE execution_id = ${execution} AND step = ${step} AND runner <> ${runner}`.pipe(
-        Effect.flatMap((rows) => Schema.decodeUnknown(Totals)(rows[0])),
+    spentBefore: (execution) =>
+      sql`SELECT step, COUNT(*) AS calls, SUM(COALESCE(cost, amount)) AS cost FROM trellis_spend
+        WHERE execution_id = ${execution} AND runner <> ${runner} GROUP BY step`.pipe(
+        Effect.flatMap(Schema.decodeUnknown(Totals)),
         Effect.orDie,
-        Effect.map(({ calls, cost }) =>
-          calls === 0 ? Usage.empty : Usage.make({ requests: calls, cost: Cost.nanos(cost), estimated: true })
+        Effect.map((rows) =>
+          new Map(rows.map(({ calls, cost, step }) => [
+            step,
+            Usage.make({ requests: calls, cost: Cost.nanos(cost), estimated: true })
+          ]))
         )
       )
   })

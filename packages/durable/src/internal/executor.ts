@@ -7,7 +7,7 @@ import * as Activity from "@effect/workflow/Activity"
 import { type WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import { Ledger, StepExecutor, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
@@ -63,20 +63,27 @@ const logged = (
   }
 }
 
+/** The spend log of one execution: the log, and what earlier runner processes spent on its steps (read once). */
+interface ExecutionLog {
+  readonly log: SpendLog.Service
+  readonly execution: string
+  readonly spentBefore: Effect.Effect<ReadonlyMap<string, Usage.Usage>>
+}
+
 /**
  * Runs the step's attempts as the local executor would, and shapes how they ended for the journal. With a spend log,
  * what earlier runner processes spent on the step (attempts that never reached the journal) is counted first.
  */
-const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>, log: Option.Option<SpendLog.Service>) => {
+const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>, books: Option.Option<ExecutionLog>) => {
   const step = execution.step.name
   const run = Effect.gen(function*() {
     const ledger = yield* Effect.serviceOption(Ledger.Ledger)
-    if (Option.isNone(log) || Option.isNone(ledger)) return yield* StepExecutor.local.execute(execution)
-    const instance = yield* WorkflowInstance
-    const before = yield* Effect.orDie(log.value.spentBefore(instance.executionId, step))
-    if (!isEmpty(before)) yield* ledger.value.record(before)
-    const books = logged(ledger.value, log.value, { execution: instance.executionId, step, attempt: randomUUID() })
-    return yield* Effect.provideService(StepExecutor.local.execute(execution), Ledger.Ledger, books)
+    if (Option.isNone(books) || Option.isNone(ledger)) return yield* StepExecutor.local.execute(execution)
+    const { log, spentBefore } = books.value
+    const before = (yield* spentBefore).get(step)
+    if (before !== undefined) yield* ledger.value.record(before)
+    const logging = logged(ledger.value, log, { execution: books.value.execution, step, attempt: randomUUID() })
+    return yield* Effect.provideService(StepExecutor.local.execute(execution), Ledger.Ledger, logging)
   })
   return Effect.flatMap(Effect.exit(run), (exit) =>
     Effect.flatMap(usageOf(step), (usage) => {
@@ -97,6 +104,22 @@ export const make = (
   stop: Schema.Schema.All,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>
+): Effect.Effect<StepExecutor.Service> =>
+  Effect.gen(function*() {
+    const execution = Context.get(services, WorkflowInstance).executionId
+    // One read for the whole execution, when its first step runs: no other runner writes for it meanwhile.
+    const books: Option.Option<ExecutionLog> = Option.isNone(log) ? Option.none() : Option.some({
+      log: log.value,
+      execution,
+      spentBefore: yield* Effect.cached(Effect.orDie(log.value.spentBefore(execution)))
+    })
+    return executor(stop, services, books)
+  })
+
+const executor = (
+  stop: Schema.Schema.All,
+  services: Context.Context<WorkflowEngine | WorkflowInstance>,
+  books: Option.Option<ExecutionLog>
 ): StepExecutor.Service => {
   const signals = Waiting.signals(services)
   return StepExecutor.make((execution) =>
@@ -113,7 +136,7 @@ export const make = (
         error: Journal.stepFailure(stop),
         execute: Effect.suspend(() => {
           ran = true
-          return attempts(execution, log)
+          return attempts(execution, books)
         })
       })
       // A replayed step's usage was counted in the ledger of the process that ran it; this run's ledger counts it
