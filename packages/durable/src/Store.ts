@@ -247,8 +247,8 @@ export class InvalidRunner extends Data.TaggedError("InvalidRunner")<{
   readonly port: number
 }> {
   override get message(): string {
-    return `Invalid runner address "${this.host}:${this.port}": the host must be a name or an IP address and the ` +
-      `port an integer from 1 to 65535`
+    return `Invalid runner address "${this.host}:${this.port}": the host must be a name or an IP address (with the ` +
+      `port, at most ${maxAddressLength} characters) and the port an integer from 1 to 65535`
   }
 }
 
@@ -258,6 +258,9 @@ const addressKey = (address: { readonly host: string; readonly port: number }): 
 
 /** What a runner's database connections are named, so that the others can see from the database that it is alive. */
 const connectionPrefix = "trellis-runner "
+
+/** PostgreSQL cuts a connection's name to 63 bytes: the address must fit in what is left after the prefix. */
+const maxAddressLength = 63 - connectionPrefix.length
 
 /** The addresses of the runners that have a connection open to this database. */
 const connectedRunners = (sql: SqlClient.SqlClient): Effect.Effect<ReadonlySet<string>, SqlError> =>
@@ -334,8 +337,10 @@ const cluster = (
 /**
  * A workflow engine journaling in a PostgreSQL database, with this process as one of several runners: runs are
  * spread over the runners by their ids (the cluster's shards), and the runs of a runner that dies are picked up by
- * the others, within about {@link PgRunnerOptions.pickUpInterval} of its connections closing. The process listens on
- * the runner's port for the others. Fails with `InvalidRunner` for an address others could not connect to.
+ * the others, within about {@link PgRunnerOptions.pickUpInterval} of its connections closing. The database closes them
+ * at once when the process ends; when its host goes down instead, not before TCP gives up on them, and its runs wait
+ * until then. The process listens on the runner's port for the others. Fails with `InvalidRunner` for an address
+ * others could not connect to.
  *
  * @example
  * ```ts
@@ -348,7 +353,10 @@ export const layerPgRunner = (
   options: PgRunnerOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidRunner> => {
   const { host, port } = options.runner
-  if (host.trim() === "" || !Number.isInteger(port) || port < 1 || port > 65535) {
+  if (
+    host.trim() === "" || !Number.isInteger(port) || port < 1 || port > 65535 ||
+    new TextEncoder().encode(addressKey({ host, port })).length > maxAddressLength
+  ) {
     return Layer.fail(new InvalidRunner({ host, port }))
   }
   const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {

@@ -5,7 +5,10 @@ import { Effect, Layer, Redacted } from "effect"
 describe("Store.layerPgRunner", () => {
   const url = Redacted.make("postgres://trellis:s3cret@127.0.0.1:1/runs")
 
-  for (const runner of [{ host: "127.0.0.1", port: 0 }, { host: "127.0.0.1", port: 70_000 }, { host: " ", port: 5432 }]) {
+  for (const runner of [{ host: "127.0.0.1", port: 0 }, { host: "127.0.0.1", port: 70_000 }, { host: " ", port: 5432 }, {
+    host: "a-host-name-too-long-to-fit-in-a-connection-name.example.com",
+    port: 5432
+  }]) {
     it.scoped(`refuses the runner address "${runner.host}:${runner.port}" before connecting, naming it`, () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(Layer.build(Store.layerPgRunner({ url, runner })))
