@@ -111,6 +111,16 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
       ).then((rows) => rows.map((row) => Number(row.objid)))
     const victimName = `'trellis-runner 127.0.0.1:${victim}'`
     const victimShards = await held(`= ${victimName}`)
+    // Which runner holds each shard.
+    const holders = async () => {
+      const rows = await query<{ objid: number; name: string }>(
+        `SELECT l.objid, a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+           AND a.application_name LIKE 'trellis-runner %'`
+      )
+      return new Map(rows.map((row) => [Number(row.objid), Number(row.name.split(":").pop())]))
+    }
+    const holdersBefore = await holders()
     const killedAt = Date.now()
     runners[ports.indexOf(victim)]!.child.kill("SIGKILL")
     // When its connections are closed (when the database, and so the other runners, can see that it died), and when
@@ -141,36 +151,47 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
     // The runs were spread: every runner started steps before the kill.
     expect(new Set(log.filter((row) => row.at < killedAt).map((row) => row.runner))).toEqual(new Set(ports))
 
-    // Exactly once: a step runs once, except one that the killed runner had started and whose next step had not
-    // started before the kill (its output may not have been journaled): it runs once more, on another runner.
+    // A run's shard is its messages': the cluster locks shard n of its group with the advisory lock 1000000 + n.
+    const shards = await query<{ run: string; shard: string }>(
+      `SELECT payload::json->>'id' AS run, shard_id AS shard FROM cluster_messages WHERE tag = 'run'`
+    )
+    const lockOf = (run: string) => 1_000_000 + Number(shards.find((row) => row.run === run)!.shard.split(":")[1])
+    // The shards that changed hands: the killed runner's, and a few of the others' (the cluster balances the shards
+    // over the runners left, which moves some between two that are alive).
+    const holdersAfter = await holders()
+    const moved = [...holdersBefore].filter(([lock, runner]) => holdersAfter.get(lock) !== runner).map(([lock]) => lock)
+    expect(moved.filter((lock) => victimShards.includes(lock)).length).toBe(victimShards.length)
+
+    // Exactly once: a step runs once, except one in flight on a shard that changed hands (it had started on the
+    // shard's former holder, and its next step had not started, so its output may not have been journaled): it runs
+    // once more, on the shard's new holder. A step whose next step had started before the kill is never run again.
     const startsOf = (run: string, step: string) =>
       log.filter((row) => row.run === run && row.step === step && row.event === "start")
     const again: Array<string> = []
     for (let i = 1; i <= RUNS; i++) {
       const run = `relay-${i}`
+      const lock = lockOf(run)
       steps.forEach((step, index) => {
         const starts = startsOf(run, step)
         const next = steps[index + 1]
-        const inFlight = starts[0]!.runner === victim && starts[0]!.at < killedAt &&
-          (next === undefined || !startsOf(run, next).some((row) => row.at < killedAt))
-        if (starts.length === 2 && inFlight) {
-          expect(starts[1]!.runner).not.toBe(victim)
-          expect(starts[1]!.at).toBeGreaterThan(killedAt)
+        const detail = `${run}/${step} started ${JSON.stringify(starts)}, ${victim} killed at ${killedAt}`
+        if (starts.length === 2) {
+          expect(moved, detail).toContain(lock)
+          expect([starts[0]!.runner, starts[1]!.runner], detail).toEqual([holdersBefore.get(lock), holdersAfter.get(lock)])
+          expect(starts[1]!.at, detail).toBeGreaterThan(killedAt)
+          expect(next === undefined || !startsOf(run, next).some((row) => row.at < starts[1]!.at), detail).toBe(true)
           again.push(`${run}/${step}`)
         } else {
-          expect(starts.length, `${run}/${step} started ${JSON.stringify(starts)}, killed ${victim} at ${killedAt}`).toBe(1)
+          expect(starts.length, detail).toBe(1)
         }
         expect(log.filter((row) => row.run === run && row.step === step && row.event === "end").length)
           .toBeGreaterThanOrEqual(1)
       })
     }
+    const againElsewhere = again.filter((name) => !victimShards.includes(lockOf(name.split("/")[0]!)))
 
-    // The killed runner's runs are those on its shards (a run's shard is its messages'). It ran no others, and those
-    // it had started and not finished ran on, on the others.
-    const shards = await query<{ run: string; shard: string }>(
-      `SELECT payload::json->>'id' AS run, shard_id AS shard FROM cluster_messages WHERE tag = 'run'`
-    )
-    const lockOf = (run: string) => 1_000_000 + Number(shards.find((row) => row.run === run)!.shard.split(":")[1])
+    // The killed runner's runs are those on its shards. It ran no others, and those it had started and not finished
+    // ran on, on the others.
     const ranOnVictim = new Set(log.filter((row) => row.runner === victim && row.at < killedAt).map((row) => row.run))
     expect([...ranOnVictim].filter((run) => !victimShards.includes(lockOf(run)))).toEqual([])
     const unfinished = [...ranOnVictim].filter((run) =>
@@ -191,7 +212,8 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
     // run's next step started (after its finished steps were replayed from the journal).
     const pickUps = unfinished.map((run) => taken.get(lockOf(run))!).sort((a, b) => a - b)
     console.info(
-      `killed runner ${victim}: ${unfinished.length} runs picked up, ${again.length} steps in flight run again; ` +
+      `killed runner ${victim}: ${unfinished.length} runs picked up, ${again.length} steps in flight run again ` +
+        `(${againElsewhere.length} on the ${moved.length - victimShards.length} shards moved between live runners); ` +
         `from the kill (ms): its connections closed by ${closed}, its runs' shards taken ${pickUps.join(" ")}, ` +
         `all ${victimShards.length} of its shards by ${Math.max(...taken.values())}, ` +
         `its runs' next steps started ${restarts.map(Math.round).join(" ")}`
