@@ -7,7 +7,7 @@
  *   pnpm bench --quick    a few rounds only (also BENCH_QUICK=1), for CI: it keeps working, its times mean little
  *
  * `durable_diamond` runs on SQLite, and on PostgreSQL too when TRELLIS_TEST_POSTGRES_URL names a server (it makes
- * a database of its own there, dropped after).
+ * a database of its own there, dropped after); `durable_pickup` (two runner processes, one killed) runs only there.
  *
  * Progress goes to stderr.
  */
@@ -63,6 +63,10 @@ const postgresUrl = process.env["TRELLIS_TEST_POSTGRES_URL"] || undefined
 const durablePostgres = postgresUrl === undefined
   ? undefined
   : await step("durable_diamond on PostgreSQL", () => durableDiamondPostgres(s, postgresUrl))
+const { durablePickupPostgres } = await import("./pickup.js")
+const durablePickup = postgresUrl === undefined
+  ? undefined
+  : await step("durable_pickup on PostgreSQL", () => durablePickupPostgres(postgresUrl))
 process.stderr.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
 
 const roundAll = <T>(value: T): T =>
@@ -81,7 +85,8 @@ const scenarios = roundAll({
   budget_contention: budget,
   ...llm,
   durable_diamond: durable,
-  durable_diamond_postgres: durablePostgres ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" }
+  durable_diamond_postgres: durablePostgres ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" },
+  durable_pickup_postgres: durablePickup ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" }
 })
 
 // The targets, as ratios within this run, checked on the figures before rounding. A missed target is reported in
@@ -196,6 +201,14 @@ console.log(
 if (durablePostgres === undefined) {
   console.log("\ndurable_diamond on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)")
 }
+console.log(
+  durablePickup === undefined
+    ? "durable_pickup on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)"
+    : `\ndurable_pickup, PostgreSQL, ms from a runner's SIGKILL (${durablePickup.runs} runs in flight on it): ` +
+      `its connections closed ${Math.round(durablePickup.connectionsClosed)}, its shards taken by the other runner ` +
+      `${Math.round(durablePickup.shardsTaken)}, its runs' first steps started again ` +
+      `${Math.round(durablePickup.nextStepMedian)} (median) to ${Math.round(durablePickup.nextStepMax)}`
+)
 console.log()
 console.log(
   table([

@@ -3,8 +3,22 @@
  *
  * @since 0.2.0
  */
+import { PersistenceError } from "@effect/cluster/ClusterError"
 import * as ClusterWorkflowEngine from "@effect/cluster/ClusterWorkflowEngine"
+import type * as MessageStorage from "@effect/cluster/MessageStorage"
+import * as RunnerAddress from "@effect/cluster/RunnerAddress"
+import * as RunnerHealth from "@effect/cluster/RunnerHealth"
+import * as RunnerStorage from "@effect/cluster/RunnerStorage"
+import type * as Runners from "@effect/cluster/Runners"
+import type * as Sharding from "@effect/cluster/Sharding"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as SingleRunner from "@effect/cluster/SingleRunner"
+import * as SocketRunner from "@effect/cluster/SocketRunner"
+import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
+import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
+import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
+import type * as SocketServer from "@effect/platform/SocketServer"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
@@ -15,6 +29,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Redacted from "effect/Redacted"
 import * as Retention from "./Retention.js"
@@ -113,21 +128,29 @@ const pruning = (options: EngineOptions): Layer.Layer<never, never, Retention.Re
     )
   ))
 
-/** The engine, one runner, the spend log, retention and the run listing, on the SQL client's database (tables made as needed). */
+/** The engine, the spend log, retention and the run listing on the SQL client's database (tables made as needed), over a cluster. */
+const services = <E>(
+  options: EngineOptions,
+  cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>
+): Layer.Layer<Services, E | SqlError, SqlClient.SqlClient> =>
+  pruning(options).pipe(Layer.provideMerge(
+    Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer, Runs.layer).pipe(Layer.provide(cluster))
+  ))
+
+/** The engine with this process as the one runner. */
 const engine = (
   options: EngineOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
-  pruning(options).pipe(Layer.provideMerge(
-    Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer, Runs.layer).pipe(
-      Layer.provide(SingleRunner.layer({
-        runnerStorage: "sql",
-        shardingConfig: {
-          entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
-          ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
-        }
-      }))
-    )
-  ))
+  services(
+    options,
+    SingleRunner.layer({
+      runnerStorage: "sql",
+      shardingConfig: {
+        entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
+        ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
+      }
+    })
+  )
 
 /**
  * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
@@ -167,3 +190,201 @@ export const layerPg = (
   options: PgOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError> =>
   engine(options).pipe(Layer.provide(PgClient.layer({ url: options.url })))
+
+/**
+ * Where a runner is reached by the other runners and clients: a host name or IP address they can connect to, and
+ * the TCP port this process listens on for them.
+ *
+ * @since 0.2.0
+ */
+export interface RunnerOptions {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * Options of {@link layerPgRunner}.
+ *
+ * @since 0.2.0
+ */
+export interface PgRunnerOptions extends PgOptions {
+  /** This runner's address: each runner on a database has its own. */
+  readonly runner: RunnerOptions
+  /**
+   * How often each runner (and client) reads which runners are alive. A runner whose process ended has its runs
+   * picked up by the others at the next read after its database connections close (at once for a process that
+   * crashed on a host that is still up), so this bounds the pick-up time. Each read is two statements per process.
+   * Default: 100 milliseconds.
+   */
+  readonly pickUpInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of {@link layerPgClient}.
+ *
+ * @since 0.2.0
+ */
+export interface PgClientOptions {
+  /** The database, as a `postgres://` URL. */
+  readonly url: Redacted.Redacted<string>
+  /** As {@link PgRunnerOptions.pickUpInterval}: how soon a client stops sending new runs to a runner that died. */
+  readonly pickUpInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * The default of {@link PgRunnerOptions.pickUpInterval}.
+ *
+ * @since 0.2.0
+ */
+export const defaultPickUpInterval: Duration.Duration = Duration.millis(100)
+
+/**
+ * A runner's address is not one other processes can connect to.
+ *
+ * @since 0.2.0
+ */
+export class InvalidRunner extends Data.TaggedError("InvalidRunner")<{
+  readonly host: string
+  readonly port: number
+}> {
+  override get message(): string {
+    return `Invalid runner address "${this.host}:${this.port}": the host must be a name or an IP address (with the ` +
+      `port, at most ${maxAddressLength} characters) and the port an integer from 1 to 65535`
+  }
+}
+
+/** The runner address as the cluster stores it (`host:port`). */
+const addressKey = (address: { readonly host: string; readonly port: number }): string =>
+  `${address.host}:${address.port}`
+
+/** What a runner's database connections are named, so that the others can see from the database that it is alive. */
+const connectionPrefix = "trellis-runner "
+
+/** PostgreSQL cuts a connection's name to 63 bytes: the address must fit in what is left after the prefix. */
+const maxAddressLength = 63 - connectionPrefix.length
+
+/** The addresses of the runners that have a connection open to this database. */
+const connectedRunners = (sql: SqlClient.SqlClient): Effect.Effect<ReadonlySet<string>, SqlError> =>
+  sql<{ readonly address: string }>`
+    SELECT DISTINCT substr(application_name, ${connectionPrefix.length + 1}) AS address FROM pg_stat_activity
+    WHERE datname = current_database() AND starts_with(application_name, ${connectionPrefix})`.pipe(
+    Effect.map((rows) => new Set(rows.map((row) => row.address)))
+  )
+
+/**
+ * The cluster's SQL runner storage, where a runner counts as present only while it has a connection open to the
+ * database. The cluster alone learns that a runner died when its heartbeat is older than the shard lock expiry (35 s
+ * by default), or when a health check that runs once a minute fails to reach it five times. PostgreSQL closes a
+ * dead process's connections at once and frees the advisory locks they held on its shards, so one look at
+ * `pg_stat_activity` when the runners are read lets the others take its shards at their next read.
+ */
+const liveRunnerStorage: Layer.Layer<
+  RunnerStorage.RunnerStorage,
+  SqlError,
+  SqlClient.SqlClient | ShardingConfig.ShardingConfig
+> = Layer.scoped(
+  RunnerStorage.RunnerStorage,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const storage = yield* SqlRunnerStorage.make({})
+    return RunnerStorage.RunnerStorage.of({
+      ...storage,
+      getRunners: Effect.flatMap(storage.getRunners, (runners) =>
+        connectedRunners(sql).pipe(
+          Effect.map((live) => runners.filter(([runner]) => live.has(addressKey(runner.address)))),
+          PersistenceError.refail
+        ))
+    })
+  })
+)
+
+/**
+ * The runners' health check, on the same evidence: a runner is alive while it has a connection to the database.
+ * The cluster's own check pings runners over TCP, and a runner too busy to answer in time was seen marked unhealthy
+ * and its shards moved, steps in flight and all; a failed look at the database counts as alive, as the heartbeat's
+ * expiry still removes a runner that is gone.
+ */
+const connectionHealth: Layer.Layer<RunnerHealth.RunnerHealth, never, SqlClient.SqlClient> = Layer.effect(
+  RunnerHealth.RunnerHealth,
+  Effect.map(SqlClient.SqlClient, (sql) =>
+    RunnerHealth.RunnerHealth.of({
+      isAlive: (address) =>
+        connectedRunners(sql).pipe(
+          Effect.map((live) => live.has(addressKey(address))),
+          Effect.orElseSucceed(() => true)
+        )
+    }))
+)
+
+/** The cluster over the SQL storage: a runner reached over TCP, or a client only (`runnerAddress` none). */
+const cluster = (
+  shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]>
+): Layer.Layer<
+  Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage,
+  ConfigError.ConfigError | SocketServer.SocketServerError | SqlError,
+  SqlClient.SqlClient
+> => {
+  const storage = Layer.merge(liveRunnerStorage, Layer.orDie(SqlMessageStorage.layer))
+  const sockets = Option.isNone(shardingConfig.runnerAddress ?? Option.none())
+    ? SocketRunner.layerClientOnly
+    : SocketRunner.layer.pipe(Layer.provide([NodeClusterSocket.layerSocketServer, connectionHealth]))
+  return sockets.pipe(
+    Layer.provide(NodeClusterSocket.layerClientProtocol),
+    Layer.provideMerge(storage),
+    Layer.provide([ShardingConfig.layerFromEnv(shardingConfig), RpcSerialization.layerMsgPack])
+  )
+}
+
+/**
+ * A workflow engine journaling in a PostgreSQL database, with this process as one of several runners: runs are
+ * spread over the runners by their ids (the cluster's shards), and the runs of a runner that dies are picked up by
+ * the others, within about {@link PgRunnerOptions.pickUpInterval} of its connections closing. The database closes them
+ * at once when the process ends; when its host goes down instead, not before TCP gives up on them, and its runs wait
+ * until then. The process listens on the runner's port for the others. Fails with `InvalidRunner` for an address
+ * others could not connect to.
+ *
+ * @example
+ * ```ts
+ * const store = Store.layerPgRunner({ url: Redacted.make(url), runner: { host: "10.0.0.5", port: 34431 } })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const layerPgRunner = (
+  options: PgRunnerOptions
+): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidRunner> => {
+  const { host, port } = options.runner
+  if (
+    host.trim() === "" || !Number.isInteger(port) || port < 1 || port > 65535 ||
+    new TextEncoder().encode(addressKey({ host, port })).length > maxAddressLength
+  ) {
+    return Layer.fail(new InvalidRunner({ host, port }))
+  }
+  const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
+    runnerAddress: Option.some(RunnerAddress.make(host, port)),
+    entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
+    refreshAssignmentsInterval: options.pickUpInterval ?? defaultPickUpInterval,
+    ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
+  }
+  return services(options, cluster(shardingConfig)).pipe(
+    Layer.provide(PgClient.layer({ url: options.url, applicationName: connectionPrefix + addressKey({ host, port }) }))
+  )
+}
+
+/**
+ * A workflow engine on a PostgreSQL database that its runners ({@link layerPgRunner}) use, in a process that runs
+ * nothing itself: runs it starts, and signals it sends, go to the runners. It has the spend log and retention of
+ * the database too, but does not prune on its own.
+ *
+ * @since 0.2.0
+ */
+export const layerPgClient = (
+  options: PgClientOptions
+): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError> =>
+  services(
+    { retention: "forever" },
+    cluster({
+      runnerAddress: Option.none(),
+      refreshAssignmentsInterval: options.pickUpInterval ?? defaultPickUpInterval
+    })
+  ).pipe(Layer.provide(PgClient.layer({ url: options.url })))
