@@ -19,6 +19,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { chatAttributes, chatSpanName, errorAttributes, responseAttributes } from "./internal/genai.js"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
 import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
@@ -403,16 +404,7 @@ const makeWith = (
           ? Effect.fail(new UnpricedModel({ provider: provider.name, model: request.model }))
           : Effect.void)
 
-  const spanAttributes = (request: ResolvedRequest): Record<string, unknown> => ({
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": provider.name,
-    "gen_ai.system": provider.name,
-    "gen_ai.request.model": request.model,
-    "gen_ai.request.max_tokens": request.maxTokens,
-    ...(request.temperature === undefined ? {} : { "gen_ai.request.temperature": request.temperature })
-  })
-
-  /** One call of a resolved request, metered and inside its `llm.generate` span. */
+  /** One call of a resolved request, metered and inside its `chat {model}` span. */
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
@@ -420,8 +412,8 @@ const makeWith = (
       // Set when the answer came with figures that cannot be right: the call fails, settled to this.
       let billed: Usage.Usage | undefined
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
-        span: "llm.generate",
-        attributes: spanAttributes(request),
+        span: chatSpanName(request.model),
+        attributes: chatAttributes(provider.name, request, false),
         worstCase: worstCaseOf(request, inputTokens),
         call: provider.generate(request).pipe(Effect.provideService(CurrentTally, tally)),
         price: (completion) =>
@@ -522,9 +514,10 @@ const makeWith = (
         Stream.tap((part) =>
           part._tag === "Finish" ? Effect.annotateCurrentSpan(responseAttributes(part.response)) : Effect.void
         ),
-        Stream.withSpan("llm.generate", {
+        Stream.onError((cause) => Effect.annotateCurrentSpan(errorAttributes(Exit.failCause(cause)) ?? {})),
+        Stream.withSpan(chatSpanName(request.model), {
           kind: "client",
-          attributes: { ...spanAttributes(request), "gen_ai.request.stream": true },
+          attributes: chatAttributes(provider.name, request, true),
           captureStackTrace: false
         })
       )
@@ -532,15 +525,6 @@ const makeWith = (
 
   return { provider: provider.name, model: provider.model, generate, generateObject, stream }
 }
-
-const responseAttributes = (response: Response): Record<string, unknown> => ({
-  "gen_ai.response.model": response.model,
-  "gen_ai.response.finish_reasons": response.finishReason,
-  "gen_ai.usage.input_tokens": response.usage.inputTokens,
-  "gen_ai.usage.output_tokens": response.usage.outputTokens,
-  "trellis.cost_nano_usd": response.usage.cost,
-  "trellis.usage_estimated": response.usage.estimated
-})
 
 // Models often wrap JSON in a Markdown code fence even when asked not to.
 const stripFences = (text: string): string => {
