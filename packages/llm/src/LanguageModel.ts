@@ -24,7 +24,7 @@ import { meteredCall, meteredScoped } from "./internal/metering.js"
 import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
-import { type Completion, CurrentTally, type Provider, type ReportedUsage, type Tally } from "./Provider.js"
+import { type Completion, CurrentTally, type Provider, type ReportedUsage, type Tally, Wrapper } from "./Provider.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
@@ -213,7 +213,8 @@ const sentOf = (error: unknown): Sent | undefined => {
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
- * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from `Tokenizer.o200k`.
+ * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from `Tokenizer.o200k`;
+ * the provider is first handed to the `Provider.Wrapper` service when one is provided (`Fixtures.record`).
  *
  * @since 0.1.0
  */
@@ -221,7 +222,8 @@ export const make = (provider: Provider, options: Options = {}): Effect.Effect<S
   Effect.gen(function*() {
     const pricing = Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.make())
     const tokenizer = Option.getOrElse(yield* Effect.serviceOption(Tokenizer.Tokenizer), () => Tokenizer.o200k)
-    return makeWith(provider, pricing, tokenizer, options)
+    const wrapper = yield* Effect.serviceOption(Wrapper)
+    return makeWith(Option.isSome(wrapper) ? wrapper.value(provider) : provider, pricing, tokenizer, options)
   })
 
 const makeWith = (

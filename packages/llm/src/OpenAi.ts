@@ -697,6 +697,7 @@ const withSent = (error: LlmError, sent: Sent): LlmError => {
       return new MalformedOutput({ ...error, sent })
     case "UnpricedModel":
     case "InvalidRequest":
+    case "NoRecording":
       return error
   }
 }
