@@ -41,6 +41,7 @@ import {
   type StoreLocation,
   StoreFlag
 } from "./args.js"
+import { withFixtures } from "./fixtures.js"
 import { baseDirectory, readDocument } from "./input.js"
 import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
@@ -296,7 +297,12 @@ const demo = (flags: Flags, io: Io) =>
             )
         })
       )
-    const provided = stored.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, modelName)))
+    const provided = stored.pipe(
+      Effect.provideService(Document, { text }),
+      // A recording that cannot be read or written is bad input, named in one line.
+      Effect.provide(Layer.mapError(withFixtures(chooseModel(io, modelName), flags), (error) =>
+        error._tag === "FixtureError" ? new InputError({ message: error.message }) : error))
+    )
     return yield* flags.trace
       ? Effect.provide(provided, tracing(new SpanWriter(say), "trellis-demo"))
       : provided
