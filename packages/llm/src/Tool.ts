@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { toolAttributes, toolSpanName } from "./internal/genai.js"
+import { ATTR_ERROR, toolAttributes, toolSpanName } from "./internal/genai.js"
 import type { ToolCall, ToolDefinition } from "./Prompt.js"
 
 /**
@@ -115,7 +115,8 @@ export const call = <P, A, E, R>(tool: Tool<P, A, E, R>, toolCall: ToolCall): Ef
         tool.safe
           ? Effect.succeed(`Error: ${tool.name} failed: ${detail}`)
           : Effect.fail(new ToolFailed({ tool: tool.name, detail, cause }))
-      )
+      ),
+      Effect.tapError((error) => Effect.annotateCurrentSpan(ATTR_ERROR, error._tag))
     )
   }).pipe((effect) =>
     Effect.withSpan(effect, toolSpanName(tool.name), {

@@ -744,6 +744,23 @@ describe("LanguageModel", () => {
     )
   })
 
+  it.effect("names the error that ended a stream in its span's error.type", () => {
+    const model = scripted({
+      reply: () => Effect.fail(new LlmError.RateLimited({ provider: "scripted", retryAfter: undefined, detail: "busy" }))
+    })
+    const recorder = recordingTracer()
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(Stream.runDrain(LanguageModel.stream("hi")))
+      expect(error._tag).toBe("RateLimited")
+      const [span] = recorder.named("chat test-model")
+      expect(span!.kind).toBe("client")
+      expect(Object.fromEntries(span!.attributes)).toMatchObject({
+        "gen_ai.request.stream": true,
+        "error.type": "RateLimited"
+      })
+    }).pipe(Effect.provide(model.layer), withTracer(recorder.tracer))
+  })
+
   describe("checks the figures every provider reports", () => {
     const prompt = "Capital of France?"
     const answer = "Paris."

@@ -89,6 +89,9 @@ export const errorAttributes = (exit: Exit.Exit<unknown, unknown>): Record<strin
   return { [ATTR_ERROR_TYPE]: Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag : "_OTHER" }
 }
 
+/** The attribute naming what ended an operation that failed: the tag of its error. */
+export const ATTR_ERROR = ATTR_ERROR_TYPE
+
 /** A tool execution's span name, `execute_tool {tool name}`. */
 export const toolSpanName = (tool: string): string => `${GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL} ${tool}`
 
