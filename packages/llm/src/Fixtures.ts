@@ -39,7 +39,7 @@ import * as Stream from "effect/Stream"
 import * as LanguageModel from "./LanguageModel.js"
 import * as LlmError from "./LlmError.js"
 import type { ResolvedRequest } from "./Prompt.js"
-import { type Chunk, type Completion, type Provider, Wrapper } from "./Provider.js"
+import { type Chunk, type Provider, Wrapper } from "./Provider.js"
 import { replay as replayCompletion } from "./ScriptedModel.js"
 
 /**
@@ -283,8 +283,6 @@ const toError = (recorded: typeof RecordedError.Type): LlmError.LlmError => {
 const fromError = (error: LlmError.LlmError): typeof RecordedError.Type | undefined =>
   error._tag === "NoRecording" ? undefined : ({ ...error, _tag: error._tag } as typeof RecordedError.Type)
 
-const fromCompletion = (completion: Completion): typeof Completion.Type => completion
-
 /** The first thing wrong with a file, where it is: `calls[2].answer.completion.usage.inputTokens ...`. */
 const firstIssue = (error: ParseResult.ParseError): string => {
   const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
@@ -364,7 +362,7 @@ export const record = (file: string): Layer.Layer<Wrapper, FixtureError> =>
           generate: (request) =>
             Effect.tapBoth(provider.generate(request), {
               onSuccess: (completion) =>
-                save(request, { _tag: "Completion", completion: fromCompletion(completion) }),
+                save(request, { _tag: "Completion", completion: completion }),
               onFailure: (error) => {
                 const answer = failure(error, undefined)
                 return answer === undefined ? Effect.void : save(request, answer)
@@ -377,7 +375,7 @@ export const record = (file: string): Layer.Layer<Wrapper, FixtureError> =>
                 Stream.tap((chunk) =>
                   chunk._tag === "Delta"
                     ? Effect.sync(() => deltas.push(chunk.text))
-                    : save(request, { _tag: "Completion", completion: fromCompletion(chunk.completion), deltas })
+                    : save(request, { _tag: "Completion", completion: chunk.completion, deltas })
                 ),
                 Stream.tapError((error) => {
                   const answer = failure(error, deltas)

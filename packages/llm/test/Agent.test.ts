@@ -67,7 +67,7 @@ describe("Agent", () => {
     const agent = Agent.make({ name: "calc", instructions: "Add.", tools: [add, broken] })
     return Effect.gen(function*() {
       const error = yield* Effect.flip(agent.run("1+2, then break"))
-      expect(error._tag).toBe("ToolFailed")
+      expect(error).toBeInstanceOf(Tool.ToolFailed)
       const [run] = recorder.named("invoke_agent calc")
       expect(Object.fromEntries(run!.attributes)).toEqual({ "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "calc" })
       const [added] = recorder.named("execute_tool add")
