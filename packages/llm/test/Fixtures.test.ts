@@ -3,7 +3,7 @@ import { Duration, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Fixtures, LanguageModel, LlmError, OpenAi, Pricing, ScriptedModel } from "../src/index.js"
+import { Fixtures, LanguageModel, LlmError, OpenAi, Pricing, Provider, ScriptedModel } from "../src/index.js"
 import * as Server from "./server.js"
 
 /** A fresh directory for the test's files, removed when the scope ends. */
@@ -154,6 +154,13 @@ describe("Fixtures", () => {
       expect(refused.message).toMatch(/^Fixture file .*broken\.json: is not a recording: /)
       expect(refused.message).toContain(`calls[0].request.model is missing`)
 
+      // Figures from the file are checked before they are used.
+      const recorded = readJson(file)
+      recorded.calls[1].answer.completion.usage = { inputTokens: -5, outputTokens: 1 }
+      fs.writeFileSync(broken, JSON.stringify(recorded))
+      const negative = yield* Effect.flip(Layer.build(Fixtures.replay(broken)))
+      expect(negative.message).toMatch(/is not a recording: calls\[1\]\.answer\.completion\.usage\.inputTokens Expected a non-negative number, actual -5$/)
+
       const missing = yield* Effect.flip(Layer.build(Fixtures.replay(path.join(dir, "none.json"))))
       expect(missing.message).toMatch(/none\.json: cannot be read: .*ENOENT/)
       const unwritable = yield* Effect.flip(Layer.build(Fixtures.record(path.join(dir, "no", "such", "dir.json"))))
@@ -188,5 +195,39 @@ describe("Fixtures", () => {
       const replayed = yield* Effect.provide(ask, Fixtures.replay(file).pipe(Layer.provide(prices)))
       expect(replayed).toEqual(recorded)
       expect(replayed.usage).toMatchObject({ inputTokens: 21, outputTokens: 2, cost: 21 * 1000 + 2 * 2000 })
+    }))
+
+  it.scoped("replays a stream cut by an error to the same deltas and error, and streams a generated answer by words", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "calls.json")
+      const cut: Provider.Provider = {
+        name: "cut",
+        model: "gpt-4o-mini",
+        generate: () => Effect.succeed({ text: "Whole answer here.", toolCalls: [], finishReason: "stop", model: "gpt-4o-mini" }),
+        stream: () =>
+          Stream.concat(
+            Stream.make<Array<Provider.Chunk>>({ _tag: "Delta", text: "Half " }, { _tag: "Delta", text: "an" }),
+            Stream.fail(new LlmError.ServerError({ provider: "cut", status: undefined, detail: "connection lost" }))
+          )
+      }
+      const session = Effect.gen(function*() {
+        const deltas: Array<string> = []
+        const error = yield* Effect.flip(
+          Stream.runForEach(LanguageModel.stream("Cut me."), (part) =>
+            Effect.sync(() => part._tag === "TextDelta" && deltas.push(part.text)))
+        )
+        const words = yield* Stream.runCollect(LanguageModel.stream("Whole."))
+        return { deltas, error, words: [...words].flatMap((part) => (part._tag === "TextDelta" ? [part.text] : [])) }
+      })
+      // "Whole." is recorded from generate, then asked as a stream.
+      yield* Effect.gen(function*() {
+        yield* Effect.flip(Stream.runDrain(LanguageModel.stream("Cut me.")))
+        yield* LanguageModel.generate("Whole.")
+      }).pipe(Effect.provide(Layer.provide(Layer.effect(LanguageModel.LanguageModel, LanguageModel.make(cut)), Fixtures.record(file))))
+
+      const replayed = yield* Effect.provide(session, Fixtures.replay(file))
+      expect(replayed.deltas).toEqual(["Half ", "an"])
+      expect(replayed.error).toMatchObject({ _tag: "ServerError", status: undefined, detail: "connection lost" })
+      expect(replayed.words).toEqual(["Whole ", "answer ", "here."])
     }))
 })
