@@ -61,7 +61,8 @@ interface Opened {
  * case reserved (a refused reservation, `BudgetExceeded` or `InvalidUsage`, ends the span with it and nothing is
  * sent), the span made the current one, then only `call` interruptible; its answer priced with interruption masked
  * again (an interruption after the provider answered does not turn a priced answer into an estimate); and at its
- * end, however it ended, the reservation settled, the span ended and the caller's context put back.
+ * end, however it ended, the reservation settled, the span ended (with the `error.type` of a failure) and the
+ * caller's context put back.
  *
  * It is `Effect.withSpan` around `Effect.acquireUseRelease` written out as one region because, composed, they cost
  * too much for each call in flight: `withSpan` makes its span current with `Effect.locally` (a second
