@@ -2,8 +2,8 @@
  * Tracing example: the document pipeline exporting its spans through `@effect/opentelemetry`.
  *
  * Run it with `pnpm --filter @trellis/examples example:tracing`: every span (`router` > `pipeline document` >
- * `step extract` > `llm.generate`...) is printed by OpenTelemetry's console exporter, with the GenAI attributes
- * and the cost.
+ * `step extract` > `chat gpt-4o-mini`...) is printed by OpenTelemetry's console exporter as it ends, children
+ * first and the root `router` last, with the GenAI attributes and the cost.
  */
 import * as OtelResource from "@effect/opentelemetry/Resource"
 import * as OtelTracer from "@effect/opentelemetry/Tracer"

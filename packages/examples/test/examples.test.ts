@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base"
 import { Cost, Pipeline } from "@trellis/core"
-import { OfflineModel } from "@trellis/llm"
-import { Effect, Fiber, TestClock } from "effect"
+import { Agent, OfflineModel, ScriptedModel, Tool } from "@trellis/llm"
+import { Effect, Fiber, Layer, Schema, TestClock } from "effect"
 import { models, program as budgetProgram } from "../src/budget-routing.js"
 import { converse, pipeline as booking, Turn, emptyForm } from "../src/form-filling.js"
 import { cancelAfter } from "../src/interruption.js"
@@ -80,27 +80,88 @@ describe("interruption", () => {
 })
 
 describe("tracing", () => {
-  it.effect("exports router > pipeline > step > llm.generate spans with GenAI attributes through OpenTelemetry", () => {
+  const CLIENT = 2
+  const INTERNAL = 0
+  const parentOf = (spans: ReadonlyArray<ReadableSpan>, span: ReadableSpan) =>
+    spans.find((other) => other.spanContext().spanId === span.parentSpanContext?.spanId)
+
+  it.effect("exports router > pipeline > step > `chat {model}` spans by the GenAI conventions through OpenTelemetry", () => {
     const exporter = new InMemorySpanExporter()
     return Effect.gen(function*() {
       const { result } = yield* traced
       const spans = exporter.getFinishedSpans()
       const byName = (name: string) => spans.filter((span) => span.name === name)
-      const parentOf = (name: string) => {
-        const parentId = byName(name)[0]?.parentSpanContext?.spanId
-        return spans.find((span) => span.spanContext().spanId === parentId)?.name
+      // Every span but the root names a parent that was exported too.
+      const roots = spans.filter((span) => span.parentSpanContext === undefined)
+      expect(roots.map((span) => span.name)).toEqual(["router"])
+      for (const span of spans) {
+        if (span !== roots[0]) expect(parentOf(spans, span), span.name).toBeDefined()
       }
-      expect(parentOf("pipeline document")).toBe("router")
-      expect(parentOf("step extract")).toBe("pipeline document")
-      expect(parentOf("llm.generate")).toMatch(/^step /)
-      const calls = byName("llm.generate")
+      expect(parentOf(spans, byName("pipeline document")[0]!)?.name).toBe("router")
+      expect(parentOf(spans, byName("step extract")[0]!)?.name).toBe("pipeline document")
+      expect(byName("step extract")[0]!.attributes).toMatchObject({ "trellis.step": "extract" })
+      expect(byName("pipeline document")[0]!.attributes).toMatchObject({ "trellis.pipeline": "document" })
+      const calls = byName("chat gpt-4o-mini")
       expect(calls).toHaveLength(3)
-      expect(calls[0]!.attributes).toMatchObject({
+      expect(spans.filter((span) => span.name.startsWith("chat "))).toHaveLength(3)
+      for (const call of calls) {
+        expect(call.kind).toBe(CLIENT)
+        expect(parentOf(spans, call)?.name).toMatch(/^step /)
+        expect(call.attributes).not.toHaveProperty("gen_ai.system")
+      }
+      const extract = calls.find((call) => parentOf(spans, call)?.name === "step extract")!
+      expect(extract.attributes).toEqual({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "offline",
         "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.usage.input_tokens": result.usage.byStep["extract"]!.inputTokens
+        "gen_ai.request.max_tokens": expect.any(Number),
+        "gen_ai.output.type": "json",
+        "gen_ai.response.model": "gpt-4o-mini",
+        "gen_ai.response.finish_reasons": ["stop"],
+        "gen_ai.usage.input_tokens": result.usage.byStep["extract"]!.inputTokens,
+        "gen_ai.usage.output_tokens": result.usage.byStep["extract"]!.outputTokens,
+        "trellis.cost_nano_usd": result.usage.byStep["extract"]!.cost,
+        "trellis.usage_estimated": false
       })
       const traceCost = calls.reduce((sum, span) => sum + Number(span.attributes["trellis.cost_nano_usd"]), 0)
       expect(traceCost).toBe(result.usage.total.cost)
     }).pipe(Effect.provide(tracing(exporter)))
+  })
+
+  it.effect("exports an agent's run as `invoke_agent`, its model calls and each tool's `execute_tool` span", () => {
+    const exporter = new InMemorySpanExporter()
+    const add = Tool.make("add", {
+      description: "Adds two numbers",
+      parameters: Schema.Struct({ a: Schema.Number, b: Schema.Number }),
+      run: ({ a, b }) => Effect.succeed(a + b)
+    })
+    const model = ScriptedModel.make({
+      reply: (request, index) =>
+        index === 0
+          ? { toolCalls: [{ id: "call_1", name: "add", arguments: `{"a":2,"b":3}` }] }
+          : `It is ${request.messages.flatMap((m) => (m.role === "tool" ? [m.content] : [])).join("")}.`
+    })
+    const agent = Agent.make({ name: "adder", instructions: "You add numbers.", tools: [add] })
+    return Effect.gen(function*() {
+      const result = yield* agent.run("2+3?")
+      expect(result.output).toBe("It is 5.")
+      const spans = exporter.getFinishedSpans()
+      const [run] = spans.filter((span) => span.name === "invoke_agent adder")
+      expect(run!.kind).toBe(INTERNAL)
+      expect(run!.attributes).toMatchObject({ "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "adder" })
+      const calls = spans.filter((span) => span.name === "chat gpt-4o-mini")
+      expect(calls.map((call) => parentOf(spans, call)?.name)).toEqual(["invoke_agent adder", "invoke_agent adder"])
+      expect(calls.map((call) => call.attributes["gen_ai.response.finish_reasons"])).toEqual([["tool_calls"], ["stop"]])
+      const [tool] = spans.filter((span) => span.name === "execute_tool add")
+      expect(tool!.kind).toBe(INTERNAL)
+      expect(parentOf(spans, tool!)?.name).toBe("invoke_agent adder")
+      expect(tool!.attributes).toEqual({
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "add",
+        "gen_ai.tool.description": "Adds two numbers",
+        "gen_ai.tool.call.id": "call_1",
+        "gen_ai.tool.type": "function"
+      })
+    }).pipe(Effect.provide(Layer.merge(model.layer, tracing(exporter))))
   })
 })

@@ -9,6 +9,7 @@ import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
+import { agentAttributes, agentSpanName } from "./internal/genai.js"
 import * as LanguageModel from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
 import type { Message, Request } from "./Prompt.js"
@@ -151,7 +152,7 @@ export function make<A, const Tools extends ReadonlyArray<Tool.Any>>(
         }, { concurrency: "unbounded" })
         messages = [...messages, ...results]
       }
-    }).pipe(Effect.withSpan(`agent ${name}`))
+    }).pipe(Effect.withSpan(agentSpanName(name), { attributes: agentAttributes(name), captureStackTrace: false }))
 
   return { name, run } as Agent<A | string, ToolErrors<Tools>, ToolRequirements<Tools>>
 }

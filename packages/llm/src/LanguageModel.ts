@@ -19,11 +19,12 @@ import * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { chatAttributes, chatSpanName, errorAttributes, responseAttributes } from "./internal/genai.js"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
 import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
-import { type Completion, CurrentTally, type Provider, type ReportedUsage, type Tally } from "./Provider.js"
+import { type Completion, CurrentTally, type Provider, type ReportedUsage, type Tally, Wrapper } from "./Provider.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
@@ -212,7 +213,8 @@ const sentOf = (error: unknown): Sent | undefined => {
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
- * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from `Tokenizer.o200k`.
+ * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from `Tokenizer.o200k`;
+ * the provider is first handed to the `Provider.Wrapper` service when one is provided (`Fixtures.record`).
  *
  * @since 0.1.0
  */
@@ -220,7 +222,8 @@ export const make = (provider: Provider, options: Options = {}): Effect.Effect<S
   Effect.gen(function*() {
     const pricing = Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.make())
     const tokenizer = Option.getOrElse(yield* Effect.serviceOption(Tokenizer.Tokenizer), () => Tokenizer.o200k)
-    return makeWith(provider, pricing, tokenizer, options)
+    const wrapper = yield* Effect.serviceOption(Wrapper)
+    return makeWith(Option.isSome(wrapper) ? wrapper.value(provider) : provider, pricing, tokenizer, options)
   })
 
 const makeWith = (
@@ -403,16 +406,7 @@ const makeWith = (
           ? Effect.fail(new UnpricedModel({ provider: provider.name, model: request.model }))
           : Effect.void)
 
-  const spanAttributes = (request: ResolvedRequest): Record<string, unknown> => ({
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": provider.name,
-    "gen_ai.system": provider.name,
-    "gen_ai.request.model": request.model,
-    "gen_ai.request.max_tokens": request.maxTokens,
-    ...(request.temperature === undefined ? {} : { "gen_ai.request.temperature": request.temperature })
-  })
-
-  /** One call of a resolved request, metered and inside its `llm.generate` span. */
+  /** One call of a resolved request, metered and inside its `chat {model}` span. */
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
       const inputTokens = inputTokensOf(request)
@@ -420,8 +414,8 @@ const makeWith = (
       // Set when the answer came with figures that cannot be right: the call fails, settled to this.
       let billed: Usage.Usage | undefined
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
-        span: "llm.generate",
-        attributes: spanAttributes(request),
+        span: chatSpanName(request.model),
+        attributes: chatAttributes(provider.name, request, false),
         worstCase: worstCaseOf(request, inputTokens),
         call: provider.generate(request).pipe(Effect.provideService(CurrentTally, tally)),
         price: (completion) =>
@@ -522,9 +516,10 @@ const makeWith = (
         Stream.tap((part) =>
           part._tag === "Finish" ? Effect.annotateCurrentSpan(responseAttributes(part.response)) : Effect.void
         ),
-        Stream.withSpan("llm.generate", {
+        Stream.onError((cause) => Effect.annotateCurrentSpan(errorAttributes(Exit.failCause(cause)) ?? {})),
+        Stream.withSpan(chatSpanName(request.model), {
           kind: "client",
-          attributes: { ...spanAttributes(request), "gen_ai.request.stream": true },
+          attributes: chatAttributes(provider.name, request, true),
           captureStackTrace: false
         })
       )
@@ -532,15 +527,6 @@ const makeWith = (
 
   return { provider: provider.name, model: provider.model, generate, generateObject, stream }
 }
-
-const responseAttributes = (response: Response): Record<string, unknown> => ({
-  "gen_ai.response.model": response.model,
-  "gen_ai.response.finish_reasons": response.finishReason,
-  "gen_ai.usage.input_tokens": response.usage.inputTokens,
-  "gen_ai.usage.output_tokens": response.usage.outputTokens,
-  "trellis.cost_nano_usd": response.usage.cost,
-  "trellis.usage_estimated": response.usage.estimated
-})
 
 // Models often wrap JSON in a Markdown code fence even when asked not to.
 const stripFences = (text: string): string => {

@@ -187,6 +187,27 @@ export class InvalidRequest extends Data.TaggedError("InvalidRequest")<{
 }
 
 /**
+ * A replayed recording (`Fixtures.replay`) holds no answer for a request: `request` names it (its key, model and
+ * last message), `nearest` says which recorded request comes closest and where it differs, when the file holds any.
+ * Nothing was sent.
+ *
+ * @since 0.3.0
+ */
+export class NoRecording extends Data.TaggedError("NoRecording")<{
+  readonly provider: string
+  readonly file: string
+  readonly request: string
+  readonly nearest: string | undefined
+  /** Always no request: a replay sends nothing. */
+  readonly sent?: Sent | undefined
+}> {
+  override get message(): string {
+    const nearest = this.nearest === undefined ? "it holds no recorded request" : `the nearest one ${this.nearest}`
+    return `${this.file} has no recorded answer for request ${this.request}; ${nearest}`
+  }
+}
+
+/**
  * Any failure of a language model call.
  *
  * @since 0.1.0
@@ -201,6 +222,7 @@ export type LlmError =
   | MalformedOutput
   | UnpricedModel
   | InvalidRequest
+  | NoRecording
 
 /**
  * Whether a failure may pass if the same call is sent again: rate limits, timeouts and server failures.

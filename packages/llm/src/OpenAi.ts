@@ -3,7 +3,7 @@
  * (vLLM, Ollama, LM Studio...).
  *
  * The SDK retries and times out on its own by default; both are turned off here and done with Effect instead, so
- * every retry is logged (an event on the call's `llm.generate` span) with its reason and delay, waits on Effect's
+ * every retry is logged (an event on the call's `chat {model}` span) with its reason and delay, waits on Effect's
  * clock (testable with `TestClock`), and every attempt is aborted when its fiber is interrupted. A call is
  * metered once, whatever the number of attempts it took, and every request it sent is counted: the answer or the
  * error that ends the call says how many there were, and which may have been billed (see `LlmError.Sent`); the
@@ -697,6 +697,7 @@ const withSent = (error: LlmError, sent: Sent): LlmError => {
       return new MalformedOutput({ ...error, sent })
     case "UnpricedModel":
     case "InvalidRequest":
+    case "NoRecording":
       return error
   }
 }

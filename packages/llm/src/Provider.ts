@@ -95,3 +95,12 @@ export interface Tally {
  * @since 0.2.0
  */
 export class CurrentTally extends Context.Tag("@trellis/llm/Provider/CurrentTally")<CurrentTally, Tally>() {}
+
+/**
+ * A change to the provider of every language model built where it is provided: `LanguageModel.make` hands its
+ * provider to it and uses what it returns. `Fixtures.record` is one, so any model layer built on `LanguageModel.make`
+ * (`OpenAi.layer`, `OfflineModel.layer`, a provider of one's own) is recorded by providing it to that layer.
+ *
+ * @since 0.3.0
+ */
+export class Wrapper extends Context.Tag("@trellis/llm/Provider/Wrapper")<Wrapper, (provider: Provider) => Provider>() {}

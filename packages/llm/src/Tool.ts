@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { ATTR_ERROR, toolAttributes, toolSpanName } from "./internal/genai.js"
 import type { ToolCall, ToolDefinition } from "./Prompt.js"
 
 /**
@@ -86,7 +87,8 @@ export const definition = (tool: Any): ToolDefinition => ({
  * Answers one tool call with the text sent back to the model.
  *
  * Arguments that do not decode are the model's mistake, so they are always told back to it. A failure or timeout
- * of a safe tool is told back too; one of an unsafe tool fails with `ToolFailed`.
+ * of a safe tool is told back too; one of an unsafe tool fails with `ToolFailed`. The call runs in an
+ * `execute_tool {name}` span with the GenAI attributes of a tool execution.
  *
  * @since 0.1.0
  */
@@ -113,9 +115,16 @@ export const call = <P, A, E, R>(tool: Tool<P, A, E, R>, toolCall: ToolCall): Ef
         tool.safe
           ? Effect.succeed(`Error: ${tool.name} failed: ${detail}`)
           : Effect.fail(new ToolFailed({ tool: tool.name, detail, cause }))
-      )
+      ),
+      Effect.tapError((error) => Effect.annotateCurrentSpan(ATTR_ERROR, error._tag))
     )
-  })
+  }).pipe((effect) =>
+    Effect.withSpan(effect, toolSpanName(tool.name), {
+      kind: "internal",
+      attributes: toolAttributes(tool, toolCall.id),
+      captureStackTrace: false
+    })
+  )
 
 const describe = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error) ?? String(error)

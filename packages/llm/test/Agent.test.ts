@@ -2,6 +2,7 @@ import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
 import { Effect, Fiber, Schema, TestClock } from "effect"
 import { Agent, Prompt, ScriptedModel, Tool } from "../src/index.js"
+import { parentName, recordingTracer, withTracer } from "./support.js"
 
 const call = (name: string, args: unknown, id = `call_${name}`): Prompt.ToolCall => ({
   id,
@@ -51,6 +52,40 @@ describe("Agent", () => {
         { role: "tool", toolCallId: "c2", content: "11" }
       ])
     }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("runs each tool in an `execute_tool {name}` span under the agent's, naming a failure in error.type", () => {
+    const broken = Tool.make("broken", {
+      description: "Always fails",
+      parameters: Schema.Struct({}),
+      run: () => Effect.fail("out of order")
+    })
+    const model = ScriptedModel.make({
+      reply: (_, index) => (index === 0 ? { toolCalls: [call("add", { a: 1, b: 2 }, "c1")] } : { toolCalls: [call("broken", {}, "c2")] })
+    })
+    const recorder = recordingTracer()
+    const agent = Agent.make({ name: "calc", instructions: "Add.", tools: [add, broken] })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(agent.run("1+2, then break"))
+      expect(error).toBeInstanceOf(Tool.ToolFailed)
+      const [run] = recorder.named("invoke_agent calc")
+      expect(Object.fromEntries(run!.attributes)).toEqual({ "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "calc" })
+      const [added] = recorder.named("execute_tool add")
+      const [failed] = recorder.named("execute_tool broken")
+      expect([added, failed].map((span) => [span!.kind, parentName(span!)])).toEqual([
+        ["internal", "invoke_agent calc"],
+        ["internal", "invoke_agent calc"]
+      ])
+      expect(Object.fromEntries(added!.attributes)).toEqual({
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "add",
+        "gen_ai.tool.description": "Adds two numbers",
+        "gen_ai.tool.call.id": "c1",
+        "gen_ai.tool.type": "function"
+      })
+      expect(failed!.attributes.get("error.type")).toBe("ToolFailed")
+      expect(added!.attributes.has("error.type")).toBe(false)
+    }).pipe(Effect.provide(model.layer), withTracer(recorder.tracer))
   })
 
   it.effect("tells the model about arguments that do not decode, and about unknown tools", () => {

@@ -270,22 +270,32 @@ describe("LanguageModel", () => {
     }).pipe(Effect.provide(model.layer))
   })
 
-  it.effect("opens an llm.generate span under the step with GenAI attributes and the cost", () => {
+  it.effect("opens a `chat {model}` client span under the step with the GenAI attributes and the cost", () => {
     const model = scripted({ reply: () => "fine" })
     const recorder = recordingTracer()
     const ask = Step.make("ask", { run: () => LanguageModel.generate({ messages: [{ role: "user", content: "hi" }], maxTokens: 20 }) })
     return Effect.gen(function*() {
       const result = yield* Pipeline.run(Pipeline.make("p", { output: ask }))
-      const [span] = recorder.named("llm.generate")
+      const [span] = recorder.named("chat test-model")
       expect(span).toBeDefined()
+      expect(span!.kind).toBe("client")
       expect(parentName(span!)).toBe("step ask")
-      expect(Object.fromEntries(span!.attributes)).toMatchObject({
+      const attributes = Object.fromEntries(span!.attributes)
+      expect(attributes).toEqual({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "scripted",
         "gen_ai.request.model": "test-model",
         "gen_ai.request.max_tokens": 20,
+        "gen_ai.output.type": "text",
+        "gen_ai.response.model": "test-model",
+        "gen_ai.response.finish_reasons": ["stop"],
         "gen_ai.usage.input_tokens": result.output.usage.inputTokens,
         "gen_ai.usage.output_tokens": result.output.usage.outputTokens,
-        "trellis.cost_nano_usd": result.output.usage.cost
+        "trellis.cost_nano_usd": result.output.usage.cost,
+        "trellis.usage_estimated": false
       })
+      // The deprecated name of the provider is no longer written.
+      expect(attributes).not.toHaveProperty("gen_ai.system")
     }).pipe(Effect.provide(model.layer), withTracer(recorder.tracer))
   })
 
@@ -295,7 +305,7 @@ describe("LanguageModel", () => {
     const ask = Step.make("ask", { run: () => LanguageModel.generate("hi") })
     return Effect.gen(function*() {
       const result = yield* Pipeline.run(Pipeline.make("p", { output: ask }))
-      expect(recorder.named("llm.generate")).toHaveLength(0)
+      expect(recorder.spans.filter((span) => span.name.startsWith("chat "))).toHaveLength(0)
       expect(result.output.text).toBe("fine")
       expect(result.usage.byStep["ask"]!.cost).toBe(result.output.usage.cost)
       expect(result.output.usage.cost).toBeGreaterThan(0)
@@ -642,7 +652,7 @@ describe("LanguageModel", () => {
       Effect.provide(model.layer),
       withTracer(recorder.tracer),
       Effect.tap(() => {
-        const spans = recorder.named("llm.generate")
+        const spans = recorder.spans.filter((span) => span.name.startsWith("chat "))
         expect(spans.map(parentName)).toEqual(["caller", "caller", "caller"])
         const [succeeded, refused, failed] = spans.map((span) => span.status)
         expect(succeeded?._tag === "Ended" && Exit.isSuccess(succeeded.exit)).toBe(true)
@@ -650,8 +660,13 @@ describe("LanguageModel", () => {
         expect(Exit.isFailure(refused.exit) && Cause.failureOption(refused.exit.cause)).toEqual(
           Option.some(expect.any(Ledger.BudgetExceeded))
         )
-        expect(Object.fromEntries(spans[1]!.attributes)).toMatchObject({ "gen_ai.request.max_tokens": 17 })
+        expect(Object.fromEntries(spans[1]!.attributes)).toMatchObject({
+          "gen_ai.request.max_tokens": 17,
+          "error.type": "BudgetExceeded"
+        })
         expect(failed?._tag === "Ended" && Exit.isFailure(failed.exit)).toBe(true)
+        expect(spans[2]!.attributes.get("error.type")).toBe("ServerError")
+        expect(spans[0]!.attributes.has("error.type")).toBe(false)
       })
     )
   })
@@ -691,7 +706,7 @@ describe("LanguageModel", () => {
     })
   })
 
-  it.effect("opens llm.generate under the caller's span for every call, and runs the provider inside it", () => {
+  it.effect("opens a `chat {model}` span under the caller's span for every call, and runs the provider inside it", () => {
     const seen: Array<string> = []
     const model = scripted({
       // Calls in order: generate, generateObject's two attempts (the first answer does not decode), stream.
@@ -712,16 +727,38 @@ describe("LanguageModel", () => {
       Effect.provide(model.layer),
       withTracer(recorder.tracer),
       Effect.tap(() => {
-        const spans = recorder.named("llm.generate")
+        const spans = recorder.named("chat test-model")
         expect(spans).toHaveLength(4)
         expect(spans.map(parentName)).toEqual(["caller", "caller", "caller", "caller"])
         expect(spans.every((span) => span.status._tag === "Ended")).toBe(true)
-        expect(seen).toEqual(["llm.generate", "llm.generate", "llm.generate", "llm.generate"])
+        expect(seen).toEqual(["chat test-model", "chat test-model", "chat test-model", "chat test-model"])
+        expect(spans.map((span) => span.attributes.get("gen_ai.output.type"))).toEqual(["text", "json", "json", "text"])
         const streamed = Object.fromEntries(spans[3]!.attributes)
-        expect(streamed).toMatchObject({ "gen_ai.request.stream": true, "gen_ai.request.model": "test-model" })
+        expect(streamed).toMatchObject({
+          "gen_ai.request.stream": true,
+          "gen_ai.request.model": "test-model",
+          "gen_ai.response.finish_reasons": ["stop"]
+        })
         expect(streamed["trellis.cost_nano_usd"]).toBeGreaterThan(0)
       })
     )
+  })
+
+  it.effect("names the error that ended a stream in its span's error.type", () => {
+    const model = scripted({
+      reply: () => Effect.fail(new LlmError.RateLimited({ provider: "scripted", retryAfter: undefined, detail: "busy" }))
+    })
+    const recorder = recordingTracer()
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(Stream.runDrain(LanguageModel.stream("hi")))
+      expect(error._tag).toBe("RateLimited")
+      const [span] = recorder.named("chat test-model")
+      expect(span!.kind).toBe("client")
+      expect(Object.fromEntries(span!.attributes)).toMatchObject({
+        "gen_ai.request.stream": true,
+        "error.type": "RateLimited"
+      })
+    }).pipe(Effect.provide(model.layer), withTracer(recorder.tracer))
   })
 
   describe("checks the figures every provider reports", () => {

@@ -383,7 +383,7 @@ describe("OpenAi", () => {
       expect(retries[0]).toMatch(/^WARN openai: ServerError, retry 1 of 2 in \d+ms .*"llm.retry.attempt":2/)
       expect(retries[1]).toMatch(/^WARN openai: ServerError, retry 2 of 2 in \d+ms .*"llm.retry.attempt":3/)
       const events = tracer.events.filter((event) => event.name.includes("retry"))
-      expect(events.map((event) => event.span)).toEqual(["llm.generate", "llm.generate"])
+      expect(events.map((event) => event.span)).toEqual(["chat test-model", "chat test-model"])
       expect(events[0]!.attributes["llm.retry.error"]).toBe(error.message)
     }))
 

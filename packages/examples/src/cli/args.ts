@@ -5,6 +5,7 @@
 import { Options } from "@effect/cli"
 import { Cost } from "@trellis/core"
 import { Data, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { fixtureFlags, fixtureValueFlags } from "./fixtures.js"
 
 /** Input the demo cannot work with (a bad flag, a bad `--input`): a one-line message, exit code 2. */
 export class InputError extends Data.TaggedError("InputError")<{ readonly message: string }> {}
@@ -48,10 +49,11 @@ export const flags = {
     Options.withDescription("Print the chosen pipeline's graph as a Mermaid flowchart, without running it")
   ),
   gantt: Options.boolean("gantt").pipe(Options.withDescription("Print the run's timeline as a Mermaid Gantt chart")),
-  trace: Options.boolean("trace").pipe(Options.withDescription("Print the run's spans through OpenTelemetry"))
+  trace: Options.boolean("trace").pipe(Options.withDescription("Print the run's spans through OpenTelemetry")),
+  ...fixtureFlags
 }
 
-const valueFlags = ["--input", "--max-input-bytes", "--budget", "--model", "--store", "--run-id"]
+const valueFlags = ["--input", "--max-input-bytes", "--budget", "--model", "--store", "--run-id", ...fixtureValueFlags]
 const switches = ["--json", "--mermaid", "--gantt", "--trace"]
 
 /**
@@ -79,6 +81,9 @@ export const checkArgs = (args: ReadonlyArray<string>, terminal: boolean): Effec
       if (value === undefined || (inline ? value === "" : value.startsWith("--"))) {
         return Effect.fail(new InputError({ message: `${name} needs a value` }))
       }
+    }
+    if (seen.has("--record") && seen.has("--replay")) {
+      return Effect.fail(new InputError({ message: "--record and --replay cannot be given together" }))
     }
     return Effect.void
   })

@@ -39,6 +39,7 @@ import {
   RunId,
   StoreFlag
 } from "./args.js"
+import { withFixtures } from "./fixtures.js"
 import { baseDirectory, readDocument } from "./input.js"
 import { commands } from "./runs.js"
 import { storeLayer, storeName } from "./store.js"
@@ -292,7 +293,12 @@ const demo = (flags: Flags, io: Io) =>
             )
         })
       )
-    const provided = stored.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, modelName)))
+    const provided = stored.pipe(
+      Effect.provideService(Document, { text }),
+      // A recording that cannot be read or written is bad input, named in one line.
+      Effect.provide(Layer.mapError(withFixtures(chooseModel(io, modelName), flags), (error) =>
+        error._tag === "FixtureError" ? new InputError({ message: error.message }) : error))
+    )
     return yield* flags.trace
       ? Effect.provide(provided, tracing(new SpanWriter(say), "trellis-demo"))
       : provided

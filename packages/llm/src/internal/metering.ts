@@ -15,6 +15,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
+import { errorAttributes } from "./genai.js"
 
 /** What one call holds in the ledger of its run, if it runs in one. */
 type Hold = Option.Option<{ readonly ledger: Ledger.Service; readonly reservation: Ledger.Reservation }>
@@ -60,7 +61,8 @@ interface Opened {
  * case reserved (a refused reservation, `BudgetExceeded` or `InvalidUsage`, ends the span with it and nothing is
  * sent), the span made the current one, then only `call` interruptible; its answer priced with interruption masked
  * again (an interruption after the provider answered does not turn a priced answer into an estimate); and at its
- * end, however it ended, the reservation settled, the span ended and the caller's context put back.
+ * end, however it ended, the reservation settled, the span ended (with the `error.type` of a failure) and the
+ * caller's context put back.
  *
  * It is `Effect.withSpan` around `Effect.acquireUseRelease` written out as one region because, composed, they cost
  * too much for each call in flight: `withSpan` makes its span current with `Effect.locally` (a second
@@ -86,7 +88,10 @@ const open = <A, B, E, R>(
     Effect.makeSpan(options.span, { kind: "client", attributes: options.attributes, captureStackTrace: false }),
     (span) =>
       Effect.matchCauseEffect(reserve(options.worstCase), {
-        onFailure: (cause) => Effect.zipRight(endSpan(span, Exit.failCause(cause)), Effect.failCause(cause)),
+        onFailure: (cause) => {
+          const exit = Exit.failCause(cause)
+          return Effect.zipRight(endSpan(span, exit, errorAttributes(exit)), exit)
+        },
         onSuccess: (hold) =>
           Effect.map(
             FiberRef.modify(FiberRef.currentContext, (outer) => [outer, Context.add(outer, Tracer.ParentSpan, span)]),
@@ -98,7 +103,9 @@ const open = <A, B, E, R>(
 /** Settles the reservation, ends the span and puts the caller's context back, then ends as the call did. */
 const close = <A, B, E, R>(options: CallOptions<A, B, E, R>, opened: Opened, exit: Exit.Exit<B, E>): Effect.Effect<B, E> =>
   settle(options.usage)(opened.hold, exit).pipe(
-    Effect.zipRight(endSpan(opened.span, exit, Exit.isSuccess(exit) ? options.annotate(exit.value) : undefined)),
+    Effect.zipRight(
+      endSpan(opened.span, exit, Exit.isSuccess(exit) ? options.annotate(exit.value) : errorAttributes(exit))
+    ),
     Effect.zipRight(FiberRef.set(FiberRef.currentContext, opened.outer)),
     Effect.zipRight(exit)
   )
