@@ -1,6 +1,7 @@
 /**
  * `trellis-demo`: the document pipeline from the command line, on the offline model by default, on OpenAI when
- * `OPENAI_API_KEY` is set, or on any compatible server through `OPENAI_BASE_URL`.
+ * `OPENAI_API_KEY` is set, or on any compatible server through `OPENAI_BASE_URL`; `--provider` chooses among
+ * OpenAI, Anthropic and the offline model.
  *
  * Exit codes: 0 when the run completed (or a step stopped it on purpose), 1 when it failed (a budget stop, a
  * step's error), 2 for bad input, 130 when cancelled with Ctrl-C.
@@ -10,11 +11,10 @@ import { readFileSync } from "node:fs"
 import { stripVTControlCharacters } from "node:util"
 import { Cost, Pipeline, PipelineError, type Result, Router, Usage } from "@trellis/core"
 import { Durable, Store } from "@trellis/durable"
-import { LanguageModel, OfflineModel, OpenAi } from "@trellis/llm"
+import { LanguageModel, OfflineModel } from "@trellis/llm"
 import {
   Cause,
   Clock,
-  type ConfigError,
   Console,
   type Duration,
   Effect,
@@ -37,11 +37,13 @@ import {
   InputError,
   MaxInputBytes,
   ModelName,
+  type ProviderName,
   RunId,
   type StoreLocation,
   StoreFlag
 } from "./args.js"
 import { baseDirectory, readDocument } from "./input.js"
+import { chooseProvider } from "./provider.js"
 import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
 /** What the demo talks to: its output streams, the environment, and (for tests) the model to use. */
@@ -70,11 +72,11 @@ type Flags = Command.Command.ParseConfig<typeof flags>
 
 const chooseModel = (
   io: Io,
+  provider: Option.Option<ProviderName>,
   model: Option.Option<string>
-): Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> => {
+): Layer.Layer<LanguageModel.LanguageModel, InputError> => {
   if (io.model !== undefined) return io.model
-  const name = Option.getOrUndefined(model)
-  return io.env["OPENAI_API_KEY"] ? OpenAi.layerConfig({ model: name }) : OfflineModel.layer({ model: name, latency: io.offlineLatency })
+  return chooseProvider(provider, model, io.env, io.offlineLatency)
 }
 
 // What went wrong, for the report: the step's own error when a step failed, else the pipeline's.
@@ -296,7 +298,7 @@ const demo = (flags: Flags, io: Io) =>
             )
         })
       )
-    const provided = stored.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, modelName)))
+    const provided = stored.pipe(Effect.provideService(Document, { text }), Effect.provide(chooseModel(io, flags.provider, modelName)))
     return yield* flags.trace
       ? Effect.provide(provided, tracing(new SpanWriter(say), "trellis-demo"))
       : provided
