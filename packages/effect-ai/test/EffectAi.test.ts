@@ -200,6 +200,30 @@ describe("EffectAi, on @effect/ai-anthropic and a local Anthropic server", () =>
       expect(server.received[0]!.abandoned).toBe(true)
     }))
 
+  it.scoped("a streamed call refused with 429 is RateLimited; an error event mid-stream is a ServerError, billed", () =>
+    Effect.gen(function*() {
+      const server = yield* Anthropic.start((request, res) =>
+        request.index === 0
+          ? Anthropic.error(res, 429, "Slow down", { "retry-after": "3" })
+          : Anthropic.sse(res, [
+            ...Anthropic.events({ content: "Hello" }, modelName).slice(0, 3),
+            { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }
+          ])
+      )
+      const refused = yield* Effect.flip(run(server.url, Stream.runCollect(LanguageModel.stream("Hi"))))
+      expect(refused).toMatchObject({ _tag: "RateLimited", retryAfter: Duration.seconds(3), sent: { requests: 1, billable: 0 } })
+      const ledger = yield* Ledger.make()
+      const cut = yield* Effect.flip(
+        run(server.url, Stream.runCollect(LanguageModel.stream("Hi")).pipe(Effect.provideService(Ledger.Ledger, ledger)))
+      )
+      expect(cut).toMatchObject({ _tag: "ServerError", status: undefined, sent: { requests: 1, billable: 1 } })
+      expect(cut.message).toContain("Overloaded")
+      // The text that arrived before the error is counted, with the input, marked estimated.
+      const spent = (yield* ledger.snapshot).total
+      expect(spent).toMatchObject({ requests: 1, estimated: true })
+      expect(spent.outputTokens).toBeGreaterThan(0)
+    }))
+
   it.scoped("a call that outlasts its timeout fails with LlmTimeout and closes its connection", () =>
     Effect.gen(function*() {
       const server = yield* Anthropic.start(() => {
