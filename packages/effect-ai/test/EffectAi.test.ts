@@ -200,6 +200,30 @@ describe("EffectAi, on @effect/ai-anthropic and a local Anthropic server", () =>
       expect(server.received[0]!.abandoned).toBe(true)
     }))
 
+  it.scoped("streams a tool call, its input gathered from the pieces it came in", () =>
+    Effect.gen(function*() {
+      const server = yield* Anthropic.start((request, res) =>
+        Anthropic.answer(request, res, {
+          content: [
+            { type: "text", text: "Looking it up." },
+            { type: "tool_use", id: "toolu_9", name: "lookup", input: { company: "Contoso", limit: 3 } }
+          ]
+        })
+      )
+      const tools = [{ name: "lookup", description: "Finds an account", parameters: { type: "object", properties: {} } }]
+      const parts = Chunk.toReadonlyArray(
+        yield* run(server.url, Stream.runCollect(LanguageModel.stream({ messages: [{ role: "user", content: "Tickets?" }], tools })))
+      )
+      const finish = parts.at(-1)
+      expect(finish?._tag).toBe("Finish")
+      if (finish?._tag !== "Finish") return
+      expect(finish.response.text).toBe("Looking it up.")
+      expect(finish.response.finishReason).toBe("tool_calls")
+      expect(finish.response.toolCalls).toHaveLength(1)
+      expect(finish.response.toolCalls[0]).toMatchObject({ id: "toolu_9", name: "lookup" })
+      expect(JSON.parse(finish.response.toolCalls[0]!.arguments)).toEqual({ company: "Contoso", limit: 3 })
+    }))
+
   it.scoped("a streamed call refused with 429 is RateLimited; an error event mid-stream is a ServerError, billed", () =>
     Effect.gen(function*() {
       const server = yield* Anthropic.start((request, res) =>
