@@ -1,5 +1,5 @@
 import { createAnthropic } from "@ai-sdk/anthropic"
-import type { LanguageModelV4GenerateResult, LanguageModelV4StreamPart, LanguageModelV4Usage } from "@ai-sdk/provider"
+import { APICallError, type LanguageModelV4GenerateResult, type LanguageModelV4StreamPart, type LanguageModelV4Usage } from "@ai-sdk/provider"
 import { describe, expect, it } from "@effect/vitest"
 import { Ledger, Usage } from "@trellis/core"
 import { LanguageModel, Pricing } from "@trellis/llm"
@@ -390,6 +390,25 @@ describe("AiSdk, on the AI SDK's mock model", () => {
       const spent: Usage.Usage = (yield* ledger.snapshot).total
       expect(spent).toMatchObject({ requests: 1, estimated: true })
       expect(spent.outputTokens).toBeGreaterThan(0)
+    }))
+
+  it.effect("keys of other shapes a provider echoes in an error (Google's AIza...) are scrubbed too", () =>
+    Effect.gen(function*() {
+      const googleKey = "AIzaSyA1234567890abcdefghijklmnopqrs"
+      const model = mock(() =>
+        Promise.reject(
+          new APICallError({
+            message: `API key not valid: ${googleKey}`,
+            url: "https://example.invalid",
+            requestBodyValues: {},
+            statusCode: 400
+          })
+        )
+      )
+      const error = yield* Effect.flip(Effect.provide(LanguageModel.generate("Hi"), onMock(model)))
+      expect(error).toMatchObject({ _tag: "BadRequest", status: 400 })
+      expect(error.message).toContain("API key not valid: <redacted>")
+      expect(JSON.stringify({ ...error, message: error.message })).not.toContain(googleKey)
     }))
 
   it.effect("a stream that ends without its finish part is not taken as an answer", () =>

@@ -282,6 +282,7 @@ const retryAfter = (headers: Readonly<Record<string, string | undefined>> | unde
 const detailOf = (text: string): string => {
   const line = text
     .replace(/\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9_-]{6,}/gi, "<redacted>")
+    .replace(/\bAIza[A-Za-z0-9_-]{20,}/g, "<redacted>")
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
     .replace(/\s+/g, " ")
     .trim()
