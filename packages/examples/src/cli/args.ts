@@ -13,6 +13,12 @@ export class InputError extends Data.TaggedError("InputError")<{ readonly messag
 /** The default of `--max-input-bytes`: 1 MiB. */
 export const defaultMaxInputBytes = 1_048_576
 
+/** The providers `--provider` names. */
+export const providers = ["openai", "anthropic", "offline"] as const
+
+/** A provider `--provider` names. */
+export type ProviderName = (typeof providers)[number]
+
 export const flags = {
   input: Options.text("input").pipe(
     Options.withPseudoName("file"),
@@ -27,6 +33,13 @@ export const flags = {
   budget: Options.text("budget").pipe(
     Options.withPseudoName("dollars"),
     Options.withDescription("The most the run may spend, in dollars; the run stops before passing it"),
+    Options.optional
+  ),
+  provider: Options.choice("provider", providers).pipe(
+    Options.withDescription(
+      "The provider: openai (OPENAI_API_KEY, OPENAI_BASE_URL), anthropic (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), " +
+        "or offline (default: openai when OPENAI_API_KEY is set, else offline)"
+    ),
     Options.optional
   ),
   model: Options.text("model").pipe(
@@ -53,7 +66,16 @@ export const flags = {
   ...fixtureFlags
 }
 
-const valueFlags = ["--input", "--max-input-bytes", "--budget", "--model", "--store", "--run-id", ...fixtureValueFlags]
+const valueFlags = [
+  "--input",
+  "--max-input-bytes",
+  "--budget",
+  "--provider",
+  "--model",
+  "--store",
+  "--run-id",
+  ...fixtureValueFlags
+]
 const switches = ["--json", "--mermaid", "--gantt", "--trace"]
 
 /**

@@ -1,6 +1,7 @@
 /**
  * `trellis-demo`: the document pipeline from the command line, on the offline model by default, on OpenAI when
- * `OPENAI_API_KEY` is set, or on any compatible server through `OPENAI_BASE_URL`.
+ * `OPENAI_API_KEY` is set, or on any compatible server through `OPENAI_BASE_URL`; `--provider` chooses among
+ * OpenAI, Anthropic and the offline model.
  *
  * Exit codes: 0 when the run completed (or a step stopped it on purpose), 1 when it failed (a budget stop, a
  * step's error), 2 for bad input, 130 when cancelled with Ctrl-C.
@@ -10,11 +11,10 @@ import { readFileSync } from "node:fs"
 import { stripVTControlCharacters } from "node:util"
 import { Cost, Pipeline, PipelineError, type Result, Router, Usage } from "@trellis/core"
 import { Durable } from "@trellis/durable"
-import { LanguageModel, OfflineModel, OpenAi } from "@trellis/llm"
+import { LanguageModel, OfflineModel } from "@trellis/llm"
 import {
   Cause,
   Clock,
-  type ConfigError,
   Console,
   type Duration,
   Effect,
@@ -36,6 +36,7 @@ import {
   InputError,
   MaxInputBytes,
   ModelName,
+  type ProviderName,
   RunId,
   StoreFlag
 } from "./args.js"
@@ -43,6 +44,7 @@ import { withFixtures } from "./fixtures.js"
 import { baseDirectory, readDocument } from "./input.js"
 import { commands } from "./runs.js"
 import { storeLayer, storeName } from "./store.js"
+import { chooseProvider } from "./provider.js"
 import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
 /** What the demo talks to: its output streams, the environment, and (for tests) the model to use. */
@@ -71,11 +73,11 @@ type Flags = Command.Command.ParseConfig<typeof flags>
 
 const chooseModel = (
   io: Io,
+  provider: Option.Option<ProviderName>,
   model: Option.Option<string>
-): Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> => {
+): Layer.Layer<LanguageModel.LanguageModel, InputError> => {
   if (io.model !== undefined) return io.model
-  const name = Option.getOrUndefined(model)
-  return io.env["OPENAI_API_KEY"] ? OpenAi.layerConfig({ model: name }) : OfflineModel.layer({ model: name, latency: io.offlineLatency })
+  return chooseProvider(provider, model, io.env, io.offlineLatency)
 }
 
 // What went wrong, for the report: the step's own error when a step failed, else the pipeline's.
@@ -296,7 +298,7 @@ const demo = (flags: Flags, io: Io) =>
     const provided = stored.pipe(
       Effect.provideService(Document, { text }),
       // A recording that cannot be read or written is bad input, named in one line.
-      Effect.provide(Layer.mapError(withFixtures(chooseModel(io, modelName), flags), (error) =>
+      Effect.provide(Layer.mapError(withFixtures(chooseModel(io, flags.provider, modelName), flags), (error) =>
         error._tag === "FixtureError" ? new InputError({ message: error.message }) : error))
     )
     return yield* flags.trace
@@ -330,7 +332,7 @@ export const run = (args: ReadonlyArray<string>, io: Io) =>
     const setCode = (c: number) => void (code = c)
     const cli = Command.run(
       Command.make("trellis-demo", flags, (parsed) => Effect.map(demo(parsed, io), setCode)).pipe(
-        Command.withSubcommands(commands({ ...io, model: chooseModel(io, Option.none()) }, setCode))
+        Command.withSubcommands(commands({ ...io, model: chooseModel(io, Option.none(), Option.none()) }, setCode))
       ),
       { name: "trellis-demo", version }
     )

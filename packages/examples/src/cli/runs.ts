@@ -8,7 +8,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Cost } from "@trellis/core"
 import { Durable, Runs, type Store } from "@trellis/durable"
 import type { LanguageModel } from "@trellis/llm"
-import { type ConfigError, Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { booking, fields, nextQuestion, questions, settled } from "../booking.js"
 import { decodeFlag, flags, InputError, RunId, type StoreLocation, StoreFlag } from "./args.js"
 import { storeLayer, storeName } from "./store.js"
@@ -17,7 +17,7 @@ import { storeLayer, storeName } from "./store.js"
 export interface Io {
   readonly stdout: (text: string) => void
   readonly stderr: (text: string) => void
-  readonly model: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError>
+  readonly model: Layer.Layer<LanguageModel.LanguageModel, InputError>
 }
 
 const store = flags.store.pipe(Options.withDescription("The SQLite file or postgres:// URL the runs are kept in"))
@@ -45,9 +45,7 @@ const withStore = <R>(
       (error) => {
         const message = error._tag === "StoreInUse"
           ? error.message
-          : error._tag === "SqlError"
-          ? `cannot open ${storeName(location)}: ${error.message}`
-          : `cannot configure the model: ${String(error)}`
+          : `cannot open ${storeName(location)}: ${error.message}`
         return Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${message}\n`)), 1)
       }
     )

@@ -1,0 +1,575 @@
+/**
+ * An `@effect/ai` language model as a Trellis provider: the model a layer of `@effect/ai-anthropic`,
+ * `@effect/ai-openai`... provides keeps everything `LanguageModel.make` adds: the worst-case reservation, the
+ * budget, prices, estimated usage when none is reported, structured output with repair, tools, streaming and spans.
+ *
+ * The `@effect/ai` model sends one request per call, and its HTTP client aborts it when the call is interrupted or
+ * times out. Transient failures (`RateLimited` with the server's `retryAfter`, `ServerError`, `LlmTimeout`) are
+ * left to the step's retry policy, which sees them typed. Tool calls are handed back to Trellis, never run by
+ * `@effect/ai`: Trellis's agent runs its own tools.
+ *
+ * `@effect/ai` has no setting of its own for the output limit and the temperature: each provider takes them in its
+ * own config. `configure` applies them to each call, so the model stops where the reservation counted
+ * (`AnthropicLanguageModel.withConfigOverride({ max_tokens, temperature })` for Anthropic).
+ *
+ * @example
+ * ```ts
+ * import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { EffectAi } from "@trellis/effect-ai"
+ * import { LanguageModel } from "@trellis/llm"
+ * import { Config, Effect, Layer } from "effect"
+ *
+ * const model = EffectAi.layer({
+ *   provider: "anthropic",
+ *   model: "claude-haiku-4-5",
+ *   configure: (request) =>
+ *     AnthropicLanguageModel.withConfigOverride({ max_tokens: request.maxTokens, temperature: request.temperature })
+ * }).pipe(
+ *   Layer.provide(AnthropicLanguageModel.layer({ model: "claude-haiku-4-5" })),
+ *   Layer.provide(AnthropicClient.layerConfig({ apiKey: Config.redacted("ANTHROPIC_API_KEY") })),
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * const program = LanguageModel.generate("Say hello").pipe(Effect.provide(model))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as AiError from "@effect/ai/AiError"
+import * as AiLanguageModel from "@effect/ai/LanguageModel"
+import type * as AiPrompt from "@effect/ai/Prompt"
+import type * as AiResponse from "@effect/ai/Response"
+import * as AiTool from "@effect/ai/Tool"
+import * as Toolkit from "@effect/ai/Toolkit"
+import { LanguageModel, LlmError, Pricing, type Prompt, Provider } from "@trellis/llm"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+
+/**
+ * Applies a request's settings to one call of the `@effect/ai` model, by the provider's own config.
+ *
+ * @since 0.1.0
+ */
+export type Configure = (
+  request: Prompt.ResolvedRequest
+) => <A, E, R>(call: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * Options of the adapter. They are checked when the layer is built: an invalid one fails it with
+ * {@link InvalidOption}.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends LanguageModel.Options {
+  /** The provider's name, as prices are looked up under it and spans show it: "anthropic", "openai"... */
+  readonly provider: string
+  /** The model the `@effect/ai` layer was made for, as prices are looked up under it. */
+  readonly model: string
+  /** Applies each request's `maxTokens` and `temperature` to its call (see the module's documentation). */
+  readonly configure?: Configure | undefined
+  /**
+   * Whether the input tokens the model reports count those read from the cache among them. By default they do,
+   * except for "anthropic", whose API counts them apart: they are then added to the input here.
+   */
+  readonly cachedInInput?: boolean | undefined
+  /**
+   * Time allowed for one call, a positive duration (default 60 seconds). When streaming, it bounds the whole
+   * stream, from the request to the last part.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * An option of the adapter is out of its range: `option` names it.
+ *
+ * @since 0.1.0
+ */
+export class InvalidOption extends Data.TaggedError("InvalidOption")<{
+  readonly option: string
+  readonly value: string
+  readonly expected: string
+}> {
+  override get message(): string {
+    return `EffectAi option ${this.option} must be ${this.expected}, got ${this.value}`
+  }
+}
+
+interface Settings {
+  readonly name: string
+  readonly model: string
+  readonly configure: Configure | undefined
+  readonly cachedInInput: boolean
+  readonly timeout: Duration.Duration
+}
+
+const show = (value: unknown): string => {
+  try {
+    return (typeof value === "string" ? JSON.stringify(value) : String(value)).slice(0, 100)
+  } catch {
+    return typeof value
+  }
+}
+
+const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
+  Effect.suspend(() => {
+    for (const option of ["provider", "model"] as const) {
+      const value: unknown = options[option]
+      if (typeof value !== "string" || value.length === 0 || value.trim() !== value) {
+        return Effect.fail(new InvalidOption({ option, value: show(value), expected: "a name, not empty, without spaces around it" }))
+      }
+    }
+    if (options.configure !== undefined && typeof options.configure !== "function") {
+      return Effect.fail(new InvalidOption({ option: "configure", value: show(options.configure), expected: "a function" }))
+    }
+    const timeout = Duration.decodeUnknown(options.timeout ?? "60 seconds")
+    if (
+      Option.isNone(timeout) || !Duration.isFinite(timeout.value) || Duration.lessThanOrEqualTo(timeout.value, Duration.zero) ||
+      (typeof options.timeout === "number" && !(Number.isFinite(options.timeout) && options.timeout > 0))
+    ) {
+      return Effect.fail(new InvalidOption({ option: "timeout", value: show(options.timeout), expected: "a positive, finite duration" }))
+    }
+    return Effect.succeed({
+      name: options.provider,
+      model: options.model,
+      configure: options.configure,
+      cachedInInput: options.cachedInInput ?? options.provider !== "anthropic",
+      timeout: timeout.value
+    })
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Requests
+
+// `$schema` names a draft; providers' schema subsets do not list it.
+const withoutDialect = (schema: object): Record<string, unknown> => {
+  const { $schema: _, ...rest } = schema as Record<string, unknown>
+  return rest
+}
+
+// A tool call's arguments as the model wrote them: `@effect/ai` wants the parsed parameters back.
+const parsedArguments = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+const toPrompt = (
+  request: Prompt.ResolvedRequest,
+  invalid: (detail: string) => LlmError.InvalidRequest
+): Effect.Effect<Array<AiPrompt.MessageEncoded>, LlmError.InvalidRequest> =>
+  Effect.suspend(() => {
+    // A tool result names its tool in `@effect/ai`; Trellis's names only the call it answers.
+    const toolNames = new Map<string, string>()
+    const messages: Array<AiPrompt.MessageEncoded> = []
+    for (const message of request.messages) {
+      switch (message.role) {
+        case "system":
+        case "user":
+          messages.push({ role: message.role, content: message.content })
+          break
+        case "assistant": {
+          const calls = message.toolCalls ?? []
+          for (const call of calls) toolNames.set(call.id, call.name)
+          messages.push({
+            role: "assistant",
+            content: [
+              ...(message.content.length === 0 ? [] : [{ type: "text" as const, text: message.content }]),
+              ...calls.map((call) => ({
+                type: "tool-call" as const,
+                id: call.id,
+                name: call.name,
+                params: parsedArguments(call.arguments),
+                providerExecuted: false
+              }))
+            ]
+          })
+          break
+        }
+        case "tool": {
+          const name = toolNames.get(message.toolCallId)
+          if (name === undefined) {
+            return Effect.fail(invalid(`a tool message answers the call ${show(message.toolCallId)}, which no assistant message made`))
+          }
+          messages.push({
+            role: "tool",
+            content: [{ type: "tool-result", id: message.toolCallId, name, isFailure: false, result: message.content, providerExecuted: false }]
+          })
+          break
+        }
+      }
+    }
+    return Effect.succeed(messages)
+  })
+
+// Parameters taken as they come (any JSON object), shown to the model as the tool's own JSON Schema.
+const parametersOf = (schema: object) =>
+  Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ jsonSchema: withoutDialect(schema) })
+
+/**
+ * The request's tools as an `@effect/ai` toolkit. Their calls are never resolved by `@effect/ai`
+ * (`disableToolCallResolution`): the handler is never called, and dies if it ever were.
+ */
+const toolkitOf = (tools: ReadonlyArray<Prompt.ToolDefinition>): Toolkit.WithHandler<Record<string, AiTool.Any>> => {
+  const toolkit = Toolkit.make(
+    ...tools.map((tool) =>
+      AiTool.make(tool.name, { description: tool.description }).setParameters(
+        parametersOf(tool.parameters) as unknown as AiTool.AnyParametersSchema
+      )
+    )
+  )
+  return {
+    tools: toolkit.tools,
+    handle: (name: string) => Effect.dieMessage(`the tool ${name} is run by Trellis, not by @effect/ai`)
+  } as unknown as Toolkit.WithHandler<Record<string, AiTool.Any>>
+}
+
+const callOptions = (request: Prompt.ResolvedRequest, prompt: Array<AiPrompt.MessageEncoded>) =>
+  request.tools.length === 0
+    ? { prompt }
+    : { prompt, toolkit: toolkitOf(request.tools), disableToolCallResolution: true as const }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Answers
+
+const finishReason = (reason: AiResponse.FinishReason | undefined): Prompt.FinishReason => {
+  switch (reason) {
+    case "stop":
+      return "stop"
+    case "length":
+      return "length"
+    case "tool-calls":
+      return "tool_calls"
+    case "content-filter":
+      return "content_filter"
+    default:
+      return "other"
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Failures
+
+// What a failure says about the request that met it: whether it may have been billed (see `LlmError.Sent`).
+interface Failure {
+  readonly error: LlmError.LlmError
+  readonly billable: boolean
+}
+
+// `retry-after-ms` is more precise where sent; `retry-after` is HTTP's, in seconds or as a date.
+const retryAfter = (headers: Readonly<Record<string, string | undefined>> | undefined): Duration.Duration | undefined => {
+  const lower = Object.fromEntries(Object.entries(headers ?? {}).map(([key, value]) => [key.toLowerCase(), value]))
+  const ms = Number(lower["retry-after-ms"] ?? Number.NaN)
+  if (Number.isFinite(ms) && ms >= 0) return Duration.millis(ms)
+  const value = lower["retry-after"]
+  if (value == null) return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds) && seconds >= 0) return Duration.seconds(seconds)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - Date.now()))
+}
+
+/**
+ * A provider's error text, on one short line, without anything shaped like a credential: the adapter never holds
+ * the key (the `@effect/ai` client does), so what a server echoes back is scrubbed by its shape.
+ */
+const detailOf = (text: string): string => {
+  const line = text
+    .replace(/\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9_-]{6,}/gi, "<redacted>")
+    .replace(/\bAIza[A-Za-z0-9_-]{20,}/g, "<redacted>")
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
+    .replace(/\s+/g, " ")
+    .trim()
+  return line.length <= 200 ? line : `${line.slice(0, 199)}…`
+}
+
+// The message of an error body as providers send it (`{ "error": { "message": ... } }`), else the body itself.
+const bodyMessage = (body: string | undefined): string | undefined => {
+  if (body === undefined || body.length === 0) return undefined
+  try {
+    const parsed = JSON.parse(body)
+    const message = parsed?.error?.message ?? parsed?.message
+    return typeof message === "string" ? message : body
+  } catch {
+    return body
+  }
+}
+
+const innermost = (error: unknown): unknown => {
+  let current = error
+  for (let depth = 0; depth < 10; depth++) {
+    const cause = (current as { readonly cause?: unknown } | undefined)?.cause
+    if (cause === undefined || cause === null || typeof cause !== "object") break
+    current = cause
+  }
+  return current
+}
+
+// Failures to connect at all: nothing reached a server, so nothing can have been billed.
+const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
+
+const failureOf = (provider: string) => (error: AiError.AiError): Failure => {
+  switch (error._tag) {
+    case "HttpRequestError": {
+      const root = innermost(error)
+      const code = (root as { readonly code?: unknown } | undefined)?.code
+      const reason = root !== error && root instanceof Error ? ` (${detailOf(root.message)})` : ""
+      return {
+        error: new LlmError.ServerError({
+          provider,
+          status: undefined,
+          detail: detailOf(`${error.reason}: ${error.description ?? "the request failed"}`) + reason
+        }),
+        // Only a transport failure can come after the request left; a connection never made costs nothing.
+        billable: error.reason === "Transport" && !(typeof code === "string" && neverConnected.has(code))
+      }
+    }
+    case "HttpResponseError": {
+      const status = error.response.status
+      const detail = detailOf(bodyMessage(error.body) ?? error.description ?? `HTTP ${status}`)
+      if (error.reason !== "StatusCode") {
+        // A success status with a body that is not the API's.
+        return {
+          error: new LlmError.MalformedOutput({ provider, text: "", detail: `the answer could not be read: ${detail}`, attempts: 1 }),
+          billable: true
+        }
+      }
+      // An error status: the server did not do the work, and does not bill it.
+      if (status === 401 || status === 403) {
+        return { error: new LlmError.AuthenticationError({ provider, status, detail }), billable: false }
+      }
+      if (status === 429) {
+        return {
+          error: new LlmError.RateLimited({ provider, retryAfter: retryAfter(error.response.headers), detail }),
+          billable: false
+        }
+      }
+      if (status >= 500) return { error: new LlmError.ServerError({ provider, status, detail }), billable: false }
+      return { error: new LlmError.BadRequest({ provider, status, detail }), billable: false }
+    }
+    case "MalformedOutput":
+      return {
+        error: new LlmError.MalformedOutput({ provider, text: "", detail: detailOf(error.description ?? "the answer could not be read"), attempts: 1 }),
+        billable: true
+      }
+    case "MalformedInput":
+      return {
+        error: new LlmError.InvalidRequest({ provider, detail: detailOf(error.description ?? "the request could not be encoded") }),
+        billable: false
+      }
+    case "UnknownError":
+      return {
+        error: new LlmError.ServerError({ provider, status: undefined, detail: detailOf(error.description ?? error.message) }),
+        billable: true
+      }
+  }
+}
+
+// The same error, carrying the one request the call sent.
+const withSent = (error: LlmError.LlmError, billable: boolean): LlmError.LlmError => {
+  const sent = { requests: 1, billable: billable ? 1 : 0 }
+  switch (error._tag) {
+    case "AuthenticationError":
+      return new LlmError.AuthenticationError({ ...error, sent })
+    case "BadRequest":
+      return new LlmError.BadRequest({ ...error, sent })
+    case "RateLimited":
+      return new LlmError.RateLimited({ ...error, sent })
+    case "LlmTimeout":
+      return new LlmError.LlmTimeout({ ...error, sent })
+    case "ContentFiltered":
+      return new LlmError.ContentFiltered({ ...error, sent })
+    case "ServerError":
+      return new LlmError.ServerError({ ...error, sent })
+    case "MalformedOutput":
+      return new LlmError.MalformedOutput({ ...error, sent })
+    case "UnpricedModel":
+    case "NoRecording":
+    case "InvalidRequest":
+      return error
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The provider
+
+// The call's tally of requests, when `LanguageModel` runs it (a provider used on its own has none).
+const currentTally = Effect.map(Effect.serviceOption(Provider.CurrentTally), Option.getOrUndefined)
+
+const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider.Provider => {
+  const { name, timeout } = settings
+  const toFailure = failureOf(name)
+  const invalid = (detail: string) => new LlmError.InvalidRequest({ provider: name, detail })
+  const timedOut = (): Failure => ({ error: new LlmError.LlmTimeout({ provider: name, timeout }), billable: true })
+  const configured = (request: Prompt.ResolvedRequest) => settings.configure?.(request) ?? ((call) => call)
+
+  // The layer serves one model: a request for another would be answered, and priced, as the wrong model.
+  const prepare = (request: Prompt.ResolvedRequest) =>
+    request.model === settings.model
+      ? Effect.map(toPrompt(request, invalid), (prompt) => callOptions(request, prompt))
+      : Effect.fail(invalid(`this @effect/ai model serves "${settings.model}" only, and the request names "${request.model}"`))
+
+  const usageOf = (usage: AiResponse.Usage | undefined): Provider.ReportedUsage | undefined => {
+    if (usage?.inputTokens == null || usage.outputTokens == null) return undefined
+    const cached = usage.cachedInputTokens ?? 0
+    return {
+      inputTokens: settings.cachedInInput ? usage.inputTokens : usage.inputTokens + cached,
+      outputTokens: usage.outputTokens,
+      cachedInputTokens: cached,
+      reasoningTokens: usage.reasoningTokens ?? 0
+    }
+  }
+
+  // An answer withheld under the provider's policy is an error, as for every provider.
+  const checked = (completion: Provider.Completion): Effect.Effect<Provider.Completion, Failure> =>
+    completion.finishReason === "content_filter"
+      ? Effect.fail({ error: new LlmError.ContentFiltered({ provider: name, detail: "the answer was withheld" }), billable: true })
+      : Effect.succeed(completion)
+
+  const generate = (request: Prompt.ResolvedRequest): Effect.Effect<Provider.Completion, LlmError.LlmError> =>
+    Effect.flatMap(prepare(request), (options) =>
+      Effect.flatMap(currentTally, (tally) => {
+        tally?.sent()
+        return ai.generateText(options).pipe(
+          configured(request),
+          Effect.mapError(toFailure),
+          Effect.timeoutFail({ duration: timeout, onTimeout: timedOut }),
+          Effect.map((response): Provider.Completion => {
+            const metadata = response.content.find((part) => part.type === "response-metadata")
+            return {
+              text: response.text,
+              toolCalls: response.toolCalls.map((call) => ({ id: call.id, name: call.name, arguments: JSON.stringify(call.params) })),
+              finishReason: finishReason(response.finishReason),
+              model: metadata === undefined ? request.model : Option.getOrElse(metadata.modelId, () => request.model),
+              usage: usageOf(response.usage)
+            }
+          }),
+          Effect.flatMap(checked),
+          Effect.tapError((failure) => Effect.sync(() => tally?.ended(failure.billable))),
+          Effect.mapError((failure) => withSent(failure.error, failure.billable))
+        )
+      }))
+
+  const stream = (request: Prompt.ResolvedRequest): Stream.Stream<Provider.Chunk, LlmError.LlmError> =>
+    Stream.unwrap(Effect.gen(function*() {
+      const options = yield* prepare(request)
+      const tally = yield* currentTally
+      const answer = {
+        text: "",
+        toolCalls: [] as Array<Prompt.ToolCall>,
+        finishReason: "other" as Prompt.FinishReason,
+        model: request.model,
+        usage: undefined as Provider.ReportedUsage | undefined,
+        finished: false
+      }
+      const read = (part: AiResponse.StreamPart<Record<string, AiTool.Any>>): Effect.Effect<Array<Provider.Chunk>, Failure> => {
+        switch (part.type) {
+          case "text-delta":
+            answer.text += part.delta
+            return Effect.succeed(part.delta.length === 0 ? [] : [{ _tag: "Delta", text: part.delta }])
+          case "tool-call":
+            if (part.providerExecuted !== true) {
+              answer.toolCalls.push({ id: part.id, name: part.name, arguments: JSON.stringify(part.params) })
+            }
+            return Effect.succeed([])
+          case "response-metadata":
+            answer.model = Option.getOrElse(part.modelId, () => answer.model)
+            return Effect.succeed([])
+          case "finish":
+            answer.finishReason = finishReason(part.reason)
+            answer.usage = usageOf(part.usage)
+            answer.finished = true
+            return Effect.succeed([])
+          case "error":
+            return Effect.fail({
+              error: new LlmError.ServerError({
+                provider: name,
+                status: undefined,
+                detail: detailOf(bodyMessage(typeof part.error === "string" ? part.error : JSON.stringify(part.error)) ?? "an error in the stream")
+              }),
+              billable: true
+            })
+          default:
+            return Effect.succeed([])
+        }
+      }
+      const done = Effect.suspend(() => {
+        // A stream that stops before its finish part was cut off, not answered.
+        if (!answer.finished) {
+          return Effect.fail<Failure>({
+            error: new LlmError.ServerError({ provider: name, status: undefined, detail: "the stream ended before its finish" }),
+            billable: true
+          })
+        }
+        const { finished: _, ...completion } = answer
+        return Effect.map(checked(completion), (completion): Provider.Chunk => ({ _tag: "Done", completion }))
+      })
+      const deadline = Effect.flatMap(Effect.sleep(timeout), () => Effect.fail(timedOut()))
+      // `configure` works on an effect: the context it gives (the provider's config with the request's settings)
+      // is taken from one, and the stream runs in it.
+      const context = yield* configured(request)(Effect.context<never>())
+      tally?.sent()
+      return ai.streamText(options).pipe(
+        Stream.provideSomeContext(context),
+        Stream.mapError(toFailure),
+        Stream.mapEffect(read),
+        Stream.flattenIterables,
+        Stream.concat(Stream.fromEffect(done)),
+        Stream.interruptWhen(deadline),
+        Stream.mapError((failure) => {
+          tally?.ended(failure.billable)
+          return withSent(failure.error, failure.billable)
+        })
+      )
+    }))
+
+  return { name, model: settings.model, generate, stream }
+}
+
+/**
+ * The `@effect/ai` model of the context as a Trellis provider, for `LanguageModel.make`; fails with
+ * {@link InvalidOption} when an option is out of range.
+ *
+ * @since 0.1.0
+ */
+export const provider = (
+  options: Options
+): Effect.Effect<Provider.Provider, InvalidOption, AiLanguageModel.LanguageModel> =>
+  Effect.flatMap(validate(options), (settings) =>
+    Effect.map(AiLanguageModel.LanguageModel, (ai) => providerWith(ai, settings)))
+
+/**
+ * Makes the language model service on the `@effect/ai` model of the context. Prices come from the `Pricing`
+ * service when one is provided, else from the bundled prices under the provider's name.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: Options
+): Effect.Effect<LanguageModel.Service, InvalidOption, AiLanguageModel.LanguageModel> =>
+  Effect.gen(function*() {
+    const settings = yield* validate(options)
+    const ai = yield* AiLanguageModel.LanguageModel
+    const pricing = yield* Effect.serviceOption(Pricing.Pricing)
+    const service = LanguageModel.make(providerWith(ai, settings), options)
+    return yield* Option.isSome(pricing)
+      ? service
+      : Effect.provideService(service, Pricing.Pricing, Pricing.make({ provider: settings.name }))
+  })
+
+/**
+ * The `@effect/ai` model as the application's language model; building it fails with {@link InvalidOption} when an
+ * option is out of range, before any request is sent.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<LanguageModel.LanguageModel, InvalidOption, AiLanguageModel.LanguageModel> =>
+  Layer.effect(LanguageModel.LanguageModel, make(options))
