@@ -78,8 +78,11 @@ const valueFlags = [
 ]
 const switches = ["--json", "--mermaid", "--gantt", "--trace"]
 
+// The flags @effect/cli adds to every command.
+const builtIn = ["--help", "--version", "--wizard", "--completions", "--log-level"]
+
 /**
- * Refuses a flag of the demo given twice, or one that takes a value given none (last, followed by another
+ * Refuses an unknown flag, a flag of the demo given twice, or one that takes a value given none (last, followed by another
  * `--flag`, or `--flag=`). `@effect/cli` would call the first "unknown argument" and take the next flag as the value in the
  * second. Anything else is left to `@effect/cli`. Without a terminal, `--wizard` is refused too.
  */
@@ -94,6 +97,10 @@ export const checkArgs = (args: ReadonlyArray<string>, terminal: boolean): Effec
       const arg = args[i]!
       const name = arg.split("=", 1)[0]!
       const takesValue = valueFlags.includes(name)
+      // With commands beside the flags, @effect/cli would call an unknown flag an invalid command.
+      if (name.startsWith("--") && !takesValue && !switches.includes(name) && !builtIn.includes(name)) {
+        return Effect.fail(new InputError({ message: `Received unknown argument: '${name}'` }))
+      }
       if (!takesValue && !switches.includes(name)) continue
       if (seen.has(name)) return Effect.fail(new InputError({ message: `${name} is given more than once` }))
       seen.add(name)
