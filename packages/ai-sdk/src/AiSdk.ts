@@ -348,29 +348,8 @@ const failureOf = (provider: string) => (error: unknown): Failure => {
 }
 
 // The same error, carrying the one request the call sent.
-const withSent = (error: LlmError.LlmError, billable: boolean): LlmError.LlmError => {
-  const sent = { requests: 1, billable: billable ? 1 : 0 }
-  switch (error._tag) {
-    case "AuthenticationError":
-      return new LlmError.AuthenticationError({ ...error, sent })
-    case "BadRequest":
-      return new LlmError.BadRequest({ ...error, sent })
-    case "RateLimited":
-      return new LlmError.RateLimited({ ...error, sent })
-    case "LlmTimeout":
-      return new LlmError.LlmTimeout({ ...error, sent })
-    case "ContentFiltered":
-      return new LlmError.ContentFiltered({ ...error, sent })
-    case "ServerError":
-      return new LlmError.ServerError({ ...error, sent })
-    case "MalformedOutput":
-      return new LlmError.MalformedOutput({ ...error, sent })
-    case "UnpricedModel":
-    case "NoRecording":
-    case "InvalidRequest":
-      return error
-  }
-}
+const withSent = (error: LlmError.LlmError, billable: boolean): LlmError.LlmError =>
+  LlmError.withSent(error, { requests: 1, billable: billable ? 1 : 0 })
 
 // ---------------------------------------------------------------------------------------------------------------
 // The provider

@@ -225,6 +225,35 @@ export type LlmError =
   | NoRecording
 
 /**
+ * The same error, carrying the requests the call sent (for a provider of one's own that counts them). Errors raised
+ * before anything is sent (`UnpricedModel`, `InvalidRequest`, `NoRecording`) are returned as they are.
+ *
+ * @since 0.2.0
+ */
+export const withSent = (error: LlmError, sent: Sent): LlmError => {
+  switch (error._tag) {
+    case "AuthenticationError":
+      return new AuthenticationError({ ...error, sent })
+    case "BadRequest":
+      return new BadRequest({ ...error, sent })
+    case "RateLimited":
+      return new RateLimited({ ...error, sent })
+    case "LlmTimeout":
+      return new LlmTimeout({ ...error, sent })
+    case "ContentFiltered":
+      return new ContentFiltered({ ...error, sent })
+    case "ServerError":
+      return new ServerError({ ...error, sent })
+    case "MalformedOutput":
+      return new MalformedOutput({ ...error, sent })
+    case "UnpricedModel":
+    case "InvalidRequest":
+    case "NoRecording":
+      return error
+  }
+}
+
+/**
  * Whether a failure may pass if the same call is sent again: rate limits, timeouts and server failures.
  *
  * @since 0.1.0

@@ -58,7 +58,8 @@ import {
   MalformedOutput,
   RateLimited,
   type Sent,
-  ServerError
+  ServerError,
+  withSent
 } from "./LlmError.js"
 import type { FinishReason, Message, ResolvedRequest } from "./Prompt.js"
 import { type Chunk, type Completion, CurrentTally, type Provider, type ReportedUsage } from "./Provider.js"
@@ -677,30 +678,6 @@ const answered = (sent: Sent): Sent => ({ requests: sent.requests, billable: sen
 // A completion with the requests it took, when it took more than one.
 const withRequests = (completion: Completion, sent: Sent): Completion =>
   sent.requests > 1 ? { ...completion, requests: sent.requests, billable: sent.billable } : completion
-
-// The same error, carrying the requests the call sent.
-const withSent = (error: LlmError, sent: Sent): LlmError => {
-  switch (error._tag) {
-    case "AuthenticationError":
-      return new AuthenticationError({ ...error, sent })
-    case "BadRequest":
-      return new BadRequest({ ...error, sent })
-    case "RateLimited":
-      return new RateLimited({ ...error, sent })
-    case "LlmTimeout":
-      return new LlmTimeout({ ...error, sent })
-    case "ContentFiltered":
-      return new ContentFiltered({ ...error, sent })
-    case "ServerError":
-      return new ServerError({ ...error, sent })
-    case "MalformedOutput":
-      return new MalformedOutput({ ...error, sent })
-    case "UnpricedModel":
-    case "InvalidRequest":
-    case "NoRecording":
-      return error
-  }
-}
 
 // `retry-after-ms` is OpenAI's, more precise; `retry-after` is HTTP's, in seconds or as a date.
 const retryAfter = (headers: Headers | undefined): Duration.Duration | undefined => {
