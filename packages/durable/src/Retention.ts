@@ -13,6 +13,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { duration, type InvalidOption } from "./internal/options.js"
 
 /**
  * The retention period used when none is given: 7 days.
@@ -37,8 +38,11 @@ export interface Pruned {
  * @since 0.2.0
  */
 export interface Service {
-  /** Removes every run that finished (completed, stopped or failed) longer than `period` ago. */
-  readonly prune: (period?: Duration.DurationInput) => Effect.Effect<Pruned, SqlError>
+  /**
+   * Removes every run that finished (completed, stopped or failed) longer than `period` ago (zero: every finished
+   * run); a negative or NaN period, or text that is no duration, fails with `InvalidOption` and removes nothing.
+   */
+  readonly prune: (period?: Duration.DurationInput) => Effect.Effect<Pruned, SqlError | InvalidOption>
 }
 
 /**
@@ -70,7 +74,8 @@ const snowflake = (id: unknown): Snowflake.Snowflake =>
 export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.map(SqlClient.SqlClient, (sql) => ({
   prune: (period = defaultPeriod) =>
     Effect.gen(function*() {
-      const cutoff = (yield* Clock.currentTimeMillis) - Duration.toMillis(period)
+      const kept = yield* duration("retention period", period, { zero: true })
+      const cutoff = (yield* Clock.currentTimeMillis) - Duration.toMillis(kept)
       const rows = yield* sql<{ entity_type: string; entity_id: string; reply_id: unknown; payload: string }>`
         SELECT m.entity_type AS entity_type, m.entity_id AS entity_id, r.id AS reply_id, r.payload AS payload
         FROM cluster_messages m JOIN cluster_replies r ON r.request_id = m.request_id
@@ -104,5 +109,5 @@ export const layer: Layer.Layer<Retention, never, SqlClient.SqlClient> = Layer.e
  *
  * @since 0.2.0
  */
-export const prune = (period?: Duration.DurationInput): Effect.Effect<Pruned, SqlError, Retention> =>
+export const prune = (period?: Duration.DurationInput): Effect.Effect<Pruned, SqlError | InvalidOption, Retention> =>
   Effect.flatMap(Retention, (retention) => retention.prune(period))

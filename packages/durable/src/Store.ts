@@ -28,10 +28,12 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Redacted from "effect/Redacted"
+import { duration, InvalidOption } from "./internal/options.js"
 import * as Retention from "./Retention.js"
 import * as Runs from "./Runs.js"
 import * as SpendLog from "./SpendLog.js"
@@ -52,6 +54,16 @@ export interface SqliteOptions extends EngineOptions {
  * @since 0.2.0
  */
 export const defaultPollInterval: Duration.Duration = Duration.millis(500)
+
+export {
+  /**
+   * An option given to a store (or to `Retention.prune`) cannot be right: a negative or NaN amount, text that is no
+   * duration, or an interval of zero (the store would poll its database without pause). Nothing is opened.
+   *
+   * @since 0.2.0
+   */
+  InvalidOption
+}
 
 /**
  * Another process is the runner on this SQLite file.
@@ -119,10 +131,39 @@ export interface EngineOptions {
  */
 export type Services = WorkflowEngine | SpendLog.SpendLog | Retention.Retention | Runs.Runs
 
+/** The options every store takes, checked, with their defaults. */
+interface Engine {
+  readonly pollInterval: Duration.Duration
+  readonly shutdownTimeout: Duration.Duration | undefined
+  readonly retention: Duration.Duration | "forever"
+}
+
+const checkEngine = (options: EngineOptions): Either.Either<Engine, InvalidOption> =>
+  Either.all({
+    pollInterval: options.pollInterval === undefined
+      ? Either.right(defaultPollInterval)
+      : duration("pollInterval", options.pollInterval, { zero: false }),
+    shutdownTimeout: options.shutdownTimeout === undefined
+      ? Either.right(undefined)
+      : duration("shutdownTimeout", options.shutdownTimeout, { zero: true }),
+    retention: options.retention === "forever"
+      ? Either.right("forever" as const)
+      : options.retention === undefined
+      ? Either.right(Retention.defaultPeriod)
+      : duration("retention", options.retention, { zero: true })
+  })
+
+/** A store's layer, made from its options once they are checked; a bad option fails the layer with `InvalidOption`. */
+const checked = <A, B, E, R>(
+  options: Either.Either<A, InvalidOption>,
+  make: (options: A) => Layer.Layer<B, E, R>
+): Layer.Layer<B, E | InvalidOption, R> =>
+  Either.match(options, { onLeft: (error) => Layer.fail(error), onRight: make })
+
 /** Prunes on start and every hour while the layer is open; a failed pruning is logged and tried again later. */
-const pruning = (options: EngineOptions): Layer.Layer<never, never, Retention.Retention> =>
-  options.retention === "forever" ? Layer.empty : Layer.scopedDiscard(Effect.forkScoped(
-    Retention.prune(options.retention ?? Retention.defaultPeriod).pipe(
+const pruning = (engine: Engine): Layer.Layer<never, never, Retention.Retention> =>
+  engine.retention === "forever" ? Layer.empty : Layer.scopedDiscard(Effect.forkScoped(
+    Retention.prune(engine.retention).pipe(
       Effect.catchAll((error) => Effect.logWarning("Pruning the durable runs' store failed", error)),
       Effect.repeat(Schedule.spaced("1 hour"))
     )
@@ -130,27 +171,24 @@ const pruning = (options: EngineOptions): Layer.Layer<never, never, Retention.Re
 
 /** The engine, the spend log, retention and the run listing on the SQL client's database (tables made as needed), over a cluster. */
 const services = <E>(
-  options: EngineOptions,
+  engine: Engine,
   cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>
 ): Layer.Layer<Services, E | SqlError, SqlClient.SqlClient> =>
-  pruning(options).pipe(Layer.provideMerge(
+  pruning(engine).pipe(Layer.provideMerge(
     Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer, Runs.layer).pipe(Layer.provide(cluster))
   ))
 
 /** The engine with this process as the one runner. */
-const engine = (
-  options: EngineOptions
+const singleRunner = (
+  engine: Engine
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
-  services(
-    options,
-    SingleRunner.layer({
-      runnerStorage: "sql",
-      shardingConfig: {
-        entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
-        ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
-      }
-    })
-  )
+  services(engine, SingleRunner.layer({ runnerStorage: "sql", shardingConfig: shardingOf(engine) }))
+
+/** What the cluster is told of the checked options. */
+const shardingOf = (engine: Engine): Partial<ShardingConfig.ShardingConfig["Type"]> => ({
+  entityMessagePollInterval: engine.pollInterval,
+  ...(engine.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: engine.shutdownTimeout })
+})
 
 /**
  * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
@@ -162,12 +200,13 @@ const engine = (
  */
 export const layerSqlite = (
   options: SqliteOptions
-): Layer.Layer<Services, ConfigError.ConfigError | StoreInUse | SqlError> =>
-  engine(options).pipe(
-    Layer.provide(takeFile(options.filename).pipe(
-      Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))
+): Layer.Layer<Services, ConfigError.ConfigError | StoreInUse | SqlError | InvalidOption> =>
+  checked(checkEngine(options), (engine) =>
+    singleRunner(engine).pipe(
+      Layer.provide(takeFile(options.filename).pipe(
+        Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))
+      ))
     ))
-  )
 
 /**
  * Options of {@link layerPg}.
@@ -188,8 +227,8 @@ export interface PgOptions extends EngineOptions {
  */
 export const layerPg = (
   options: PgOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SqlError> =>
-  engine(options).pipe(Layer.provide(PgClient.layer({ url: options.url })))
+): Layer.Layer<Services, ConfigError.ConfigError | SqlError | InvalidOption> =>
+  checked(checkEngine(options), (engine) => singleRunner(engine).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
 
 /**
  * Where a runner is reached by the other runners and clients: a host name or IP address they can connect to, and
@@ -352,7 +391,10 @@ const cluster = (
  */
 export const layerPgRunner = (
   options: PgRunnerOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidRunner> => {
+): Layer.Layer<
+  Services,
+  ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidRunner | InvalidOption
+> => {
   const { host, port } = options.runner
   if (
     host.trim() === "" || !Number.isInteger(port) || port < 1 || port > 65535 ||
@@ -360,16 +402,22 @@ export const layerPgRunner = (
   ) {
     return Layer.fail(new InvalidRunner({ host, port }))
   }
-  const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
-    runnerAddress: Option.some(RunnerAddress.make(host, port)),
-    entityMessagePollInterval: options.pollInterval ?? defaultPollInterval,
-    refreshAssignmentsInterval: options.pickUpInterval ?? defaultPickUpInterval,
-    ...(options.shutdownTimeout === undefined ? {} : { entityTerminationTimeout: options.shutdownTimeout })
-  }
-  return services(options, cluster(shardingConfig)).pipe(
-    Layer.provide(PgClient.layer({ url: options.url, applicationName: connectionPrefix + addressKey({ host, port }) }))
-  )
+  const checks = Either.all([checkEngine(options), pickUpInterval(options.pickUpInterval)])
+  return checked(checks, ([engine, pickUp]) =>
+    services(
+      engine,
+      cluster({
+        ...shardingOf(engine),
+        runnerAddress: Option.some(RunnerAddress.make(host, port)),
+        refreshAssignmentsInterval: pickUp
+      })
+    ).pipe(
+      Layer.provide(PgClient.layer({ url: options.url, applicationName: connectionPrefix + addressKey({ host, port }) }))
+    ))
 }
+
+const pickUpInterval = (input: Duration.DurationInput | undefined): Either.Either<Duration.Duration, InvalidOption> =>
+  input === undefined ? Either.right(defaultPickUpInterval) : duration("pickUpInterval", input, { zero: false })
 
 /**
  * A workflow engine on a PostgreSQL database that its runners ({@link layerPgRunner}) use, in a process that runs
@@ -380,11 +428,9 @@ export const layerPgRunner = (
  */
 export const layerPgClient = (
   options: PgClientOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError> =>
-  services(
-    { retention: "forever" },
-    cluster({
-      runnerAddress: Option.none(),
-      refreshAssignmentsInterval: options.pickUpInterval ?? defaultPickUpInterval
-    })
-  ).pipe(Layer.provide(PgClient.layer({ url: options.url })))
+): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidOption> =>
+  checked(pickUpInterval(options.pickUpInterval), (pickUp) =>
+    services(
+      { pollInterval: defaultPollInterval, shutdownTimeout: undefined, retention: "forever" },
+      cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp })
+    ).pipe(Layer.provide(PgClient.layer({ url: options.url }))))

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import { Durable, Retention, Store } from "@trellis/durable"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
-import { Context, Data, Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
+import { Context, Data, Deferred, type Duration, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { paidCall, storeWith, tempDir } from "./utils.js"
 
@@ -295,6 +295,12 @@ describe("Retention.prune", () => {
         yield* Deferred.await(entered)
         // Finished just now: kept for an hour.
         expect(yield* Retention.prune("1 hour")).toEqual({ runs: 0 })
+        // Effect reads a negative or NaN period as zero: given as such, it would remove every finished run.
+        for (const period of [-1, Number.NaN, "-1 hour", "1 huor"]) {
+          const error = yield* Effect.flip(Retention.prune(period as Duration.DurationInput))
+          expect(error).toBeInstanceOf(Store.InvalidOption)
+          expect(error.message).toContain("retention period")
+        }
         expect(yield* Retention.prune(0)).toEqual({ runs: 2 })
         yield* Fiber.interrupt(stuck)
       })
