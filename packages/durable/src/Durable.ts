@@ -24,6 +24,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Executor from "./internal/executor.js"
 import * as Journal from "./internal/journal.js"
+import * as Storable from "./internal/storable.js"
 import * as Waiting from "./internal/waiting.js"
 import * as SpendLog from "./SpendLog.js"
 
@@ -369,6 +370,7 @@ export const signal = <A, E, R, O, D, I, V, S>(
         (error) => invalid(`the value does not fit the step's schema: ${error.message}`)
       )
       : options.value
+    yield* Either.mapLeft(Storable.check(schema, value), (problem) => invalid(`the value cannot be journaled: ${problem}`))
     const signal = Waiting.deferred(name, schema)
     const token = DurableDeferred.tokenFromExecutionId(signal, {
       workflow: self.workflow,

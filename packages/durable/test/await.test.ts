@@ -102,6 +102,24 @@ describe("Durable.await", () => {
       expect(wrong.message).toContain("Expected string, actual 42")
     }))
 
+  it.live("refuses a value its schema admits but the journal cannot carry (NaN), and takes a good one after", () =>
+    Effect.gen(function*() {
+      const answer = Durable.await("answer", { schema: Schema.Number })
+      const double = Step.make("double", { after: { answer }, output: Schema.Number, run: ({ answer }) => Effect.succeed(answer * 2) })
+      const durable = Durable.make(Pipeline.make("numbers", { output: double }))
+      const result = yield* Effect.gen(function*() {
+        for (const value of [Number.NaN, Number.POSITIVE_INFINITY]) {
+          const refused = yield* Effect.flip(Durable.signal(durable, { id: "r", step: answer, value }))
+          expect(refused._tag).toBe("InvalidSignal")
+          expect(refused.message).toContain("the value cannot be journaled")
+        }
+        yield* Durable.signal(durable, { id: "r", step: answer, value: 21 })
+        return yield* Durable.run(durable, { id: "r" })
+      }).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      // Stored as JSON, NaN would have come back as null, and the run would have failed when it read it.
+      expect(result.output).toBe(42)
+    }))
+
   it.live("lets a step running beside the waiting one finish before suspending, so that it never runs twice", () =>
     Effect.gen(function*() {
       const runs: Record<string, number> = {}

@@ -1,0 +1,35 @@
+/**
+ * Whether a value can be journaled and read back: its schema's encoded form, through JSON (as the store keeps it)
+ * and decoded again. A schema can admit what JSON cannot carry (`Schema.Number` admits NaN and Infinity, which
+ * JSON writes as null), and such a value would be journaled without complaint, then fail to decode when a resumed
+ * run replays it. Checked where a value enters the journal, it fails there, naming what it was.
+ */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+/** The value, if it survives the journal; else what goes wrong, in words. */
+export const check = <A, I>(schema: Schema.Schema<A, I, never>, value: A): Either.Either<A, string> =>
+  Either.flatMap(
+    Either.mapLeft(Schema.encodeEither(schema)(value), (error) => `it does not encode: ${error.message}`),
+    (encoded) => {
+      // Inside an object, as the store keeps it: a field that is undefined is left out, and reads back as such.
+      const text = toJson({ value: encoded })
+      if (text === undefined) return Either.left("its encoded form is not JSON")
+      return Either.mapLeft(
+        ParseResult.decodeUnknownEither(schema)((JSON.parse(text) as { readonly value?: unknown }).value),
+        (error) =>
+          `its encoded form does not survive JSON (NaN and Infinity become null; a bigint, a Date or a Map needs a ` +
+          `schema that encodes it as text or a plain object): ${ParseResult.TreeFormatter.formatIssueSync(error)}`
+      )
+    }
+  )
+
+const toJson = (encoded: unknown): string | undefined => {
+  try {
+    return JSON.stringify(encoded)
+  } catch {
+    // A bigint, or a cycle.
+    return undefined
+  }
+}
