@@ -129,6 +129,20 @@ describe("a durable step's retries", () => {
       expect(calls.count).toBe(3)
     }))
 
+  it.live("give each attempt the step's timeout: one that never ends times out, and the next attempt runs", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const slow = Step.make("slow", {
+        output: Schema.Number,
+        timeout: "20 millis",
+        retry: 1,
+        run: () => Effect.suspend(() => ++calls === 1 ? Effect.never : Effect.succeed(calls))
+      })
+      const durable = Durable.make(Pipeline.make("slow", { output: slow }))
+      const result = yield* Durable.run(durable, { id: "t" }).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      expect([result.output, calls, result.timeline[0]?.attempts]).toEqual([2, 2, 2])
+    }))
+
   it.live("that all fail give the run's StepFailed as RunFailed, with every attempt's spend; a later run runs nothing", () =>
     Effect.gen(function*() {
       const { calls, durable } = flaky("failing", (call) =>
