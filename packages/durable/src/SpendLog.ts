@@ -95,14 +95,19 @@ export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient> = Effec
   )`
   // A table made before attempts had numbers gets the column; its rows are of first attempts (a step's attempts were
   // journaled together, under the key its first attempt has now).
-  yield* sql.onDialectOrElse({
-    pg: () => sql`ALTER TABLE trellis_spend ADD COLUMN IF NOT EXISTS attempt_number INTEGER`,
-    orElse: () =>
-      Effect.flatMap(
-        sql`SELECT name FROM pragma_table_info('trellis_spend') WHERE name = 'attempt_number'`,
-        (rows) => rows.length > 0 ? Effect.void : sql`ALTER TABLE trellis_spend ADD COLUMN attempt_number INTEGER`
-      )
+  // Looked for first: altering the table would lock it against the other runners' writes, at every start.
+  const numbered = yield* sql.onDialectOrElse({
+    pg: () =>
+      sql`SELECT column_name FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'trellis_spend' AND column_name = 'attempt_number'`,
+    orElse: () => sql`SELECT name FROM pragma_table_info('trellis_spend') WHERE name = 'attempt_number'`
   })
+  if (numbered.length === 0) {
+    yield* sql.onDialectOrElse({
+      pg: () => sql`ALTER TABLE trellis_spend ADD COLUMN IF NOT EXISTS attempt_number INTEGER`,
+      orElse: () => sql`ALTER TABLE trellis_spend ADD COLUMN attempt_number INTEGER`
+    })
+  }
   yield* sql`CREATE INDEX IF NOT EXISTS trellis_spend_step ON trellis_spend (execution_id, step)`
   return SpendLog.of({
     reserved: (hold) =>

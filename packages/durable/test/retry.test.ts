@@ -3,9 +3,10 @@ import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Durable, Runs, SpendLog, Store } from "@trellis/durable"
-import { Data, Deferred, Effect, Fiber, Layer, Schema } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Data, Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, storeWith, tempDir } from "./utils.js"
+import { freshDatabase, paidCall, postgresUrl, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 let files = 0
@@ -171,28 +172,50 @@ describe("a durable step's retries", () => {
     }))
 })
 
+/** A SQL client on a fresh database of each kind the tests can reach, and a way to drop it. */
+const databases: ReadonlyArray<{
+  readonly name: string
+  readonly make: () => Promise<{ readonly client: Layer.Layer<SqlClient.SqlClient, unknown>; readonly drop: () => Promise<void> }>
+}> = [
+  {
+    name: "SQLite",
+    make: async () => ({ client: SqliteClient.layer({ filename: freshFile() }), drop: async () => {} })
+  },
+  ...(postgresUrl === undefined ? [] : [{
+    name: "PostgreSQL",
+    make: async () => {
+      const database = await freshDatabase(postgresUrl!, "trellis_spend")
+      return { client: PgClient.layer({ url: Redacted.make(database.url) }), drop: database.drop }
+    }
+  }])
+]
+
 describe("SpendLog", () => {
-  it.live("numbers the attempts of a table made before they had numbers: its rows are of first attempts", () =>
-    Effect.gen(function*() {
-      const sqlite = SqliteClient.layer({ filename: freshFile() })
-      yield* Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        // The table as it was, with one call of an attempt cut short.
-        yield* sql`CREATE TABLE trellis_spend (execution_id TEXT NOT NULL, step TEXT NOT NULL, runner TEXT NOT NULL,
-          attempt TEXT NOT NULL, reservation BIGINT NOT NULL, amount BIGINT NOT NULL, cost BIGINT,
-          PRIMARY KEY (attempt, reservation))`
-        yield* sql`INSERT INTO trellis_spend VALUES ('run', 'extract', 'gone', 'a', 0, 5000, 1200)`
-        const log = yield* SpendLog.make
-        const hold = { execution: "run", step: "extract", attempt: "b", attemptNumber: 2, reservation: 0 }
-        yield* log.reserved({ ...hold, amount: Cost.nanos(3_000) })
-        // Another runner's log sees both: the old row as the first attempt's, the new one as the second's.
-        const spent = yield* Effect.flatMap(SpendLog.make, (other) => other.spentBefore("run"))
-        expect([...spent.get("extract")!].map(([n, usage]) => [n, usage.cost, usage.requests])).toEqual([
-          [1, 1_200, 1],
-          [2, 3_000, 1]
-        ])
-        // Made again, the log finds the column in place.
-        yield* SpendLog.make
-      }).pipe(Effect.provide(sqlite), Effect.orDie)
-    }))
+  for (const database of databases) {
+    it.live(`numbers the attempts of a table made before they had numbers, on ${database.name}: its rows are of first attempts`, () =>
+      Effect.acquireUseRelease(
+        Effect.promise(database.make),
+        ({ client }) =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            // The table as it was, with one call of an attempt cut short.
+            yield* sql`CREATE TABLE trellis_spend (execution_id TEXT NOT NULL, step TEXT NOT NULL, runner TEXT NOT NULL,
+              attempt TEXT NOT NULL, reservation BIGINT NOT NULL, amount BIGINT NOT NULL, cost BIGINT,
+              PRIMARY KEY (attempt, reservation))`
+            yield* sql`INSERT INTO trellis_spend VALUES ('run', 'extract', 'gone', 'a', 0, 5000, 1200)`
+            const log = yield* SpendLog.make
+            const hold = { execution: "run", step: "extract", attempt: "b", attemptNumber: 2, reservation: 0 }
+            yield* log.reserved({ ...hold, amount: Cost.nanos(3_000) })
+            // Another runner's log sees both: the old row as the first attempt's, the new one as the second's.
+            const spent = yield* Effect.flatMap(SpendLog.make, (other) => other.spentBefore("run"))
+            expect([...spent.get("extract")!].sort(([a], [b]) => a - b).map(([n, usage]) => [n, usage.cost, usage.requests])).toEqual([
+              [1, 1_200, 1],
+              [2, 3_000, 1]
+            ])
+            // Made again, the log finds the column in place.
+            yield* SpendLog.make
+          }).pipe(Effect.provide(client), Effect.orDie),
+        ({ drop }) => Effect.promise(drop)
+      ))
+  }
 })

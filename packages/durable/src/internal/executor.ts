@@ -71,16 +71,31 @@ interface Failed {
 }
 
 /**
+ * What this process knows of a step's attempts, by number. The engine may execute an attempt's Activity more than
+ * once in a process (it retries one that was interrupted), and may execute one that a crash cut short as soon as the
+ * run resumes, while the attempts before it are being replayed: what is known is kept by number, not in the order
+ * the attempts are reached.
+ */
+interface Attempts {
+  /** The attempts executed here: their outcome, taken from the journal, is already counted. */
+  readonly ran: Set<number>
+  /** The causes of the attempts that failed here, as this process saw them. */
+  readonly causes: Map<number, Cause.Cause<unknown>>
+  /** What each attempt spent here, over all its executions, with what earlier processes spent on it. */
+  readonly spent: Map<number, Usage.Usage>
+}
+
+/**
  * Runs attempt `number` of a step as the local executor runs one (under the step's timeout, with no retry), and
  * shapes how it ended for the journal, with the usage the attempt recorded (in a ledger of its own, whose parent is
  * the step's). With a spend log, what earlier runner processes spent on this attempt (cut short, it reached no
- * journal) is counted first. `failed` gets the cause of a failure.
+ * journal) is counted first, once.
  */
 const attempt = <A, E, R>(
   execution: StepExecutor.Execution<A, E, R>,
   number: number,
   books: Option.Option<ExecutionLog>,
-  failed: (cause: Cause.Cause<unknown>) => void
+  attempts: Attempts
 ) => {
   const step = execution.step.name
   const retry = Step.retryOptions(execution.policy.retry)
@@ -88,26 +103,35 @@ const attempt = <A, E, R>(
     step,
     timeout: execution.policy.timeout
   })
+  const spent = () => attempts.spent.get(number) ?? Usage.empty
+  const add = (usage: Usage.Usage) => Effect.sync(() => attempts.spent.set(number, Usage.add(spent(), usage)))
   return Effect.gen(function*() {
+    attempts.ran.add(number)
     const outer = yield* Effect.serviceOption(Ledger.Ledger)
     if (Option.isNone(outer)) return { exit: yield* Effect.exit(timed), usage: Usage.empty }
     let parent = outer.value
-    let lost = Usage.empty
+    const first = !attempts.spent.has(number)
+    yield* add(Usage.empty)
     if (Option.isSome(books)) {
       const { log, spentBefore } = books.value
-      lost = (yield* spentBefore).get(step)?.get(number) ?? Usage.empty
-      if (!isEmpty(lost)) yield* Effect.orDie(parent.record(lost))
+      const lost = first ? (yield* spentBefore).get(step)?.get(number) : undefined
+      if (lost !== undefined) yield* Effect.zipRight(Effect.orDie(parent.record(lost)), add(lost))
       parent = logged(parent, log, { execution: books.value.execution, step, attempt: randomUUID(), attemptNumber: number })
     }
     // Attributed to the step, so that a bad figure is reported as the step's.
     const own = (yield* Ledger.make({ parent })).forStep(step)
-    const exit = yield* Effect.exit(Effect.provideService(timed, Ledger.Ledger, own))
-    return { exit, usage: Usage.add(lost, (yield* own.snapshot).total) }
+    const exit = yield* Effect.exit(
+      Effect.ensuring(
+        Effect.provideService(timed, Ledger.Ledger, own),
+        Effect.flatMap(own.snapshot, (snapshot) => add(snapshot.total))
+      )
+    )
+    return { exit, usage: spent() }
   }).pipe(Effect.flatMap(({ exit, usage }) => {
     if (Exit.isSuccess(exit)) return Effect.succeed({ output: exit.value as unknown, usage })
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {
-      failed(exit.cause)
+      attempts.causes.set(number, exit.cause)
       const retryable = retry !== undefined && retry.while(failure.value as E | Step.StepTimeout)
       return Effect.fail({ error: Journal.journaled(step, failure.value), usage, retryable })
     }
@@ -150,26 +174,21 @@ const executor = (
         return Effect.provideService(StepExecutor.local.execute(execution), Waiting.Signals, signals)
       }
       // One Activity for all the attempts, each executed under its number (`Activity.CurrentAttempt`), as
-      // `Activity.retry` does: the engine may run an attempt cut short by a crash as soon as the run is resumed,
-      // with whichever of the step's Activities is registered, while the attempts before it are being replayed.
-      // Which attempts ran here, and the causes of those that failed, are kept by number for that reason.
-      const ran = new Set<number>()
-      const causes = new Map<number, Cause.Cause<unknown>>()
+      // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
+      // number it was asked for.
+      const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
       const activity = Activity.make({
         name: step.name,
         success: Journal.stepSuccess(step),
         error: Journal.stepFailure(stop),
-        execute: Effect.flatMap(Activity.CurrentAttempt, (number) => {
-          ran.add(number)
-          return attempt(execution, number, books, (cause) => causes.set(number, cause))
-        })
+        execute: Effect.flatMap(Activity.CurrentAttempt, (number) => attempt(execution, number, books, attempts))
       })
       /** Attempt `number`: run, or replayed from the journal if it ended before. */
       const one = (number: number): Effect.Effect<unknown, Failed> => {
         // A replayed attempt's usage was counted in the ledger of the process that ran it; this run's ledger counts
         // it again, so that the budget holds across restarts.
         const replayed = (usage: Usage.Usage) =>
-          Effect.suspend(() => ran.has(number) || isEmpty(usage) ? Effect.void : Ledger.record(usage))
+          Effect.suspend(() => attempts.ran.has(number) || isEmpty(usage) ? Effect.void : Ledger.record(usage))
         return Effect.provide(activity, services).pipe(
           // The attempt's number is part of the Activity's key in the journal.
           Effect.provideService(Activity.CurrentAttempt, number),
@@ -179,7 +198,7 @@ const executor = (
               Effect.zipRight(
                 replayed(usage),
                 Effect.suspend(() =>
-                  Effect.fail({ error, retryable, cause: causes.get(number) ?? Cause.fail(error) } satisfies Failed)
+                  Effect.fail({ error, retryable, cause: attempts.causes.get(number) ?? Cause.fail(error) } satisfies Failed)
                 )
               )
           })
@@ -187,10 +206,10 @@ const executor = (
       }
       const retry = Step.retryOptions(execution.policy.retry)
       if (retry === undefined) return Effect.mapError(one(1), (failed) => failed.error) as Effect.Effect<any, any, any>
-      let attempts = 0
+      let count = 0
       let last: Failed | undefined
       const next = Effect.suspend(() => {
-        const number = ++attempts
+        const number = ++count
         return last === undefined
           ? one(number)
           : Effect.zipRight(execution.onRetry(number, last.cause as Cause.Cause<any>), one(number))
