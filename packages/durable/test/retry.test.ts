@@ -64,6 +64,9 @@ describe("a durable step's retries", () => {
       yield* crashOnce(durable, file, "a", entered)
       // Two attempts failed and were journaled; the third was in flight.
       expect(calls.count).toBe(3)
+      // Listed from the file alone: the step has not ended, and its two attempts cost 1,000 each.
+      const listed = yield* Runs.list().pipe(Effect.provide(Runs.layer.pipe(Layer.provide(SqliteClient.layer({ filename: file })))))
+      expect(listed.map((run) => [run.id, run.status, run.steps, run.cost])).toEqual([["a", "running", [], 2_000]])
       crash = false
       const result = yield* Durable.run(durable, { id: "a" }).pipe(Effect.provide(storeWith(file, durable)))
       // The third attempt ran again, and nothing more: the step's retries did not start over.
