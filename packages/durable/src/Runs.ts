@@ -3,8 +3,8 @@
  *
  * `@effect/cluster` keeps no index of workflows, so the list is read from its message tables (as `Retention` prunes
  * them): a run is its workflow's `run` message, its status that message's reply, its finished steps the attempts
- * (Activities) with a reply that ended their step and the signals delivered to its waiting steps. It needs only the SQL client, so a process can list
- * the runs of a PostgreSQL store without becoming a runner.
+ * (Activities) with a reply that ended their step and the signals delivered to its waiting steps. It needs only the SQL
+ * client, so a process can list the runs of a PostgreSQL store without becoming a runner.
  *
  * @since 0.2.0
  */

@@ -2,11 +2,11 @@
  * The spend log: each paid call's reservation written down before the call is sent, and its cost once it is settled,
  * in a table of Trellis's own next to the journal.
  *
- * The journal holds the usage of each attempt of a step once the attempt has ended. A call in flight when the
- * process dies, or settled in an attempt that had not ended, is in no journal; the log keeps it, with the attempt's
- * number, so that the attempt run again in place of the lost one counts what the lost one spent (the reservation for
- * a call never settled: it may have been billed) before it sends anything. A crash can therefore never carry a run past its budget. One row per call is a lighter write than an
- * Activity of its own per reservation.
+ * The journal holds the usage of each attempt of a step once the attempt has ended. A call in flight when the process
+ * dies, or settled in an attempt that had not ended, is in no journal; the log keeps it, with the attempt's number, so
+ * that the attempt run again in place of the lost one counts what the lost one spent (the reservation for a call never
+ * settled: it may have been billed) before it sends anything. A crash can therefore never carry a run past its budget.
+ * One row per call is a lighter write than an Activity of its own per reservation.
  *
  * @since 0.2.0
  */
@@ -16,6 +16,7 @@ import { Cost, Usage } from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 
@@ -74,6 +75,42 @@ const Count = Schema.Union(Schema.Number, Schema.NumberFromString)
 const Totals = Schema.Array(Schema.Struct({ step: Schema.String, attempt: Count, calls: Count, cost: Count }))
 
 /**
+ * Creates the log's table and index if they are missing. Runners that start together on a new PostgreSQL database
+ * race to create them, and PostgreSQL may refuse all but one `CREATE ... IF NOT EXISTS` with a unique violation:
+ * made again once the winner's are in place, the statements succeed, so the caller retries.
+ */
+const tables = (sql: SqlClient.SqlClient): Effect.Effect<void, SqlError> =>
+  Effect.gen(function*() {
+    yield* sql`CREATE TABLE IF NOT EXISTS trellis_spend (
+      execution_id TEXT NOT NULL,
+      step TEXT NOT NULL,
+      runner TEXT NOT NULL,
+      attempt TEXT NOT NULL,
+      attempt_number INTEGER,
+      reservation BIGINT NOT NULL,
+      amount BIGINT NOT NULL,
+      cost BIGINT,
+      PRIMARY KEY (attempt, reservation)
+    )`
+    // A table made before attempts had numbers gets the column; its rows are of first attempts (a step's attempts
+    // were journaled together, under the key its first attempt has now). The column is looked for first: altering
+    // the table would lock it against the other runners' writes, at every start.
+    const numbered = yield* sql.onDialectOrElse({
+      pg: () =>
+        sql`SELECT column_name FROM information_schema.columns
+          WHERE table_schema = current_schema() AND table_name = 'trellis_spend' AND column_name = 'attempt_number'`,
+      orElse: () => sql`SELECT name FROM pragma_table_info('trellis_spend') WHERE name = 'attempt_number'`
+    })
+    if (numbered.length === 0) {
+      yield* sql.onDialectOrElse({
+        pg: () => sql`ALTER TABLE trellis_spend ADD COLUMN IF NOT EXISTS attempt_number INTEGER`,
+        orElse: () => sql`ALTER TABLE trellis_spend ADD COLUMN attempt_number INTEGER`
+      })
+    }
+    yield* sql`CREATE INDEX IF NOT EXISTS trellis_spend_step ON trellis_spend (execution_id, step)`
+  })
+
+/**
  * Makes the log on the SQL client's database (SQLite or PostgreSQL), creating its table if needed. Each log made is one runner's life: the
  * attempts it sees as earlier are those written by other logs.
  *
@@ -82,33 +119,7 @@ const Totals = Schema.Array(Schema.Struct({ step: Schema.String, attempt: Count,
 export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const runner = randomUUID()
-  yield* sql`CREATE TABLE IF NOT EXISTS trellis_spend (
-    execution_id TEXT NOT NULL,
-    step TEXT NOT NULL,
-    runner TEXT NOT NULL,
-    attempt TEXT NOT NULL,
-    attempt_number INTEGER,
-    reservation BIGINT NOT NULL,
-    amount BIGINT NOT NULL,
-    cost BIGINT,
-    PRIMARY KEY (attempt, reservation)
-  )`
-  // A table made before attempts had numbers gets the column; its rows are of first attempts (a step's attempts were
-  // journaled together, under the key its first attempt has now).
-  // Looked for first: altering the table would lock it against the other runners' writes, at every start.
-  const numbered = yield* sql.onDialectOrElse({
-    pg: () =>
-      sql`SELECT column_name FROM information_schema.columns
-        WHERE table_schema = current_schema() AND table_name = 'trellis_spend' AND column_name = 'attempt_number'`,
-    orElse: () => sql`SELECT name FROM pragma_table_info('trellis_spend') WHERE name = 'attempt_number'`
-  })
-  if (numbered.length === 0) {
-    yield* sql.onDialectOrElse({
-      pg: () => sql`ALTER TABLE trellis_spend ADD COLUMN IF NOT EXISTS attempt_number INTEGER`,
-      orElse: () => sql`ALTER TABLE trellis_spend ADD COLUMN attempt_number INTEGER`
-    })
-  }
-  yield* sql`CREATE INDEX IF NOT EXISTS trellis_spend_step ON trellis_spend (execution_id, step)`
+  yield* Effect.retry(tables(sql), { schedule: Schedule.spaced("50 millis"), times: 3 })
   return SpendLog.of({
     reserved: (hold) =>
       sql`INSERT INTO trellis_spend (execution_id, step, runner, attempt, attempt_number, reservation, amount)

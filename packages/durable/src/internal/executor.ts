@@ -116,7 +116,8 @@ const attempt = <A, E, R>(
       const { log, spentBefore } = books.value
       const lost = first ? (yield* spentBefore).get(step)?.get(number) : undefined
       if (lost !== undefined) yield* Effect.zipRight(Effect.orDie(parent.record(lost)), add(lost))
-      parent = logged(parent, log, { execution: books.value.execution, step, attempt: randomUUID(), attemptNumber: number })
+      const execution = books.value.execution
+      parent = logged(parent, log, { execution, step, attempt: randomUUID(), attemptNumber: number })
     }
     // Attributed to the step, so that a bad figure is reported as the step's.
     const own = (yield* Ledger.make({ parent })).forStep(step)
@@ -197,9 +198,10 @@ const executor = (
             onFailure: ({ error, retryable, usage }) =>
               Effect.zipRight(
                 replayed(usage),
-                Effect.suspend(() =>
-                  Effect.fail({ error, retryable, cause: attempts.causes.get(number) ?? Cause.fail(error) } satisfies Failed)
-                )
+                Effect.suspend(() => {
+                  const cause = attempts.causes.get(number) ?? Cause.fail(error)
+                  return Effect.fail({ error, retryable, cause } satisfies Failed)
+                })
               )
           })
         ) as Effect.Effect<unknown, Failed>
