@@ -208,6 +208,8 @@ const executor = (
       }
       const retry = Step.retryOptions(execution.policy.retry)
       if (retry === undefined) return Effect.mapError(one(1), (failed) => failed.error) as Effect.Effect<any, any, any>
+      // Attempts are counted and `onRetry` called as the local executor does, replayed ones included, so that the
+      // step's report counts them all; a replayed attempt's cause is its error as journaled.
       let count = 0
       let last: Failed | undefined
       const next = Effect.suspend(() => {
