@@ -170,17 +170,21 @@ const onServer = (url: string, statement: string) =>
   )
 
 /**
- * `durable_diamond` on PostgreSQL: in a database of its own made on the server at `url` and dropped after, so that
+ * Runs `f` with the URL of a database of its own, made on the PostgreSQL server at `url` and dropped after, so that
  * no other runner shares its engine and nothing is left behind.
  */
-export const durableDiamondPostgres = async (s: Settings, url: string): Promise<DurableDiamond> => {
+export const withFreshDatabase = async <A>(url: string, f: (database: string) => Promise<A>): Promise<A> => {
   const name = `trellis_bench_${randomUUID().replaceAll("-", "")}`
   await onServer(url, `CREATE DATABASE ${name}`)
   try {
     const database = new URL(url)
     database.pathname = `/${name}`
-    return await measure(s, Store.layerPg({ url: Redacted.make(database.toString()), retention: "forever" }))
+    return await f(database.toString())
   } finally {
     await onServer(url, `DROP DATABASE ${name} WITH (FORCE)`)
   }
 }
+
+/** `durable_diamond` on PostgreSQL, in a database of its own (see {@link withFreshDatabase}). */
+export const durableDiamondPostgres = (s: Settings, url: string): Promise<DurableDiamond> =>
+  withFreshDatabase(url, (database) => measure(s, Store.layerPg({ url: Redacted.make(database), retention: "forever" })))

@@ -6,8 +6,9 @@
  *   pnpm bench --json     the table, then one JSON object, last on stdout
  *   pnpm bench --quick    a few rounds only (also BENCH_QUICK=1), for CI: it keeps working, its times mean little
  *
- * `durable_diamond` runs on SQLite, and on PostgreSQL too when TRELLIS_TEST_POSTGRES_URL names a server (it makes
- * a database of its own there, dropped after); `durable_pickup` (two runner processes, one killed) runs only there.
+ * `durable_diamond` and `durable_signal` run on SQLite, and on PostgreSQL too when TRELLIS_TEST_POSTGRES_URL names a
+ * server (each makes a database of its own there, dropped after); `durable_pickup` (two runner processes, one
+ * killed) runs only there.
  *
  * Progress goes to stderr.
  */
@@ -15,6 +16,7 @@ import { availableParallelism } from "node:os"
 import { chains } from "./chain.js"
 import { diamond5Noop } from "./diamond.js"
 import type { DurableDiamond } from "./durable.js"
+import type { DurableSignal } from "./signal.js"
 import { fan100Noop, fan100Sleep20 } from "./fan.js"
 import { round3, settings } from "./harness.js"
 import { checkTargets } from "./targets.js"
@@ -63,6 +65,11 @@ const postgresUrl = process.env["TRELLIS_TEST_POSTGRES_URL"] || undefined
 const durablePostgres = postgresUrl === undefined
   ? undefined
   : await step("durable_diamond on PostgreSQL", () => durableDiamondPostgres(s, postgresUrl))
+const { durableSignal, durableSignalPostgres } = await import("./signal.js")
+const signal = await step("durable_signal", () => durableSignal(s))
+const signalPostgres = postgresUrl === undefined
+  ? undefined
+  : await step("durable_signal on PostgreSQL", () => durableSignalPostgres(s, postgresUrl))
 const { durablePickupPostgres } = await import("./pickup.js")
 const durablePickup = postgresUrl === undefined
   ? undefined
@@ -86,6 +93,8 @@ const scenarios = roundAll({
   ...llm,
   durable_diamond: durable,
   durable_diamond_postgres: durablePostgres ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" },
+  durable_signal: signal,
+  durable_signal_postgres: signalPostgres ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" },
   durable_pickup_postgres: durablePickup ?? { skipped: "TRELLIS_TEST_POSTGRES_URL is not set" }
 })
 
@@ -200,6 +209,24 @@ console.log(
 )
 if (durablePostgres === undefined) {
   console.log("\ndurable_diamond on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)")
+}
+console.log()
+const signalRow = (store: string, d: DurableSignal) => [
+  `durable_signal, ${store}`,
+  cell(d.rounds),
+  cell(d.signalReturned),
+  `${cell(d.nextStepMedian)} (most ${cell(d.nextStepMax)})`,
+  cell(d.finishedMedian)
+]
+console.log(
+  table([
+    ["scenario (ms from Durable.signal, medians)", "rounds", "signal returned", "next step started", "run finished"],
+    signalRow("SQLite", scenarios.durable_signal),
+    ...(signalPostgres === undefined ? [] : [signalRow("PostgreSQL", roundAll(signalPostgres))])
+  ])
+)
+if (signalPostgres === undefined) {
+  console.log("\ndurable_signal on PostgreSQL: skipped (TRELLIS_TEST_POSTGRES_URL is not set)")
 }
 console.log(
   durablePickup === undefined

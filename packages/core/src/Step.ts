@@ -273,7 +273,7 @@ export const withPolicy = <A, E, R>(
   const timed: Effect.Effect<A, E | StepTimeout, R> = timeout === undefined
     ? attempt
     : Effect.timeoutFail(attempt, { duration: timeout, onTimeout: () => new StepTimeout({ step, timeout }) })
-  const settings = retrySettings(retry)
+  const settings = retryOptions(retry)
   if (settings === undefined) return timed
   return Effect.suspend(() => {
     let attempts = 0
@@ -286,8 +286,27 @@ export const withPolicy = <A, E, R>(
   })
 }
 
-/** The options of `Effect.retry` for a policy's retry, or `undefined` when it never retries. */
-const retrySettings = <E>(retry: Retry<E> | undefined) => {
+/**
+ * What a policy's retry means, as the options of `Effect.retry`: the schedule, the number of retries, and the
+ * predicate on the error, which refuses a stop, a refused budget and a bad figure given to the ledger whatever the
+ * policy says.
+ *
+ * @since 0.2.0
+ */
+export interface RetryOptions<E> {
+  readonly schedule?: Schedule.Schedule<unknown, E> | undefined
+  readonly times?: number | undefined
+  readonly while: (error: E) => boolean
+}
+
+/**
+ * The options of `Effect.retry` a policy's retry means, or `undefined` when it never retries. {@link withPolicy}
+ * retries with them; an executor that runs each attempt on its own (a durable one journals each) retries with them
+ * too, so that a step is retried the same way wherever it runs.
+ *
+ * @since 0.2.0
+ */
+export const retryOptions = <E>(retry: Retry<E> | undefined): RetryOptions<E> | undefined => {
   if (retry === undefined || retry === 0) return undefined
   if (typeof retry === "number") return { times: retry, while: isRetryable }
   if (Schedule.isSchedule(retry)) return { schedule: retry, while: isRetryable }

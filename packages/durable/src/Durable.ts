@@ -2,10 +2,12 @@
  * Durable runs: a pipeline run as an `@effect/workflow` workflow whose steps are Activities, so that the run outlives
  * its process.
  *
- * Each finished step's output (through the schema the step declares with `Step.make`'s `output` option) and the
- * usage it recorded are journaled by the workflow engine. A run resumed after a crash replays the finished steps from
- * the journal without running them, counts their usage in its ledger (so the budget holds across restarts), and runs
- * the rest. Running the id of a finished run returns its stored result and runs nothing.
+ * Each finished step's output (through the schema the step declares with `Step.make`'s `output` option) and the usage
+ * it recorded are journaled by the workflow engine, one attempt at a time: each attempt of a step (its retry policy's
+ * retries) is an Activity of its own. A run resumed after a crash replays the finished steps and the failed attempts
+ * from the journal without running them, counts their usage in its ledger (so the budget holds across restarts), and
+ * runs the rest: a step's retries do not start over. Running the id of a finished run returns its stored result and
+ * runs nothing.
  *
  * @since 0.2.0
  */

@@ -2,9 +2,9 @@
  * The runs a store holds, as a list: each run's pipeline, id, status, the steps it has finished and what they cost.
  *
  * `@effect/cluster` keeps no index of workflows, so the list is read from its message tables (as `Retention` prunes
- * them): a run is its workflow's `run` message, its status that message's reply, its finished steps the Activities
- * with a reply and the signals delivered to its waiting steps. It needs only the SQL client, so a process can list
- * the runs of a PostgreSQL store without becoming a runner.
+ * them): a run is its workflow's `run` message, its status that message's reply, its finished steps the attempts
+ * (Activities) with a reply that ended their step and the signals delivered to its waiting steps. It needs only the SQL
+ * client, so a process can list the runs of a PostgreSQL store without becoming a runner.
  *
  * @since 0.2.0
  */
@@ -39,7 +39,7 @@ export interface Run {
    * delivered, in the order they finished.
    */
   readonly steps: ReadonlyArray<string>
-  /** What the journaled steps cost; for a finished run, what the run cost. */
+  /** What the journaled attempts of its steps cost; for a finished run, what the run cost. */
   readonly cost: Cost.Cost
 }
 
@@ -67,7 +67,12 @@ const workflowPrefix = "Workflow/"
 const Usage = Schema.Struct({ cost: Schema.NonNegativeInt })
 const StepExit = Schema.Union(
   Schema.Struct({ _tag: Schema.Literal("Success"), value: Schema.Struct({ usage: Usage }) }),
-  Schema.Struct({ _tag: Schema.Literal("Failure"), cause: Schema.Struct({ error: Schema.Struct({ usage: Usage }) }) })
+  Schema.Struct({
+    _tag: Schema.Literal("Failure"),
+    cause: Schema.Struct({
+      error: Schema.Struct({ usage: Usage, retryable: Schema.optionalWith(Schema.Boolean, { default: () => false }) })
+    })
+  })
 )
 const Reply = <A, I>(exit: Schema.Schema<A, I>) =>
   Schema.parseJson(Schema.Struct({
@@ -115,12 +120,23 @@ const fromRunReply = (reply: string | null): { readonly status: Status; readonly
     : { status: exit.value._tag === "Completed" ? "completed" : "stopped", cost: exit.value.usage.total.cost }
 }
 
-/** A finished step's cost from its Activity's reply, if it has one. */
-const fromStepReply = (reply: string | null): Option.Option<number> =>
+/** How an attempt of a step ended, from its Activity's reply, if it has ended. */
+interface Attempt {
+  readonly cost: number
+  /** A failure the step's policy would retry: the step goes on if the run does. */
+  readonly retryable: boolean
+}
+
+/** How an attempt ended, from its Activity's reply, if it has one. */
+const fromStepReply = (reply: string | null): Option.Option<Attempt> =>
   Option.flatMap(reply === null ? Option.none() : StepReply(reply), ({ value }) =>
     value._tag === "Suspended"
       ? Option.none()
-      : Option.some(value.exit._tag === "Success" ? value.exit.value.usage.cost : value.exit.cause.error.usage.cost))
+      : Option.some(
+        value.exit._tag === "Success"
+          ? { cost: value.exit.value.usage.cost, retryable: false }
+          : { cost: value.exit.cause.error.usage.cost, retryable: value.exit.cause.error.retryable }
+      ))
 
 /**
  * Makes the listing on the SQL client's database (the one the cluster's tables are in, with their default prefix).
@@ -143,7 +159,13 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
       (rows) => {
         const runs = new Map<
           string,
-          { pipeline: string; id: string; reply: string | null; steps: Array<string>; cost: number }
+          {
+            pipeline: string
+            id: string
+            reply: string | null
+            steps: Array<{ readonly name: string; readonly retryable: boolean }>
+            cost: number
+          }
         >()
         const entry = (row: Row) => {
           const key = `${row.entity_type}\u0000${row.entity_id}`
@@ -164,23 +186,31 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
           const name = Option.getOrUndefined(Named(row.payload))?.name
           if (name === undefined) continue
           if (row.tag === "deferred") {
-            if (name.startsWith(Waiting.signalPrefix)) run.steps.push(name.slice(Waiting.signalPrefix.length))
+            if (name.startsWith(Waiting.signalPrefix)) {
+              run.steps.push({ name: name.slice(Waiting.signalPrefix.length), retryable: false })
+            }
             continue
           }
-          const cost = fromStepReply(row.reply)
-          if (Option.isNone(cost)) continue
-          run.steps.push(name)
-          run.cost += cost.value
+          // A step's attempts are one Activity each, one after another: a later one means the earlier one failed
+          // and did not end the step.
+          const earlier = run.steps.findIndex((step) => step.name === name)
+          if (earlier !== -1) run.steps.splice(earlier, 1)
+          const attempt = fromStepReply(row.reply)
+          if (Option.isNone(attempt)) continue
+          run.steps.push({ name, retryable: attempt.value.retryable })
+          run.cost += attempt.value.cost
         }
         return [...runs.values()]
           .filter((run) => run.id !== "")
           .map((run): Run => {
             const { cost, status } = fromRunReply(run.reply)
+            // A failed attempt that would be retried ended its step only if the run is over (its retries ran out).
+            const over = status !== "running" && status !== "waiting"
             return {
               pipeline: run.pipeline,
               id: run.id,
               status,
-              steps: run.steps,
+              steps: run.steps.filter((step) => over || !step.retryable).map((step) => step.name),
               cost: Cost.nanos(cost ?? run.cost)
             }
           })

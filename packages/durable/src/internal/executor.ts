@@ -1,16 +1,19 @@
 /**
- * The durable step executor: each step's attempts run as one `@effect/workflow` Activity, whose outcome (the output
- * or the error, with the usage the step recorded) the engine journals. A resumed run gets a finished step's outcome
- * back from the journal without running the step, and records the journaled usage in its own ledger.
+ * The durable step executor: each attempt of a step runs as one `@effect/workflow` Activity, keyed by the step's name
+ * and the attempt's number (`Activity.CurrentAttempt`), whose outcome (the output or the error, with the usage the
+ * attempt recorded) the engine journals. A resumed run gets each ended attempt's outcome back from the journal
+ * without running it, records the journaled usage in its own ledger, and runs only the attempts left: a crash does
+ * not give a step its retries again.
  */
 import * as Activity from "@effect/workflow/Activity"
 import { type WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import { Ledger, StepExecutor, Usage } from "@trellis/core"
+import { Ledger, Step, StepExecutor, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
@@ -22,23 +25,13 @@ const isEmpty = (usage: Usage.Usage): boolean =>
   usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0
 
 /**
- * What the step recorded in the run's ledger. A step runs once per run (its retries are inside this one execution),
- * so everything the ledger holds under its name is its own.
- */
-const usageOf = (step: string): Effect.Effect<Usage.Usage> =>
-  Effect.flatMap(Effect.serviceOption(Ledger.Ledger), (ledger) =>
-    Option.isNone(ledger)
-      ? Effect.succeed(Usage.empty)
-      : Effect.map(ledger.value.snapshot, (snapshot) => snapshot.byStep[step] ?? Usage.empty))
-
-/**
  * A step's ledger that writes each reservation to the spend log before the call can be sent, and each settlement
  * after. A write that fails is a defect: a call whose hold is not written down must not be sent.
  */
 const logged = (
   ledger: Ledger.Service,
   log: SpendLog.Service,
-  where: { readonly execution: string; readonly step: string; readonly attempt: string }
+  where: Omit<SpendLog.Hold, "reservation" | "amount">
 ): Ledger.Service => {
   const hold = (reservation: Ledger.Reservation): SpendLog.Hold => ({
     ...where,
@@ -67,32 +60,85 @@ const logged = (
 interface ExecutionLog {
   readonly log: SpendLog.Service
   readonly execution: string
-  readonly spentBefore: Effect.Effect<ReadonlyMap<string, Usage.Usage>>
+  readonly spentBefore: Effect.Effect<SpendLog.Spent>
+}
+
+/** An attempt that failed: its error as journaled, the policy's verdict on it, and its cause as this process saw it. */
+interface Failed {
+  readonly error: unknown
+  readonly retryable: boolean
+  readonly cause: Cause.Cause<unknown>
 }
 
 /**
- * Runs the step's attempts as the local executor would, and shapes how they ended for the journal. With a spend log,
- * what earlier runner processes spent on the step (attempts that never reached the journal) is counted first.
+ * What this process knows of a step's attempts, by number. The engine may execute an attempt's Activity more than
+ * once in a process (it retries one that was interrupted), and may execute one that a crash cut short as soon as the
+ * run resumes, while the attempts before it are being replayed: what is known is kept by number, not in the order
+ * the attempts are reached.
  */
-const attempts = <A, E, R>(execution: StepExecutor.Execution<A, E, R>, books: Option.Option<ExecutionLog>) => {
+interface Attempts {
+  /** The attempts executed here: their outcome, taken from the journal, is already counted. */
+  readonly ran: Set<number>
+  /** The causes of the attempts that failed here, as this process saw them. */
+  readonly causes: Map<number, Cause.Cause<unknown>>
+  /** What each attempt spent here, over all its executions, with what earlier processes spent on it. */
+  readonly spent: Map<number, Usage.Usage>
+}
+
+/**
+ * Runs attempt `number` of a step as the local executor runs one (under the step's timeout, with no retry), and
+ * shapes how it ended for the journal, with the usage the attempt recorded (in a ledger of its own, whose parent is
+ * the step's). With a spend log, what earlier runner processes spent on this attempt (cut short, it reached no
+ * journal) is counted first, once.
+ */
+const attempt = <A, E, R>(
+  execution: StepExecutor.Execution<A, E, R>,
+  number: number,
+  books: Option.Option<ExecutionLog>,
+  attempts: Attempts
+) => {
   const step = execution.step.name
-  const run = Effect.gen(function*() {
-    const ledger = yield* Effect.serviceOption(Ledger.Ledger)
-    if (Option.isNone(books) || Option.isNone(ledger)) return yield* StepExecutor.local.execute(execution)
-    const { log, spentBefore } = books.value
-    const before = (yield* spentBefore).get(step)
-    if (before !== undefined) yield* ledger.value.record(before)
-    const logging = logged(ledger.value, log, { execution: books.value.execution, step, attempt: randomUUID() })
-    return yield* Effect.provideService(StepExecutor.local.execute(execution), Ledger.Ledger, logging)
+  const retry = Step.retryOptions(execution.policy.retry)
+  const timed = Step.withPolicy(Effect.suspend(() => execution.step.run(execution.inputs)), {
+    step,
+    timeout: execution.policy.timeout
   })
-  return Effect.flatMap(Effect.exit(run), (exit) =>
-    Effect.flatMap(usageOf(step), (usage) => {
-      if (Exit.isSuccess(exit)) return Effect.succeed({ output: exit.value as unknown, usage })
-      const failure = Cause.failureOption(exit.cause)
-      if (Option.isSome(failure)) return Effect.fail({ error: Journal.journaled(step, failure.value), usage })
-      // Defects and interruptions go to the engine as they are: it journals a defect, and retries an interruption.
-      return Effect.failCause(exit.cause as Cause.Cause<never>)
-    }))
+  const spent = () => attempts.spent.get(number) ?? Usage.empty
+  const add = (usage: Usage.Usage) => Effect.sync(() => attempts.spent.set(number, Usage.add(spent(), usage)))
+  return Effect.gen(function*() {
+    attempts.ran.add(number)
+    const outer = yield* Effect.serviceOption(Ledger.Ledger)
+    if (Option.isNone(outer)) return { exit: yield* Effect.exit(timed), usage: Usage.empty }
+    let parent = outer.value
+    const first = !attempts.spent.has(number)
+    yield* add(Usage.empty)
+    if (Option.isSome(books)) {
+      const { log, spentBefore } = books.value
+      const lost = first ? (yield* spentBefore).get(step)?.get(number) : undefined
+      if (lost !== undefined) yield* Effect.zipRight(Effect.orDie(parent.record(lost)), add(lost))
+      const execution = books.value.execution
+      parent = logged(parent, log, { execution, step, attempt: randomUUID(), attemptNumber: number })
+    }
+    // Attributed to the step, so that a bad figure is reported as the step's.
+    const own = (yield* Ledger.make({ parent })).forStep(step)
+    const exit = yield* Effect.exit(
+      Effect.ensuring(
+        Effect.provideService(timed, Ledger.Ledger, own),
+        Effect.flatMap(own.snapshot, (snapshot) => add(snapshot.total))
+      )
+    )
+    return { exit, usage: spent() }
+  }).pipe(Effect.flatMap(({ exit, usage }) => {
+    if (Exit.isSuccess(exit)) return Effect.succeed({ output: exit.value as unknown, usage })
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure)) {
+      attempts.causes.set(number, exit.cause)
+      const retryable = retry !== undefined && retry.while(failure.value as E | Step.StepTimeout)
+      return Effect.fail({ error: Journal.journaled(step, failure.value), usage, retryable })
+    }
+    // Defects and interruptions go to the engine as they are: it journals a defect, and retries an interruption.
+    return Effect.failCause(exit.cause as Cause.Cause<never>)
+  }))
 }
 
 /**
@@ -128,26 +174,61 @@ const executor = (
       if (Waiting.isWaiting(step)) {
         return Effect.provideService(StepExecutor.local.execute(execution), Waiting.Signals, signals)
       }
-      // Set when the Activity's effect runs: if it never did, its outcome came from the journal.
-      let ran = false
+      // One Activity for all the attempts, each executed under its number (`Activity.CurrentAttempt`), as
+      // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
+      // number it was asked for.
+      const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
       const activity = Activity.make({
         name: step.name,
         success: Journal.stepSuccess(step),
         error: Journal.stepFailure(stop),
-        execute: Effect.suspend(() => {
-          ran = true
-          return attempts(execution, books)
-        })
+        execute: Effect.flatMap(Activity.CurrentAttempt, (number) => attempt(execution, number, books, attempts))
       })
-      // A replayed step's usage was counted in the ledger of the process that ran it; this run's ledger counts it
-      // again, so that the budget holds across restarts.
-      const replayed = (usage: Usage.Usage) => (ran || isEmpty(usage) ? Effect.void : Ledger.record(usage))
-      return Effect.provide(activity, services).pipe(
-        Effect.matchEffect({
-          onSuccess: ({ output, usage }) => Effect.as(replayed(usage), output),
-          onFailure: ({ error, usage }) => Effect.zipRight(replayed(usage), Effect.fail(error))
-        })
-      ) as Effect.Effect<any, any, any>
+      /** Attempt `number`: run, or replayed from the journal if it ended before. */
+      const one = (number: number): Effect.Effect<unknown, Failed> => {
+        // A replayed attempt's usage was counted in the ledger of the process that ran it; this run's ledger counts
+        // it again, so that the budget holds across restarts.
+        const replayed = (usage: Usage.Usage) =>
+          Effect.suspend(() => attempts.ran.has(number) || isEmpty(usage) ? Effect.void : Ledger.record(usage))
+        return Effect.provide(activity, services).pipe(
+          // The attempt's number is part of the Activity's key in the journal.
+          Effect.provideService(Activity.CurrentAttempt, number),
+          Effect.matchEffect({
+            onSuccess: ({ output, usage }) => Effect.as(replayed(usage), output),
+            onFailure: ({ error, retryable, usage }) =>
+              Effect.zipRight(
+                replayed(usage),
+                Effect.suspend(() => {
+                  const cause = attempts.causes.get(number) ?? Cause.fail(error)
+                  return Effect.fail({ error, retryable, cause } satisfies Failed)
+                })
+              )
+          })
+        ) as Effect.Effect<unknown, Failed>
+      }
+      const retry = Step.retryOptions(execution.policy.retry)
+      if (retry === undefined) return Effect.mapError(one(1), (failed) => failed.error) as Effect.Effect<any, any, any>
+      // Attempts are counted and `onRetry` called as the local executor does, replayed ones included, so that the
+      // step's report counts them all; a replayed attempt's cause is its error as journaled.
+      let count = 0
+      let last: Failed | undefined
+      const next = Effect.suspend(() => {
+        const number = ++count
+        return last === undefined
+          ? one(number)
+          : Effect.zipRight(execution.onRetry(number, last.cause as Cause.Cause<any>), one(number))
+      }).pipe(Effect.tapError((failed) => Effect.sync(() => (last = failed))))
+      // The policy's schedule sees the error itself when the attempt ran here, and as journaled when it is replayed.
+      // Its waits are ordinary sleeps, not timers of the engine: a resumed run waits them again as it replays the
+      // attempts that failed.
+      const schedule = Schedule.mapInput(
+        retry.schedule ?? Schedule.forever,
+        (failed: Failed) => Option.getOrElse(Cause.failureOption(failed.cause), () => failed.error) as never
+      )
+      const retried = retry.times === undefined
+        ? Effect.retry(next, { schedule, while: (failed) => failed.retryable })
+        : Effect.retry(next, { schedule, times: retry.times, while: (failed) => failed.retryable })
+      return Effect.mapError(retried, (failed) => failed.error) as Effect.Effect<any, any, any>
     })
   )
 }

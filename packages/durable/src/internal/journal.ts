@@ -100,12 +100,21 @@ const StepFailure = (stop: Schema.Schema.All) =>
     StepError
   )
 
-/** What a step's Activity succeeds with: its output and the usage it recorded. */
+/** What an attempt's Activity succeeds with: the step's output and the usage the attempt recorded. */
 export const stepSuccess = (step: Step.Any) =>
   Schema.Struct({ output: step.output as Schema.Schema<unknown, unknown>, usage: Usage })
 
-/** What a step's Activity fails with: the step's error, and the usage it recorded before failing. */
-export const stepFailure = (stop: Schema.Schema.All) => Schema.Struct({ error: StepFailure(stop), usage: Usage })
+/**
+ * What an attempt's Activity fails with: the step's error, the usage the attempt recorded before failing, and
+ * whether the step's retry policy retries the error. The verdict is taken on the error itself, which the journal may
+ * keep only as its tag and message; an outcome journaled without one ended all of its step's attempts.
+ */
+export const stepFailure = (stop: Schema.Schema.All) =>
+  Schema.Struct({
+    error: StepFailure(stop),
+    usage: Usage,
+    retryable: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  })
 
 /** A step's error as the journal can store it. */
 export const journaled = (
