@@ -230,6 +230,22 @@ describe("Durable.run", () => {
       expect(runs).toBe(2)
     }))
 
+  it.live("fails a run at once, naming the step, when a step's output cannot be journaled (NaN as a number)", () =>
+    Effect.gen(function*() {
+      const paid = Step.make("paid", { output: Schema.Number, run: () => Effect.as(paidCall(2_000), 1) })
+      // Stored as JSON, NaN would come back as null: a resumed run could not read the step's output.
+      const mean = Step.make("mean", { after: { paid }, output: Schema.Number, run: () => Effect.succeed(0 / 0) })
+      const durable = Durable.make(Pipeline.make("averages", { output: mean }))
+      const file = freshFile()
+      const error = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(error).toBeInstanceOf(Durable.RunFailed)
+      expect([error.reason, error.step, error.usage.total.cost]).toEqual(["StepFailed", "mean", 2_000])
+      expect(error.message).toContain(`The output of step "mean" cannot be journaled`)
+      // The stored outcome reads back, in a later process too.
+      const again = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(again).toEqual(error)
+    }))
+
   it.live("refuses a call past the budget across a restart: replayed spend counts", () =>
     Effect.gen(function*() {
       const file = freshFile()

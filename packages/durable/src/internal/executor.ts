@@ -11,6 +11,7 @@ import { Ledger, Step, StepExecutor, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -18,6 +19,7 @@ import type * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
 import * as Journal from "./journal.js"
+import * as Storable from "./storable.js"
 import * as Waiting from "./waiting.js"
 
 const isEmpty = (usage: Usage.Usage): boolean =>
@@ -129,7 +131,13 @@ const attempt = <A, E, R>(
     )
     return { exit, usage: spent() }
   }).pipe(Effect.flatMap(({ exit, usage }) => {
-    if (Exit.isSuccess(exit)) return Effect.succeed({ output: exit.value as unknown, usage })
+    if (Exit.isSuccess(exit)) {
+      // Found now rather than when a resumed run replays the step and cannot read its output back.
+      return Either.match(Storable.check(execution.step.output as Schema.Schema<unknown, unknown>, exit.value), {
+        onLeft: (detail) => Effect.die(new Storable.Unjournalable({ step, detail })),
+        onRight: (output) => Effect.succeed({ output, usage })
+      })
+    }
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {
       attempts.causes.set(number, exit.cause)

@@ -4,9 +4,20 @@
  * JSON writes as null), and such a value would be journaled without complaint, then fail to decode when a resumed
  * run replays it. Checked where a value enters the journal, it fails there, naming what it was.
  */
+import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+
+/** A step's output cannot be journaled: the step's attempt dies with it, and the run fails naming the step. */
+export class Unjournalable extends Data.TaggedError("Unjournalable")<{
+  readonly step: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `The output of step "${this.step}" cannot be journaled: ${this.detail}`
+  }
+}
 
 /** The value, if it survives the journal; else what goes wrong, in words. */
 export const check = <A, I>(schema: Schema.Schema<A, I, never>, value: A): Either.Either<A, string> =>
