@@ -214,29 +214,38 @@ const executor = (
           })
         ) as Effect.Effect<unknown, Failed>
       }
-      const retry = Step.retryOptions(execution.policy.retry)
-      if (retry === undefined) return Effect.mapError(one(1), (failed) => failed.error) as Effect.Effect<any, any, any>
-      // Attempts are counted and `onRetry` called as the local executor does, replayed ones included, so that the
-      // step's report counts them all; a replayed attempt's cause is its error as journaled.
-      let count = 0
-      let last: Failed | undefined
-      const next = Effect.suspend(() => {
-        const number = ++count
-        return last === undefined
-          ? one(number)
-          : Effect.zipRight(execution.onRetry(number, last.cause as Cause.Cause<any>), one(number))
-      }).pipe(Effect.tapError((failed) => Effect.sync(() => (last = failed))))
-      // The policy's schedule sees the error itself when the attempt ran here, and as journaled when it is replayed.
-      // Its waits are ordinary sleeps, not timers of the engine: a resumed run waits them again as it replays the
-      // attempts that failed.
-      const schedule = Schedule.mapInput(
-        retry.schedule ?? Schedule.forever,
-        (failed: Failed) => Option.getOrElse(Cause.failureOption(failed.cause), () => failed.error) as never
-      )
-      const retried = retry.times === undefined
-        ? Effect.retry(next, { schedule, while: (failed) => failed.retryable })
-        : Effect.retry(next, { schedule, times: retry.times, while: (failed) => failed.retryable })
-      return Effect.mapError(retried, (failed) => failed.error) as Effect.Effect<any, any, any>
+      return Effect.mapError(retrying(one, execution), (failed) => failed.error) as Effect.Effect<any, any, any>
     })
   )
+}
+
+/**
+ * Runs a step's attempts (`one(number)`, from 1) as its retry policy says. Attempts are counted and `onRetry` called
+ * as the local executor does, replayed ones included, so that the step's report counts them all; a replayed
+ * attempt's cause is its error as journaled. Whether an error is retried is the verdict journaled with it.
+ */
+const retrying = <A, E, R>(
+  one: (number: number) => Effect.Effect<unknown, Failed>,
+  execution: StepExecutor.Execution<A, E, R>
+): Effect.Effect<unknown, Failed> => {
+  const retry = Step.retryOptions(execution.policy.retry)
+  if (retry === undefined) return one(1)
+  let count = 0
+  let last: Failed | undefined
+  const next = Effect.suspend(() => {
+    const number = ++count
+    return last === undefined
+      ? one(number)
+      : Effect.zipRight(execution.onRetry(number, last.cause as Cause.Cause<any>), one(number))
+  }).pipe(Effect.tapError((failed) => Effect.sync(() => (last = failed))))
+  // The policy's schedule sees the error itself when the attempt ran here, and as journaled when it is replayed.
+  // Its waits are ordinary sleeps, not timers of the engine: a resumed run waits them again as it replays the
+  // attempts that failed.
+  const schedule = Schedule.mapInput(
+    retry.schedule ?? Schedule.forever,
+    (failed: Failed) => Option.getOrElse(Cause.failureOption(failed.cause), () => failed.error) as never
+  )
+  return retry.times === undefined
+    ? Effect.retry(next, { schedule, while: (failed) => failed.retryable })
+    : Effect.retry(next, { schedule, times: retry.times, while: (failed) => failed.retryable })
 }
