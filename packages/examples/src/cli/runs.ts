@@ -11,7 +11,7 @@ import type { LanguageModel } from "@trellis/llm"
 import { Effect, Layer, Option } from "effect"
 import { booking, fields, nextQuestion, questions, settled } from "../booking.js"
 import { decodeFlag, flags, InputError, RunId, type StoreLocation, StoreFlag } from "./args.js"
-import { storeLayer, storeName } from "./store.js"
+import { type Opened, readerLayer, storeLayer, storeName } from "./store.js"
 
 /** What the commands write to, and the model the conversation reads answers with. */
 export interface Io {
@@ -30,16 +30,18 @@ const requiredStore = (text: Option.Option<string>) =>
       : Effect.succeed(location.value))
 
 /**
- * Runs `effect` with the store open and the conversation registered, giving its exit code; a store that cannot be
- * opened, or a model that cannot be configured, is one line on stderr and code 1.
+ * Runs `effect` with the store open (as its runner, unless `opened` says otherwise) and the conversation registered,
+ * giving its exit code; a store that cannot be opened, or a model that cannot be configured, is one line on stderr
+ * and code 1.
  */
 const withStore = <R>(
   io: Io,
   location: StoreLocation,
-  effect: Effect.Effect<number, InputError | Effect.Effect.Error<ReturnType<typeof Runs.list>>, R>
+  effect: Effect.Effect<number, InputError | Effect.Effect.Error<ReturnType<typeof Runs.list>>, R>,
+  opened: (location: StoreLocation) => Opened = storeLayer
 ): Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>> =>
   effect.pipe(
-    Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(storeLayer(location)), Layer.provide(io.model))),
+    Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(opened(location)), Layer.provide(io.model))),
     Effect.catchIf(
       (error): error is Exclude<typeof error, InputError> => !(error instanceof InputError),
       (error) => {
@@ -131,7 +133,8 @@ const runs = (io: Io, setCode: (code: number) => void) =>
     (parsed) =>
       Effect.gen(function*() {
         const location = yield* requiredStore(parsed.store)
-        return yield* withStore(io, location, Effect.map(Runs.list(), (runs) => print(io, location, runs, parsed.json)))
+        const listed = Effect.map(Runs.list(), (runs) => print(io, location, runs, parsed.json))
+        return yield* withStore(io, location, listed, readerLayer)
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("List the durable runs kept in a store, with their status, steps done and cost"))
 

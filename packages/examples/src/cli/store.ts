@@ -2,13 +2,30 @@
  * The store a durable run is kept in, from `--store`: the layer that opens it, and how messages name it.
  */
 import { Store } from "@trellis/durable"
-import { Redacted } from "effect"
+import { type Layer, Redacted } from "effect"
 import type { StoreLocation } from "./args.js"
 
+/** A store opened by a command, whichever way it was opened. */
+export type Opened = Layer.Layer<
+  Store.Services,
+  Layer.Layer.Error<
+    ReturnType<typeof Store.layerPg> | ReturnType<typeof Store.layerPgClient> | ReturnType<typeof Store.layerSqlite>
+  >
+>
+
 /** Opens the store: this process becomes its runner. */
-export const storeLayer = (location: StoreLocation) =>
+export const storeLayer = (location: StoreLocation): Opened =>
   location._tag === "Postgres"
     ? Store.layerPg({ url: Redacted.make(location.url) })
+    : Store.layerSqlite({ filename: location.filename })
+
+/**
+ * Opens the store to read it: a PostgreSQL store as a client only, so that listing never takes runs from the
+ * runners working on it; a SQLite file as its runner, as only one process may have it open.
+ */
+export const readerLayer = (location: StoreLocation): Opened =>
+  location._tag === "Postgres"
+    ? Store.layerPgClient({ url: Redacted.make(location.url) })
     : Store.layerSqlite({ filename: location.filename })
 
 /** The store, as messages name it (never with a PostgreSQL URL's password). */
