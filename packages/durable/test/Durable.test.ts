@@ -240,9 +240,23 @@ describe("Durable.run", () => {
       const error = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(error).toBeInstanceOf(Durable.RunFailed)
       expect([error.reason, error.step, error.usage.total.cost]).toEqual(["StepFailed", "mean", 2_000])
-      expect(error.message).toContain(`The output of step "mean" cannot be journaled`)
+      expect(error.message).toContain(`What step "mean" ended with cannot be journaled`)
       // The stored outcome reads back, in a later process too.
       const again = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(again).toEqual(error)
+    }))
+
+  it.live("fails a run naming the step when the data a step stops it with cannot be journaled", () =>
+    Effect.gen(function*() {
+      const score = Step.make("score", { output: Schema.Number, run: () => Pipeline.stop({ score: Number.NaN }) })
+      const durable = Durable.make(Pipeline.make("scores", { output: score }), {
+        stop: Schema.Struct({ score: Schema.Number })
+      })
+      const file = freshFile()
+      const error = yield* Effect.flip(Durable.run(durable, { id: "s" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect([error.reason, error.step]).toEqual(["StepFailed", "score"])
+      expect(error.message).toContain(`What step "score" ended with cannot be journaled`)
+      const again = yield* Effect.flip(Durable.run(durable, { id: "s" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(again).toEqual(error)
     }))
 

@@ -97,7 +97,8 @@ const attempt = <A, E, R>(
   execution: StepExecutor.Execution<A, E, R>,
   number: number,
   books: Option.Option<ExecutionLog>,
-  attempts: Attempts
+  attempts: Attempts,
+  journal: Journal.StepOutcome
 ) => {
   const step = execution.step.name
   const retry = Step.retryOptions(execution.policy.retry)
@@ -131,18 +132,23 @@ const attempt = <A, E, R>(
     )
     return { exit, usage: spent() }
   }).pipe(Effect.flatMap(({ exit, usage }) => {
+    // What the attempt ended with is checked against the journal now, rather than found unreadable when a resumed
+    // run replays it: such an attempt dies, and the run fails naming the step.
+    const unjournalable = (detail: string) => Effect.die(new Storable.Unjournalable({ step, detail }))
     if (Exit.isSuccess(exit)) {
-      // Found now rather than when a resumed run replays the step and cannot read its output back.
-      return Either.match(Storable.check(execution.step.output as Schema.Schema<unknown, unknown>, exit.value), {
-        onLeft: (detail) => Effect.die(new Storable.Unjournalable({ step, detail })),
-        onRight: (output) => Effect.succeed({ output, usage })
+      return Either.match(Storable.check(journal.success, { output: exit.value as unknown, usage }), {
+        onLeft: unjournalable,
+        onRight: Effect.succeed
       })
     }
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {
       attempts.causes.set(number, exit.cause)
       const retryable = retry !== undefined && retry.while(failure.value as E | Step.StepTimeout)
-      return Effect.fail({ error: Journal.journaled(step, failure.value), usage, retryable })
+      return Either.match(
+        Storable.check(journal.failure, { error: Journal.journaled(step, failure.value), usage, retryable }),
+        { onLeft: unjournalable, onRight: Effect.fail }
+      )
     }
     // Defects and interruptions go to the engine as they are: it journals a defect, and retries an interruption.
     return Effect.failCause(exit.cause as Cause.Cause<never>)
@@ -186,11 +192,15 @@ const executor = (
       // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
       // number it was asked for.
       const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
+      const journal: Journal.StepOutcome = { success: Journal.stepSuccess(step), failure: Journal.stepFailure(stop) }
       const activity = Activity.make({
         name: step.name,
-        success: Journal.stepSuccess(step),
-        error: Journal.stepFailure(stop),
-        execute: Effect.flatMap(Activity.CurrentAttempt, (number) => attempt(execution, number, books, attempts))
+        success: journal.success,
+        error: journal.failure,
+        execute: Effect.flatMap(
+          Activity.CurrentAttempt,
+          (number) => attempt(execution, number, books, attempts, journal)
+        )
       })
       /** Attempt `number`: run, or replayed from the journal if it ended before. */
       const one = (number: number): Effect.Effect<unknown, Failed> => {

@@ -104,6 +104,12 @@ const StepFailure = (stop: Schema.Schema.All) =>
 export const stepSuccess = (step: Step.Any) =>
   Schema.Struct({ output: step.output as Schema.Schema<unknown, unknown>, usage: Usage })
 
+/** The schemas an attempt's outcome is journaled through: how it succeeds, how it fails. */
+export interface StepOutcome {
+  readonly success: ReturnType<typeof stepSuccess>
+  readonly failure: ReturnType<typeof stepFailure>
+}
+
 /**
  * What an attempt's Activity fails with: the step's error, the usage the attempt recorded before failing, and
  * whether the step's retry policy retries the error. The verdict is taken on the error itself, which the journal may

@@ -9,26 +9,32 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
-/** A step's output cannot be journaled: the step's attempt dies with it, and the run fails naming the step. */
+/**
+ * What a step's attempt ended with (its output, or a stop's data) cannot be journaled: the attempt dies with it, and
+ * the run fails naming the step.
+ */
 export class Unjournalable extends Data.TaggedError("Unjournalable")<{
   readonly step: string
   readonly detail: string
 }> {
   override get message(): string {
-    return `The output of step "${this.step}" cannot be journaled: ${this.detail}`
+    return `What step "${this.step}" ended with cannot be journaled: ${this.detail}`
   }
 }
 
-/** The value, if it survives the journal; else what goes wrong, in words. */
-export const check = <A, I>(schema: Schema.Schema<A, I, never>, value: A): Either.Either<A, string> =>
+/**
+ * The value, if it survives the journal; else what goes wrong, in words. The schema must need no service (what
+ * Trellis journals never does: step outputs, stop data and signals are declared without one).
+ */
+export const check = <A, I>(schema: Schema.Schema<A, I, unknown>, value: A): Either.Either<A, string> =>
   Either.flatMap(
-    Either.mapLeft(Schema.encodeEither(schema)(value), (error) => `it does not encode: ${error.message}`),
+    Either.mapLeft(Schema.encodeEither(schema as Schema.Schema<A, I>)(value), (error) => `it does not encode: ${error.message}`),
     (encoded) => {
       // Inside an object, as the store keeps it: a field that is undefined is left out, and reads back as such.
       const text = toJson({ value: encoded })
       if (text === undefined) return Either.left("its encoded form is not JSON")
       return Either.mapLeft(
-        ParseResult.decodeUnknownEither(schema)((JSON.parse(text) as { readonly value?: unknown }).value),
+        ParseResult.decodeUnknownEither(schema as Schema.Schema<A, I>)((JSON.parse(text) as { readonly value?: unknown }).value),
         (error) =>
           `its encoded form does not survive JSON (NaN and Infinity become null; a bigint, a Date or a Map needs a ` +
           `schema that encodes it as text or a plain object): ${ParseResult.TreeFormatter.formatIssueSync(error)}`
