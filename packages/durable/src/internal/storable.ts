@@ -26,21 +26,24 @@ export class Unjournalable extends Data.TaggedError("Unjournalable")<{
  * The value, if it survives the journal; else what goes wrong, in words. The schema must need no service (what
  * Trellis journals never does: step outputs, stop data and signals are declared without one).
  */
-export const check = <A, I>(schema: Schema.Schema<A, I, unknown>, value: A): Either.Either<A, string> =>
-  Either.flatMap(
-    Either.mapLeft(Schema.encodeEither(schema as Schema.Schema<A, I>)(value), (error) => `it does not encode: ${error.message}`),
+export const check = <A, I>(schema: Schema.Schema<A, I, unknown>, value: A): Either.Either<A, string> => {
+  const codec = schema as Schema.Schema<A, I>
+  return Either.flatMap(
+    Either.mapLeft(Schema.encodeEither(codec)(value), (error) => `it does not encode: ${error.message}`),
     (encoded) => {
       // Inside an object, as the store keeps it: a field that is undefined is left out, and reads back as such.
       const text = toJson({ value: encoded })
       if (text === undefined) return Either.left("its encoded form is not JSON")
+      const readBack = (JSON.parse(text) as { readonly value?: unknown }).value
       return Either.mapLeft(
-        ParseResult.decodeUnknownEither(schema as Schema.Schema<A, I>)((JSON.parse(text) as { readonly value?: unknown }).value),
+        ParseResult.decodeUnknownEither(codec)(readBack),
         (error) =>
           `its encoded form does not survive JSON (NaN and Infinity become null; a bigint, a Date or a Map needs a ` +
           `schema that encodes it as text or a plain object): ${ParseResult.TreeFormatter.formatIssueSync(error)}`
       )
     }
   )
+}
 
 const toJson = (encoded: unknown): string | undefined => {
   try {
