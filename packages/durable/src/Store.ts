@@ -32,6 +32,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import type * as Redacted from "effect/Redacted"
 import { duration, InvalidOption } from "./internal/options.js"
 import * as Retention from "./Retention.js"
@@ -178,6 +179,29 @@ const services = <E>(
     Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer, Runs.layer).pipe(Layer.provide(cluster))
   ))
 
+/**
+ * Builds `layer` (a store's services on PostgreSQL) while this process holds a database-wide advisory lock, so that
+ * processes starting together on a new database make its tables one after the other: the cluster's migrations
+ * create their table without `IF NOT EXISTS`, and of several runners starting at once on a new database, all but
+ * one died. The lock is a two-key one, apart from the single-key locks the cluster takes on shards.
+ */
+const oneAtATime = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E | SqlError, R | SqlClient.SqlClient> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const lifetime = yield* Effect.scope
+    return yield* Effect.scoped(Effect.gen(function*() {
+      const connection = yield* sql.reserve
+      yield* Effect.acquireRelease(
+        connection.executeRaw("SELECT pg_advisory_lock($1, $2)", startupLock),
+        () => Effect.ignore(connection.executeRaw("SELECT pg_advisory_unlock($1, $2)", startupLock))
+      )
+      return yield* Scope.extend(Layer.build(layer), lifetime)
+    }))
+  }))
+
+/** The keys of the lock held while a store starts: "trel", then 1. */
+const startupLock = [0x7472656c, 1]
+
 /** The engine with this process as the one runner. */
 const singleRunner = (
   engine: Engine
@@ -228,7 +252,8 @@ export interface PgOptions extends EngineOptions {
 export const layerPg = (
   options: PgOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError | InvalidOption> =>
-  checked(checkEngine(options), (engine) => singleRunner(engine).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
+  checked(checkEngine(options), (engine) =>
+    oneAtATime(singleRunner(engine)).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
 
 /**
  * Where a runner is reached by the other runners and clients: a host name or IP address they can connect to, and
@@ -404,18 +429,19 @@ export const layerPgRunner = (
   }
   const checks = Either.all([checkEngine(options), pickUpInterval(options.pickUpInterval)])
   return checked(checks, ([engine, pickUp]) =>
-    services(
+    oneAtATime(services(
       engine,
       cluster({
         ...shardingOf(engine),
         runnerAddress: Option.some(RunnerAddress.make(host, port)),
         refreshAssignmentsInterval: pickUp
       })
-    ).pipe(
+    )).pipe(
       Layer.provide(PgClient.layer({ url: options.url, applicationName: connectionPrefix + addressKey({ host, port }) }))
     ))
 }
 
+/** `pickUpInterval`, checked, or its default. */
 const pickUpInterval = (input: Duration.DurationInput | undefined): Either.Either<Duration.Duration, InvalidOption> =>
   input === undefined ? Either.right(defaultPickUpInterval) : duration("pickUpInterval", input, { zero: false })
 
@@ -430,7 +456,7 @@ export const layerPgClient = (
   options: PgClientOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidOption> =>
   checked(pickUpInterval(options.pickUpInterval), (pickUp) =>
-    services(
+    oneAtATime(services(
       { pollInterval: defaultPollInterval, shutdownTimeout: undefined, retention: "forever" },
       cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp })
-    ).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
+    )).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
