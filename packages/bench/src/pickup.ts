@@ -70,8 +70,12 @@ export const durablePickupPostgres = async (url: string): Promise<DurablePickup>
     await query("CREATE TABLE pickup_log (run text, step text, runner int, at double precision)")
     const ports = [await freePort(), await freePort()]
     const runner = fileURLToPath(new URL("./pickup-runner.js", import.meta.url))
+    const errors: Array<string> = []
     for (const port of ports) {
-      children.push(spawn(process.execPath, [runner, database.toString(), String(port)], { stdio: "ignore" }))
+      const child = spawn(process.execPath, [runner, database.toString(), String(port)], { stdio: ["ignore", "ignore", "pipe"] })
+      const index = children.push(child) - 1
+      errors[index] = ""
+      child.stderr!.on("data", (chunk) => (errors[index] = (errors[index] + chunk).slice(-400)))
     }
     const locks = (where: string) =>
       query<{ objid: number }>(
@@ -83,6 +87,10 @@ export const durablePickupPostgres = async (url: string): Promise<DurablePickup>
     await until("the runners to share the shards", async () => {
       const counts = await Promise.all(ports.map((port) => locks(`a.application_name = ${runnerName(port)}`)))
       return counts.every((held) => held.length > 0) && counts[0]!.length + counts[1]!.length === 300 ? true : undefined
+    }).catch((error: Error) => {
+      // A runner that died at start is the likely reason: say how each one is.
+      const states = children.map((child, i) => `exit ${child.exitCode}, stderr ${JSON.stringify(errors[i])}`)
+      throw new Error(`${error.message} (runners: ${states.join("; ")})`)
     })
 
     const durable = pickup(0)

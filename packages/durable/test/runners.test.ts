@@ -89,6 +89,10 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
            AND a.application_name LIKE 'trellis-runner %'`
       )
       return Number(rows[0]!.holders) === 3 && Number(rows[0]!.shards) === 300 ? true : undefined
+    }).catch((error: Error) => {
+      // A runner that died at start is the likely reason: say how each one is.
+      const states = runners.map(({ child, errors }) => `exit ${child.exitCode}, stderr ${JSON.stringify(errors().slice(-400))}`)
+      throw new Error(`${error.message} (runners: ${states.join("; ")})`)
     })
 
     const client = start("client", database.url, String(RUNS), String(CONCURRENCY))
