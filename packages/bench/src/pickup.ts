@@ -80,7 +80,7 @@ export const durablePickupPostgres = async (url: string): Promise<DurablePickup>
     const locks = (where: string) =>
       query<{ objid: number }>(
         `SELECT l.objid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND ${where}`
+         WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND a.datname = current_database() AND ${where}`
       ).then((rows) => rows.map((row) => Number(row.objid)))
     const runnerName = (port: number) => `'trellis-runner 127.0.0.1:${port}'`
     // Both runners hold their share of the 300 shards.

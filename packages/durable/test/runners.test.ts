@@ -85,7 +85,7 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
       const rows = await query<{ holders: string; shards: string }>(
         `SELECT count(DISTINCT a.application_name) AS holders, count(*) AS shards FROM pg_locks l
          JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+         WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND a.datname = current_database()
            AND a.application_name LIKE 'trellis-runner %'`
       )
       return Number(rows[0]!.holders) === 3 && Number(rows[0]!.shards) === 300 ? true : undefined
@@ -111,7 +111,7 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
     const held = (runner: string) =>
       query<{ objid: number }>(
         `SELECT l.objid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name ${runner}`
+         WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND a.datname = current_database() AND a.application_name ${runner}`
       ).then((rows) => rows.map((row) => Number(row.objid)))
     const victimName = `'trellis-runner 127.0.0.1:${victim}'`
     const victimShards = await held(`= ${victimName}`)
@@ -119,7 +119,7 @@ describe.skipIf(postgresUrl === undefined)("three runners on one PostgreSQL data
     const holders = async () => {
       const rows = await query<{ objid: number; name: string }>(
         `SELECT l.objid, a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+         WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND a.datname = current_database()
            AND a.application_name LIKE 'trellis-runner %'`
       )
       return new Map(rows.map((row) => [Number(row.objid), Number(row.name.split(":").pop())]))
