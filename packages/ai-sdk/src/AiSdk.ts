@@ -256,33 +256,6 @@ interface Failure {
   readonly billable: boolean
 }
 
-// `retry-after-ms` is more precise where sent; `retry-after` is HTTP's, in seconds or as a date.
-const retryAfter = (headers: Record<string, string | undefined> | undefined): Duration.Duration | undefined => {
-  const lower = Object.fromEntries(Object.entries(headers ?? {}).map(([key, value]) => [key.toLowerCase(), value]))
-  const ms = Number(lower["retry-after-ms"] ?? Number.NaN)
-  if (Number.isFinite(ms) && ms >= 0) return Duration.millis(ms)
-  const value = lower["retry-after"]
-  if (value == null) return undefined
-  const seconds = Number(value)
-  if (Number.isFinite(seconds) && seconds >= 0) return Duration.seconds(seconds)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - Date.now()))
-}
-
-/**
- * A provider's error text, on one short line, without anything shaped like a credential: the adapter never holds
- * the key (the AI SDK model does), so what a server echoes back is scrubbed by its shape.
- */
-const detailOf = (text: string): string => {
-  const line = text
-    .replace(/\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9_-]{6,}/gi, "<redacted>")
-    .replace(/\bAIza[A-Za-z0-9_-]{20,}/g, "<redacted>")
-    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
-    .replace(/\s+/g, " ")
-    .trim()
-  return line.length <= 200 ? line : `${line.slice(0, 199)}…`
-}
-
 const innermost = (error: unknown): unknown => {
   let current = error
   while (current instanceof Error && current.cause instanceof Error) current = current.cause
@@ -309,14 +282,14 @@ const describe = (error: unknown): string => {
 }
 
 const failureOf = (provider: string) => (error: unknown): Failure => {
-  const detail = detailOf(describe(error))
+  const detail = Provider.errorDetail(describe(error))
   if (APICallError.isInstance(error)) {
     const status = error.statusCode
     if (status === undefined) {
       // The SDK wraps a failed fetch ("Cannot connect to API"); the innermost cause says which failure it was.
       const root = innermost(error)
       const code = (root as { readonly code?: unknown } | undefined)?.code
-      const reason = root instanceof Error && root !== error ? ` (${detailOf(root.message)})` : ""
+      const reason = root instanceof Error && root !== error ? ` (${Provider.errorDetail(root.message)})` : ""
       return {
         error: new LlmError.ServerError({ provider, status: undefined, detail: detail + reason }),
         billable: !(typeof code === "string" && neverConnected.has(code))
@@ -328,7 +301,7 @@ const failureOf = (provider: string) => (error: unknown): Failure => {
     }
     if (status === 429) {
       return {
-        error: new LlmError.RateLimited({ provider, retryAfter: retryAfter(error.responseHeaders), detail }),
+        error: new LlmError.RateLimited({ provider, retryAfter: Provider.retryAfter(error.responseHeaders), detail }),
         billable: false
       }
     }

@@ -262,33 +262,6 @@ interface Failure {
   readonly billable: boolean
 }
 
-// `retry-after-ms` is more precise where sent; `retry-after` is HTTP's, in seconds or as a date.
-const retryAfter = (headers: Readonly<Record<string, string | undefined>> | undefined): Duration.Duration | undefined => {
-  const lower = Object.fromEntries(Object.entries(headers ?? {}).map(([key, value]) => [key.toLowerCase(), value]))
-  const ms = Number(lower["retry-after-ms"] ?? Number.NaN)
-  if (Number.isFinite(ms) && ms >= 0) return Duration.millis(ms)
-  const value = lower["retry-after"]
-  if (value == null) return undefined
-  const seconds = Number(value)
-  if (Number.isFinite(seconds) && seconds >= 0) return Duration.seconds(seconds)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - Date.now()))
-}
-
-/**
- * A provider's error text, on one short line, without anything shaped like a credential: the adapter never holds
- * the key (the `@effect/ai` client does), so what a server echoes back is scrubbed by its shape.
- */
-const detailOf = (text: string): string => {
-  const line = text
-    .replace(/\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9_-]{6,}/gi, "<redacted>")
-    .replace(/\bAIza[A-Za-z0-9_-]{20,}/g, "<redacted>")
-    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
-    .replace(/\s+/g, " ")
-    .trim()
-  return line.length <= 200 ? line : `${line.slice(0, 199)}…`
-}
-
 // The message of an error body as providers send it (`{ "error": { "message": ... } }`), else the body itself.
 const bodyMessage = (body: string | undefined): string | undefined => {
   if (body === undefined || body.length === 0) return undefined
@@ -319,12 +292,12 @@ const failureOf = (provider: string) => (error: AiError.AiError): Failure => {
     case "HttpRequestError": {
       const root = innermost(error)
       const code = (root as { readonly code?: unknown } | undefined)?.code
-      const reason = root !== error && root instanceof Error ? ` (${detailOf(root.message)})` : ""
+      const reason = root !== error && root instanceof Error ? ` (${Provider.errorDetail(root.message)})` : ""
       return {
         error: new LlmError.ServerError({
           provider,
           status: undefined,
-          detail: detailOf(`${error.reason}: ${error.description ?? "the request failed"}`) + reason
+          detail: Provider.errorDetail(`${error.reason}: ${error.description ?? "the request failed"}`) + reason
         }),
         // Only a transport failure can come after the request left; a connection never made costs nothing.
         billable: error.reason === "Transport" && !(typeof code === "string" && neverConnected.has(code))
@@ -332,7 +305,7 @@ const failureOf = (provider: string) => (error: AiError.AiError): Failure => {
     }
     case "HttpResponseError": {
       const status = error.response.status
-      const detail = detailOf(bodyMessage(error.body) ?? error.description ?? `HTTP ${status}`)
+      const detail = Provider.errorDetail(bodyMessage(error.body) ?? error.description ?? `HTTP ${status}`)
       if (error.reason !== "StatusCode") {
         // A success status with a body that is not the API's.
         return {
@@ -346,7 +319,7 @@ const failureOf = (provider: string) => (error: AiError.AiError): Failure => {
       }
       if (status === 429) {
         return {
-          error: new LlmError.RateLimited({ provider, retryAfter: retryAfter(error.response.headers), detail }),
+          error: new LlmError.RateLimited({ provider, retryAfter: Provider.retryAfter(error.response.headers), detail }),
           billable: false
         }
       }
@@ -355,17 +328,17 @@ const failureOf = (provider: string) => (error: AiError.AiError): Failure => {
     }
     case "MalformedOutput":
       return {
-        error: new LlmError.MalformedOutput({ provider, text: "", detail: detailOf(error.description ?? "the answer could not be read"), attempts: 1 }),
+        error: new LlmError.MalformedOutput({ provider, text: "", detail: Provider.errorDetail(error.description ?? "the answer could not be read"), attempts: 1 }),
         billable: true
       }
     case "MalformedInput":
       return {
-        error: new LlmError.InvalidRequest({ provider, detail: detailOf(error.description ?? "the request could not be encoded") }),
+        error: new LlmError.InvalidRequest({ provider, detail: Provider.errorDetail(error.description ?? "the request could not be encoded") }),
         billable: false
       }
     case "UnknownError":
       return {
-        error: new LlmError.ServerError({ provider, status: undefined, detail: detailOf(error.description ?? error.message) }),
+        error: new LlmError.ServerError({ provider, status: undefined, detail: Provider.errorDetail(error.description ?? error.message) }),
         billable: true
       }
   }
@@ -470,7 +443,7 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
               error: new LlmError.ServerError({
                 provider: name,
                 status: undefined,
-                detail: detailOf(bodyMessage(typeof part.error === "string" ? part.error : JSON.stringify(part.error)) ?? "an error in the stream")
+                detail: Provider.errorDetail(bodyMessage(typeof part.error === "string" ? part.error : JSON.stringify(part.error)) ?? "an error in the stream")
               }),
               billable: true
             })

@@ -62,7 +62,7 @@ import {
   withSent
 } from "./LlmError.js"
 import type { FinishReason, Message, ResolvedRequest } from "./Prompt.js"
-import { type Chunk, type Completion, CurrentTally, type Provider, type ReportedUsage } from "./Provider.js"
+import { type Chunk, type Completion, CurrentTally, type Provider, type ReportedUsage, retryAfter, shortLine } from "./Provider.js"
 
 /**
  * How transient failures (429, 5xx, connection errors, timeouts) are retried: at most `times` more attempts,
@@ -679,24 +679,6 @@ const answered = (sent: Sent): Sent => ({ requests: sent.requests, billable: sen
 const withRequests = (completion: Completion, sent: Sent): Completion =>
   sent.requests > 1 ? { ...completion, requests: sent.requests, billable: sent.billable } : completion
 
-// `retry-after-ms` is OpenAI's, more precise; `retry-after` is HTTP's, in seconds or as a date.
-const retryAfter = (headers: Headers | undefined): Duration.Duration | undefined => {
-  const ms = Number(headers?.get("retry-after-ms") ?? Number.NaN)
-  if (Number.isFinite(ms) && ms >= 0) return Duration.millis(ms)
-  const value = headers?.get("retry-after")
-  if (value == null) return undefined
-  const seconds = Number(value)
-  if (Number.isFinite(seconds) && seconds >= 0) return Duration.seconds(seconds)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - Date.now()))
-}
-
-// Error bodies can be whole HTML pages from a proxy: messages keep one short line of them.
-const shorten = (text: string): string => {
-  const line = text.replace(/\s+/g, " ").trim()
-  return line.length <= 200 ? line : `${line.slice(0, 199)}…`
-}
-
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
 
 /**
@@ -739,7 +721,7 @@ const connected = (error: unknown): boolean => {
 
 // Every text that leaves this module is scrubbed of the key, whatever a server chose to echo back.
 const failureMapper = (scrubKey: (text: string) => string) => (error: unknown): Failure => {
-  const scrub = (text: string) => shorten(scrubKey(text))
+  const scrub = (text: string) => shortLine(scrubKey(text))
   const detail = scrub(error instanceof Error ? error.message : String(error))
   if (error instanceof OpenAI.APIConnectionError) {
     // The SDK says only "Connection error."; the innermost cause says which (refused, reset, unknown host...).

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import type { LlmError } from "./LlmError.js"
@@ -104,3 +105,57 @@ export class CurrentTally extends Context.Tag("@trellis/llm/Provider/CurrentTall
  * @since 0.3.0
  */
 export class Wrapper extends Context.Tag("@trellis/llm/Provider/Wrapper")<Wrapper, (provider: Provider) => Provider>() {}
+
+/**
+ * How long a rate-limited server asks the client to wait: `retry-after-ms` where sent (more precise), else HTTP's
+ * `retry-after`, in seconds or as a date; `undefined` when neither says. Header names are matched in any case.
+ *
+ * @since 0.2.0
+ */
+export const retryAfter = (
+  headers: Headers | Readonly<Record<string, string | undefined>> | undefined
+): Duration.Duration | undefined => {
+  const header = headerReader(headers)
+  const ms = Number(header("retry-after-ms") ?? Number.NaN)
+  if (Number.isFinite(ms) && ms >= 0) return Duration.millis(ms)
+  const value = header("retry-after")
+  if (value == null) return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds) && seconds >= 0) return Duration.seconds(seconds)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - Date.now()))
+}
+
+const headerReader = (
+  headers: Headers | Readonly<Record<string, string | undefined>> | undefined
+): (name: string) => string | null | undefined => {
+  if (headers === undefined) return () => undefined
+  if (headers instanceof Headers) return (name) => headers.get(name)
+  const lower = Object.fromEntries(Object.entries(headers).map(([key, value]) => [key.toLowerCase(), value]))
+  return (name) => lower[name]
+}
+
+/**
+ * A provider's error text as an error's detail: one short line (error bodies can be whole HTML pages from a proxy),
+ * without anything shaped like a credential, for a provider that does not hold the key itself and so cannot remove
+ * it by its value.
+ *
+ * @since 0.2.0
+ */
+export const errorDetail = (text: string): string =>
+  shortLine(
+    text
+      .replace(/\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9_-]{6,}/gi, "<redacted>")
+      .replace(/\bAIza[A-Za-z0-9_-]{20,}/g, "<redacted>")
+      .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
+  )
+
+/**
+ * Text on one line of at most 200 characters.
+ *
+ * @since 0.2.0
+ */
+export const shortLine = (text: string): string => {
+  const line = text.replace(/\s+/g, " ").trim()
+  return line.length <= 200 ? line : `${line.slice(0, 199)}…`
+}
