@@ -14,7 +14,15 @@
 import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import * as Workflow from "@effect/workflow/Workflow"
 import { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import { Pipeline, type PipelineError, type Result, Step, StepExecutor } from "@trellis/core"
+import {
+  type Event as CoreEvent,
+  Pipeline,
+  type PipelineError,
+  type Result,
+  Step,
+  StepExecutor,
+  type Usage
+} from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -26,6 +34,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Executor from "./internal/executor.js"
 import * as Journal from "./internal/journal.js"
+import * as Listening from "./internal/listening.js"
 import * as Storable from "./internal/storable.js"
 import * as Waiting from "./internal/waiting.js"
 import * as SpendLog from "./SpendLog.js"
@@ -188,6 +197,59 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
   })
 
 /**
+ * A waiting step ended the run's progress for now: the run suspends until its value arrives. This is the step's end
+ * event, in place of `StepInterrupted`.
+ *
+ * @since 0.2.0
+ */
+export interface StepSuspended {
+  readonly _tag: "StepSuspended"
+  readonly pipeline: string
+  readonly step: string
+  readonly at: number
+  readonly durationMs: number
+}
+
+/**
+ * The run suspended, waiting for signals: the last event of this execution, in place of `RunFinished`. The run
+ * goes on, with `RunStarted`, when a signal resumes it.
+ *
+ * @since 0.2.0
+ */
+export interface RunSuspended {
+  readonly _tag: "RunSuspended"
+  readonly pipeline: string
+  readonly usage: Usage.Usage
+  readonly at: number
+}
+
+/**
+ * What a listener of durable runs hears: the events of a plain run (a resumed run tells its replayed steps as
+ * started and succeeded again), and a suspension as such.
+ *
+ * @since 0.2.0
+ */
+export type Event = CoreEvent.Event | StepSuspended | RunSuspended
+
+/**
+ * Receives the events of every run of a durable pipeline in this process, with the run's id. It runs where the steps
+ * run: in the runner process that executes the run.
+ *
+ * @since 0.2.0
+ */
+export type Listener = (event: Event, id: string) => void | Effect.Effect<void>
+
+/**
+ * Options of {@link layer}.
+ *
+ * @since 0.2.0
+ */
+export interface LayerOptions {
+  /** Hears the events of every run of the pipeline this process executes. */
+  readonly onEvent?: Listener | undefined
+}
+
+/**
  * Registers a durable pipeline with the workflow engine, so that its runs can be started and those interrupted by
  * a crash resume when the engine starts. The layer needs what the pipeline's steps need (its waiting steps' signals
  * come from the engine). When the store keeps a `SpendLog` (both stores of `Store` do), each paid call's reservation
@@ -196,9 +258,12 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
  * @since 0.2.0
  */
 export const layer = <A, E, R, O, D, I, V>(
-  self: Durable<A, E, R, O, D, I, V>
-): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>> =>
-  self.workflow.toLayer((payload) =>
+  self: Durable<A, E, R, O, D, I, V>,
+  options?: LayerOptions | undefined
+): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>> => {
+  const waiting = new Set(self.pipeline.steps.filter(Waiting.isWaiting).map((step) => step.name))
+  const isWaiting = (step: string) => waiting.has(step)
+  return self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
       const engine = yield* WorkflowEngine
       const instance = yield* WorkflowInstance
@@ -207,7 +272,9 @@ export const layer = <A, E, R, O, D, I, V>(
         Context.make(WorkflowEngine, engine).pipe(Context.add(WorkflowInstance, instance)),
         yield* Effect.serviceOption(SpendLog.SpendLog)
       )
-      const run = Effect.provideService(Pipeline.run(self.pipeline), StepExecutor.StepExecutor, executor)
+      const listener = options?.onEvent
+      const onEvent = listener === undefined ? undefined : Listening.forExecution(listener, payload.id, instance, isWaiting)
+      const run = Effect.provideService(Pipeline.run(self.pipeline, { onEvent }), StepExecutor.StepExecutor, executor)
       const input: Input<any, any> | undefined = self.input
       const given = (payload as { readonly input?: unknown }).input
       return yield* (input === undefined ? run : Effect.provideService(run, input.tag, given)).pipe(
@@ -220,6 +287,7 @@ export const layer = <A, E, R, O, D, I, V>(
       )
     })
   ) as Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>>
+}
 
 /**
  * Options of {@link run}.
@@ -237,22 +305,64 @@ export type RunOptions<V> =
   & ([V] extends [void] ? { readonly input?: undefined } : { readonly input: V })
 
 /**
+ * A run's input cannot be stored with the run: it does not fit the input's schema, or the journal (JSON) cannot
+ * carry it (a NaN where the schema says number). Nothing was started.
+ *
+ * @since 0.2.0
+ */
+export class InvalidInput extends Data.TaggedError("InvalidInput")<{
+  readonly pipeline: string
+  readonly id: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Cannot start run "${this.id}" of pipeline "${this.pipeline}": its input ${this.detail}`
+  }
+}
+
+/**
+ * The error a run's input can fail with: none for a pipeline whose runs take no input.
+ *
+ * @since 0.2.0
+ */
+export type InputError<V> = [V] extends [void] ? never : InvalidInput
+
+/**
  * Runs a durable pipeline under an id, through the workflow engine in the context (see `Store`); the pipeline must
  * be registered with {@link layer}. Succeeds with the run's result; fails with `RunFailed` when the pipeline failed
- * (then and on every later run of the id).
+ * (then and on every later run of the id), or `InvalidInput` when the input cannot be stored.
+ *
+ * Interrupting the caller stops the waiting, not the run: the run goes on in the runner that executes it, and a
+ * later `run` of the same id returns its outcome.
  *
  * @since 0.2.0
  */
 export const run = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
-): Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine> =>
-  self.workflow.execute(payloadOf(self, options)) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+): Effect.Effect<Result.Result<A, O, D>, RunFailed | InputError<V>, WorkflowEngine> =>
+  Effect.flatMap(
+    payloadOf(self, options) as Effect.Effect<{ readonly id: string }, InputError<V>>,
+    (payload) => self.workflow.execute(payload) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+  )
 
 // The workflow's payload for a run: its id, and its input for a pipeline made with one (the payload's declared type
-// names the id alone; the schema the workflow was made with encodes the input too).
-const payloadOf = <V>(self: Any, options: RunOptions<V>): { readonly id: string } =>
-  (self.input === undefined ? { id: options.id } : { id: options.id, input: options.input }) as { readonly id: string }
+// names the id alone; the schema the workflow was made with encodes the input too). The input is checked here, where
+// it can fail typed: the cluster would refuse what JSON cannot carry with a defect, in the runner.
+const payloadOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<{ readonly id: string }, InvalidInput> => {
+  const input: Input<unknown, V> | undefined = self.input
+  if (input === undefined) return Effect.succeed({ id: options.id })
+  return Either.match(Storable.check(input.schema, options.input as V), {
+    onLeft: (problem) =>
+      Effect.fail(new InvalidInput({ pipeline: self.pipeline.name, id: options.id, detail: problem })),
+    onRight: (value) => Effect.succeed({ id: options.id, input: value })
+  })
+}
+
+// The execution id of a run: made from its id alone (see the workflow's idempotency key), from a payload that has
+// the fields its schema asks for.
+const executionIdOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<string> =>
+  self.workflow.executionId({ id: options.id, ...(self.input === undefined ? {} : { input: options.input }) })
 
 /**
  * Whether the store holds a finished outcome for the run (then {@link run}, given the same options, returns it and
@@ -376,7 +486,7 @@ export const signal = <A, E, R, O, D, I, V, S>(
     const signal = Waiting.deferred(name, schema)
     const token = DurableDeferred.tokenFromExecutionId(signal, {
       workflow: self.workflow,
-      executionId: yield* self.workflow.executionId(payloadOf(self, options))
+      executionId: yield* executionIdOf(self, options)
     })
     yield* DurableDeferred.succeed(signal, { token, value })
   })
@@ -402,7 +512,7 @@ export const status = <A, E, R, O, D, I, V>(
   options: RunOptions<V>
 ): Effect.Effect<Status<A, O, D>, never, WorkflowEngine> =>
   Effect.map(
-    Effect.flatMap(self.workflow.executionId(payloadOf(self, options)), self.workflow.poll),
+    Effect.flatMap(executionIdOf(self, options), self.workflow.poll),
     (outcome): Status<A, O, D> => {
       if (outcome === undefined) return { _tag: "Pending" }
       if (outcome._tag === "Suspended") return { _tag: "Waiting" }
@@ -411,12 +521,16 @@ export const status = <A, E, R, O, D, I, V>(
   )
 
 /**
- * Starts a run (or resumes it, as {@link run} would) without waiting for its outcome: see {@link status}.
+ * Starts a run (or resumes it, as {@link run} would) without waiting for its outcome: see {@link status}. Fails with
+ * `InvalidInput` when the input cannot be stored.
  *
  * @since 0.2.0
  */
 export const start = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
-): Effect.Effect<void, never, WorkflowEngine> =>
-  Effect.asVoid(self.workflow.execute(payloadOf(self, options), { discard: true }))
+): Effect.Effect<void, InputError<V>, WorkflowEngine> =>
+  Effect.flatMap(
+    payloadOf(self, options) as Effect.Effect<{ readonly id: string }, InputError<V>>,
+    (payload) => Effect.asVoid(self.workflow.execute(payload, { discard: true }))
+  )

@@ -119,6 +119,31 @@ describe("Durable.run", () => {
       expect(results.map((r) => r.output)).toEqual([3, 2])
     }))
 
+  it.live("refuses an input the journal cannot carry, or that does not fit its schema, with InvalidInput; starts nothing", () =>
+    Effect.gen(function*() {
+      class Numbers extends Context.Tag("Numbers")<Numbers, { readonly values: ReadonlyArray<number> }>() {}
+      const sum = Step.make("sum", {
+        output: Schema.Number,
+        run: () => Effect.map(Numbers, ({ values }) => values.reduce((a, b) => a + b, 0))
+      })
+      const durable = Durable.make(Pipeline.make("sum", { output: sum }), {
+        input: { tag: Numbers, schema: Schema.Struct({ values: Schema.Array(Schema.Number) }) }
+      })
+      const result = yield* Effect.gen(function*() {
+        const nan = yield* Effect.flip(Durable.run(durable, { id: "a", input: { values: [1, Number.NaN] } }))
+        expect(nan._tag).toBe("InvalidInput")
+        expect(nan.message).toContain(`Cannot start run "a" of pipeline "sum": its input `)
+        expect(nan.message).toContain("NaN and Infinity become null")
+        const wrong = yield* Effect.flip(Durable.start(durable, { id: "a", input: { values: ["1"] } as never }))
+        expect(wrong._tag).toBe("InvalidInput")
+        expect(wrong.message).toContain(`Expected number, actual "1"`)
+        expect((yield* Durable.status(durable, { id: "a", input: { values: [] } }))._tag).toBe("Pending")
+        // Nothing of the refused runs was stored: the id takes its first good input.
+        return yield* Durable.run(durable, { id: "a", input: { values: [1, 2] } })
+      }).pipe(Effect.provide(Layer.provideMerge(Durable.layer(durable), storeWith(freshFile()))))
+      expect(result.output).toBe(3)
+    }))
+
   it.live("runs several ids at once on one file, each step once per run", () =>
     Effect.gen(function*() {
       const runs: Record<string, number> = {}

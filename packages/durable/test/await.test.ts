@@ -164,6 +164,50 @@ describe("Durable.await", () => {
       expect(result.usage.total.cost).toBe(5_000)
     }))
 
+  it.live("tells a listener the suspension as StepSuspended and RunSuspended, then the resumed run to its end", () =>
+    Effect.gen(function*() {
+      const durable = conversation("heard", {})
+      const heard: Array<string> = []
+      const listening = Durable.layer(durable, {
+        onEvent: (event, id) => {
+          const step = "step" in event ? ` ${event.step}` : ""
+          const status = event._tag === "RunFinished" ? ` ${event.status}` : ""
+          const cost = event._tag === "RunSuspended" || event._tag === "RunFinished" ? ` ${event.usage.cost}` : ""
+          heard.push(`${id}: ${event._tag}${step}${status}${cost}`)
+        }
+      })
+      const store = Layer.provideMerge(listening, storeWith(freshFile()))
+      yield* Effect.gen(function*() {
+        yield* Durable.start(durable, { id: "r" })
+        expect((yield* settled(durable, "r"))._tag).toBe("Waiting")
+        expect(heard).toEqual([
+          "r: RunStarted",
+          "r: StepStarted question",
+          "r: UsageRecorded question",
+          "r: StepSucceeded question",
+          "r: StepStarted answer",
+          "r: StepSuspended answer",
+          "r: RunSuspended 1000"
+        ])
+        heard.length = 0
+        yield* Durable.signal(durable, { id: "r", step: "answer", value: { name: "Ada" } })
+        yield* Durable.run(durable, { id: "r" })
+      }).pipe(Effect.provide(store))
+      // The resumed execution replays the question from the journal, and tells it again.
+      expect(heard).toEqual([
+        "r: RunStarted",
+        "r: StepStarted question",
+        "r: UsageRecorded question",
+        "r: StepSucceeded question",
+        "r: StepStarted answer",
+        "r: StepSucceeded answer",
+        "r: StepStarted reply",
+        "r: UsageRecorded reply",
+        "r: StepSucceeded reply",
+        "r: RunFinished completed 2000"
+      ])
+    }))
+
   it.effect("runs in a plain run with signals of the caller's", () =>
     Effect.gen(function*() {
       const durable = conversation("plain", {})
