@@ -78,7 +78,7 @@ export interface Durable<out A, out E, out R, out O, out D, I = never, V = void>
   readonly [TypeId]: TypeId
   readonly pipeline: Pipeline.Pipeline<A, E, R, O, D>
   /** The `@effect/workflow` workflow the runs execute: its name is the pipeline's, its payload the id and input. */
-  readonly workflow: Workflow.Workflow<string, typeof Payload, Schema.Schema<any, any>, typeof RunFailed>
+  readonly workflow: Workflow.Workflow<string, typeof Payload, Schema.Schema<any, any>, Schema.Schema<RunFailed, any>>
   /** The schema of the data a step can stop the run with, if it can be stopped. */
   readonly stop: Schema.Schema.AnyNoContext | undefined
   /** The run's input, if each run is given one. */
@@ -111,18 +111,17 @@ export class MissingSchema extends Data.TaggedError("MissingSchema")<{
 
 /**
  * A durable run failed. It is stored as the run's outcome, so it is what every later run of the same id returns:
- * the pipeline error's kind, the step it names, its message, and the usage up to the failure.
+ * the pipeline error's kind, the step it names, the `_tag` of the error that step failed with (`errorTag`, when it
+ * had one), its message, and what the run had finished: the outputs of the steps that finished (through their
+ * schemas), the usage up to the failure and the timeline, as a plain run's `partial`.
  *
  * @since 0.2.0
  */
-export class RunFailed extends Schema.TaggedError<RunFailed>("@trellis/durable/RunFailed")("RunFailed", {
-  id: Schema.String,
-  pipeline: Schema.String,
-  reason: Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout"),
-  step: Schema.optional(Schema.String),
-  detail: Schema.String,
-  usage: Journal.UsageReport
-}) {
+export class RunFailed extends Data.TaggedError("RunFailed")<Journal.FailureFields> {
+  /** What the run had finished, as a plain run's error carries it. */
+  get partial(): Result.PartialResult {
+    return { pipeline: this.pipeline, outputs: this.outputs, usage: this.usage, timeline: this.timeline }
+  }
   override get message(): string {
     return `Durable run "${this.id}" of pipeline "${this.pipeline}" failed: ${this.detail}`
   }
@@ -162,7 +161,7 @@ export const makeEither = <A, E, R, O, D, I = never, V = void>(
     // The run is its id: running an id again with another input returns the run that id already has.
     idempotencyKey: ({ id }: { readonly id: string }) => id,
     success: Journal.result(pipeline, stop),
-    error: RunFailed,
+    error: Journal.failure(pipeline, RunFailed),
     suspendedRetrySchedule
   })
   return Either.right({ [TypeId]: TypeId, pipeline, workflow, stop, input })
@@ -186,15 +185,23 @@ export const make = <A, E, R, O, D, I = never, V = void>(
 ): Durable<A, E, R, O, D, I, V> => Either.getOrThrowWith(makeEither(pipeline, ...options), identity)
 
 /** A pipeline error as the run's stored outcome. */
-const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): RunFailed =>
-  new RunFailed({
+const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): RunFailed => {
+  const { outputs, pipeline, timeline, usage } = error.partial
+  // The executor fails a step with its error as journaled: the original error's tag is kept there.
+  const cause = error._tag === "StepFailed" ? error.error : undefined
+  const errorTag = cause instanceof Journal.StepError ? cause.tag : Journal.tagOf(cause)
+  return new RunFailed({
     id,
-    pipeline: error.partial.pipeline,
+    pipeline,
     reason: error._tag,
     ...("step" in error ? { step: error.step } : {}),
+    ...(errorTag === undefined ? {} : { errorTag }),
     detail: error.message,
-    usage: error.partial.usage
+    usage,
+    outputs,
+    timeline
   })
+}
 
 /**
  * A waiting step ended the run's progress for now: the run suspends until its value arrives. This is the step's end

@@ -228,7 +228,7 @@ describe("Durable.run", () => {
       expect(runs).toBe(1)
     }))
 
-  it.live("stores a failed run as RunFailed, naming the step, with the usage so far, and returns it for the id", () =>
+  it.live("stores a failed run as RunFailed, naming the step and its error's tag, with what it finished, and returns it for the id", () =>
     Effect.gen(function*() {
       let runs = 0
       class Refused extends Data.TaggedError("Refused")<{ readonly reason: string }> {
@@ -247,12 +247,18 @@ describe("Durable.run", () => {
       const file = freshFile()
       const error = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(error).toBeInstanceOf(Durable.RunFailed)
-      expect([error.reason, error.step, error.usage.total.cost]).toEqual(["StepFailed", "failing", 2_000])
+      expect([error.reason, error.step, error.errorTag, error.usage.total.cost]).toEqual(["StepFailed", "failing", "Refused", 2_000])
       expect(error.message).toMatch(/^Durable run "x" of pipeline "fails" failed: .*refused: no/)
-      expect(runs).toBe(2)
+      // What the run finished, as a plain run's error carries it.
+      expect(error.partial.outputs).toEqual({ paid: 1 })
+      expect(error.timeline.map((t) => [t.step, t.status, t.attempts])).toEqual([["paid", "succeeded", 1], ["failing", "failed", 2]])
+      const plain = yield* Effect.flip(Pipeline.run(durable.pipeline))
+      expect([error.partial.outputs, error.partial.usage]).toEqual([plain.partial.outputs, plain.partial.usage])
+      expect(runs).toBe(4)
       const again = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(again).toEqual(error)
-      expect(runs).toBe(2)
+      expect(again.partial.outputs).toEqual({ paid: 1 })
+      expect(runs).toBe(4)
     }))
 
   it.live("fails a run at once, naming the step, when a step's output cannot be journaled (NaN as a number)", () =>

@@ -122,26 +122,89 @@ export const stepFailure = (stop: Schema.Schema.All) =>
     retryable: Schema.optionalWith(Schema.Boolean, { default: () => false })
   })
 
+/** An error's `_tag`, if it has one. */
+export const tagOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : undefined
+
 /** A step's error as the journal can store it. */
 export const journaled = (
   step: string,
   error: unknown
 ): Pipeline.StopSignal<unknown> | Ledger.BudgetExceeded | StepError => {
   if (error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded) return error
-  const tag = typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
-    ? error._tag
-    : undefined
+  const tag = tagOf(error)
   const detail = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
     ? String((error as { message: unknown }).message)
     : String(error)
   return new StepError({ step, detail, ...(tag === undefined ? {} : { tag }) })
 }
 
-/** The schema of a pipeline's result: the output and every step's output through their schemas. */
-export const result = (pipeline: Pipeline.Any, stop: Schema.Schema.AnyNoContext | undefined) => {
-  const outputs = Schema.Struct(
+/** Every step's output, by step name, through the step's schema. */
+const outputsOf = (pipeline: Pipeline.Any) =>
+  Schema.Struct(
     Object.fromEntries(pipeline.steps.map((step) => [step.name, step.output as Schema.Schema<unknown, unknown>]))
   )
+
+/** The fields a failed run is stored with (see `Durable.RunFailed`). */
+export interface FailureFields {
+  readonly id: string
+  readonly pipeline: string
+  readonly reason: "StepFailed" | "BudgetExceeded" | "BudgetOverrun" | "PipelineTimeout"
+  /** The step the pipeline error names. */
+  readonly step?: string | undefined
+  /** The `_tag` of the error the step failed with, when it had one. */
+  readonly errorTag?: string | undefined
+  /** The pipeline error's message. */
+  readonly detail: string
+  readonly usage: Result.UsageReport
+  /** The outputs of the steps that finished, by step name. */
+  readonly outputs: Readonly<Record<string, unknown>>
+  readonly timeline: ReadonlyArray<Result.StepTiming>
+}
+
+/**
+ * The schema of a pipeline's failed outcome, as the error class given: the finished steps' outputs go
+ * through their schemas. Outcomes stored before the outputs and the timeline were kept read back with none.
+ */
+export const failure = <E extends FailureFields>(
+  pipeline: Pipeline.Any,
+  Error: new(fields: FailureFields) => E
+) => {
+  const Fields = Schema.Struct({
+    _tag: Schema.Literal("RunFailed"),
+    id: Schema.String,
+    pipeline: Schema.String,
+    reason: Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout"),
+    step: Schema.optional(Schema.String),
+    errorTag: Schema.optional(Schema.String),
+    detail: Schema.String,
+    usage: UsageReport,
+    outputs: Schema.optionalWith(Schema.partial(outputsOf(pipeline)), { default: () => ({}) }),
+    timeline: Schema.optionalWith(Schema.Array(StepTiming), { default: () => [] })
+  })
+  return Schema.transform(Fields, Schema.instanceOf(Error), {
+    strict: false,
+    decode: ({ _tag, ...fields }) => new Error(fields),
+    encode: (error: E) => ({
+      _tag: "RunFailed" as const,
+      id: error.id,
+      pipeline: error.pipeline,
+      reason: error.reason,
+      ...(error.step === undefined ? {} : { step: error.step }),
+      ...(error.errorTag === undefined ? {} : { errorTag: error.errorTag }),
+      detail: error.detail,
+      usage: error.usage,
+      outputs: error.outputs,
+      timeline: error.timeline
+    })
+  })
+}
+
+/** The schema of a pipeline's result: the output and every step's output through their schemas. */
+export const result = (pipeline: Pipeline.Any, stop: Schema.Schema.AnyNoContext | undefined) => {
+  const outputs = outputsOf(pipeline)
   const Completed = Schema.Struct({
     _tag: Schema.Literal("Completed"),
     pipeline: Schema.String,

@@ -255,7 +255,7 @@ const demo = (flags: Flags, io: Io) =>
       const failure = Cause.failureOption(exit.cause)
       if (Option.isSome(failure) && failure.value instanceof Durable.RunFailed) {
         const error = failure.value
-        fillRows(progress, pipeline.steps.map((step) => step.name), error.usage, [], error.step)
+        fillRows(progress, pipeline.steps.map((step) => step.name), error.usage, error.timeline, error.step)
         finish("failed", null, { tag: error.reason, step: error.step ?? null, message: error.detail }, undefined)
       } else if (Option.isSome(failure)) {
         finish("failed", null, describeFailure(failure.value), partialOf(failure.value))
