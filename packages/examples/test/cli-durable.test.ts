@@ -47,6 +47,9 @@ describe("trellis-demo --store", () => {
       const first = await cli(args, dir)
       expect(first.code).toBe(0)
       expect(first.stderr).toContain(`trellis-demo: run "report-1" stored in the store "runs.db"`)
+      // The steps are shown as they run (with --json, on stderr).
+      expect(first.stderr).toContain("● extract running")
+      expect(first.stderr).toContain("✓ combine done")
       const report = JSON.parse(first.stdout)
       expect(report).toMatchObject({ status: "completed", route: "thorough" })
       expect(report.steps.map((step: { name: string; status: string }) => [step.name, step.status])).toEqual([
@@ -63,6 +66,7 @@ describe("trellis-demo --store", () => {
       expect(second.code).toBe(0)
       expect(second.stderr).toContain(`trellis-demo: run "report-1" returned from the store "runs.db"`)
       expect(second.stdout).toBe(first.stdout)
+      expect(second.stderr).not.toContain("running")
 
       // A run without a store gives the same output and usage.
       const plain = JSON.parse((await cli(["--json"], dir)).stdout)

@@ -278,14 +278,21 @@ const demo = (flags: Flags, io: Io) =>
           const note = Effect.sync(() =>
             io.stderr(`trellis-demo: run "${id}" ${finished ? "returned from" : "stored in"} ${storeName(location)}\n`)
           )
+          // This process is the run's runner: the layer's listener hears its steps as they run (a resumed run's
+          // finished steps as they are replayed).
+          const listening = Durable.layer(durable, {
+            onEvent: (event) =>
+              event._tag === "StepSuspended" || event._tag === "RunSuspended" ? undefined : progress.onEvent(event)
+          })
           const result = yield* Durable.run(durable, { id, input: { text } }).pipe(
-            Effect.tapBoth({ onFailure: () => note, onSuccess: () => note })
+            Effect.tapBoth({ onFailure: () => note, onSuccess: () => note }),
+            Effect.provide(listening)
           )
           fillRows(progress, pipeline.steps.map((step) => step.name), result.usage, result.timeline)
           return result
         })
       ).pipe(
-        Effect.provide(Durable.layer(durably.durable).pipe(Layer.provideMerge(storeLayer(durably.location)))),
+        Effect.provide(storeLayer(durably.location)),
         Effect.catchTags({
           StoreInUse: (error) => Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${error.message}\n`)), 1),
           SqlError: (error) =>
