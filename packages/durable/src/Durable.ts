@@ -11,6 +11,7 @@
  *
  * @since 0.2.0
  */
+import type { SqlError } from "@effect/sql/SqlError"
 import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import * as Workflow from "@effect/workflow/Workflow"
 import { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
@@ -32,11 +33,13 @@ import { identity } from "effect/Function"
 import type * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Cancellation from "./internal/cancellation.js"
 import * as Executor from "./internal/executor.js"
 import * as Journal from "./internal/journal.js"
 import * as Listening from "./internal/listening.js"
 import * as Storable from "./internal/storable.js"
 import * as Waiting from "./internal/waiting.js"
+import * as Cancellations from "./Cancellations.js"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -193,7 +196,7 @@ const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): Run
   return new RunFailed({
     id,
     pipeline,
-    reason: error._tag,
+    reason: cause instanceof Cancellation.Cancelled ? "Cancelled" : error._tag,
     ...("step" in error ? { step: error.step } : {}),
     ...(errorTag === undefined ? {} : { errorTag }),
     detail: error.message,
@@ -272,12 +275,13 @@ export const layer = <A, E, R, O, D, I, V>(
   const isWaiting = (step: string) => waiting.has(step)
   return self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
-      const engine = yield* WorkflowEngine
       const instance = yield* WorkflowInstance
+      const services = Context.make(WorkflowEngine, yield* WorkflowEngine).pipe(Context.add(WorkflowInstance, instance))
       const executor = yield* Executor.make(
         self.stop ?? Schema.Never,
-        Context.make(WorkflowEngine, engine).pipe(Context.add(WorkflowInstance, instance)),
-        yield* Effect.serviceOption(SpendLog.SpendLog)
+        services,
+        yield* Effect.serviceOption(SpendLog.SpendLog),
+        yield* Cancellation.watch(yield* Effect.serviceOption(Cancellations.Cancellations), instance.executionId)
       )
       const listener = options?.onEvent
       const onEvent = listener === undefined ? undefined : Listening.forExecution(listener, payload.id, instance, isWaiting)
@@ -425,7 +429,7 @@ export interface AwaitOptions<A, I, Deps extends Step.Dependencies> {
 const await_ = <const Name extends string, A, I, const Deps extends Step.Dependencies = {}>(
   name: Name,
   options: AwaitOptions<A, I, Deps>
-): Step.Step<Name, A, never, Signals, Deps> =>
+): Step.Step<Name, A, Cancelled, Signals, Deps> =>
   Waiting.mark(Step.make(name, {
     after: options.after,
     output: options.schema,
@@ -457,7 +461,7 @@ export class InvalidSignal extends Data.TaggedError("InvalidSignal")<{
  * @since 0.2.0
  */
 export type SignalOptions<V, S> = RunOptions<V> & (
-  | { readonly step: Step.Step<string, S, never, Signals, any>; readonly value: S }
+  | { readonly step: Step.Step<string, S, any, Signals, any>; readonly value: S }
   | { readonly step: string; readonly value: unknown }
 )
 
@@ -496,6 +500,38 @@ export const signal = <A, E, R, O, D, I, V, S>(
       executionId: yield* executionIdOf(self, options)
     })
     yield* DurableDeferred.succeed(signal, { token, value })
+  })
+
+/**
+ * A step's attempt was cut short, or never started, because its run was cancelled ({@link cancel}); a waiting step
+ * whose value had not come fails with it too. A cancelled run fails with `RunFailed`, its reason `"Cancelled"`.
+ *
+ * @since 0.2.0
+ */
+export const Cancelled = Cancellation.Cancelled
+
+/**
+ * @since 0.2.0
+ */
+export type Cancelled = Cancellation.Cancelled
+
+/**
+ * Cancels a run, from any process on its store. The cancellation is stored with the run: a run waiting for a signal
+ * resumes and fails at once; a running one is found cancelled within a second by the runner executing it, which
+ * interrupts its steps in flight (their finalizers run, and what their calls were billed counts) and starts no
+ * other. The run fails with `RunFailed`, its reason `"Cancelled"`, keeping what it finished. A run that finishes
+ * first keeps its outcome, and a run not yet started is cancelled as soon as it starts.
+ *
+ * @since 0.2.0
+ */
+export const cancel = <A, E, R, O, D, I, V>(
+  self: Durable<A, E, R, O, D, I, V>,
+  options: RunOptions<V>
+): Effect.Effect<void, SqlError, WorkflowEngine | Cancellations.Cancellations> =>
+  Effect.gen(function*() {
+    const execution = yield* executionIdOf(self, options)
+    yield* Effect.flatMap(Cancellations.Cancellations, (cancellations) => cancellations.cancel(execution))
+    yield* self.workflow.resume(execution)
   })
 
 /**

@@ -90,7 +90,9 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
           sql`DELETE FROM cluster_replies WHERE request_id IN (SELECT request_id FROM cluster_messages
             WHERE entity_id = ${entity_id} AND entity_type IN (${entity_type}, ${clockEntity}))`,
           sql`DELETE FROM cluster_messages WHERE entity_id = ${entity_id} AND entity_type IN (${entity_type}, ${clockEntity})`,
-          sql`DELETE FROM trellis_spend WHERE execution_id = ${entity_id}`
+          sql`DELETE FROM trellis_spend WHERE execution_id = ${entity_id}`,
+          // The id is free again: a new run under it must not be taken as cancelled.
+          sql`DELETE FROM trellis_cancel WHERE execution_id = ${entity_id}`
         ], { discard: true }))
       }
       return { runs: old.length }

@@ -37,6 +37,7 @@ import type * as Redacted from "effect/Redacted"
 import { duration, InvalidOption } from "./internal/options.js"
 import * as Retention from "./Retention.js"
 import * as Runs from "./Runs.js"
+import * as Cancellations from "./Cancellations.js"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -126,11 +127,17 @@ export interface EngineOptions {
 }
 
 /**
- * What every store provides: the workflow engine, the spend log, the retention and the run listing.
+ * What every store provides: the workflow engine, the spend log, the cancellations, the retention and the run
+ * listing.
  *
  * @since 0.2.0
  */
-export type Services = WorkflowEngine | SpendLog.SpendLog | Retention.Retention | Runs.Runs
+export type Services =
+  | WorkflowEngine
+  | SpendLog.SpendLog
+  | Cancellations.Cancellations
+  | Retention.Retention
+  | Runs.Runs
 
 /** The options every store takes, checked, with their defaults. */
 interface Engine {
@@ -170,13 +177,22 @@ const pruning = (engine: Engine): Layer.Layer<never, never, Retention.Retention>
     )
   ))
 
-/** The engine, the spend log, retention and the run listing on the SQL client's database (tables made as needed), over a cluster. */
+/**
+ * The engine, the spend log, the cancellations, retention and the run listing on the SQL client's database (tables
+ * made as needed), over a cluster.
+ */
 const services = <E>(
   engine: Engine,
   cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>
 ): Layer.Layer<Services, E | SqlError, SqlClient.SqlClient> =>
   pruning(engine).pipe(Layer.provideMerge(
-    Layer.mergeAll(ClusterWorkflowEngine.layer, SpendLog.layer, Retention.layer, Runs.layer).pipe(Layer.provide(cluster))
+    Layer.mergeAll(
+      ClusterWorkflowEngine.layer,
+      SpendLog.layer,
+      Cancellations.layer,
+      Retention.layer,
+      Runs.layer
+    ).pipe(Layer.provide(cluster))
   ))
 
 /**

@@ -60,4 +60,29 @@ describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
       yield* Durable.run(durable, { id: "pg-1" }).pipe(Effect.provide(store(durable)))
       expect(runs).toEqual({ a: 2, b: 2, c: 2 })
     }), 30_000)
+
+  it.live("cancels a running run from a client's process: its runner cuts the step; pruned, the id runs again", () =>
+    Effect.gen(function*() {
+      const runs: Record<string, number> = {}
+      const entered = yield* Deferred.make<void>()
+      let hang = true
+      const durable = chain("pg_cancel", runs, () => hang, entered)
+      const runner = store(durable)
+      const client = Store.layerPgClient({ url: Redacted.make(database.url) }).pipe(Layer.orDie)
+      const error = yield* Effect.gen(function*() {
+        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "pg-2" })))
+        yield* Deferred.await(entered)
+        yield* Durable.cancel(durable, { id: "pg-2" }).pipe(Effect.provide(client))
+        return yield* Fiber.join(running)
+      }).pipe(Effect.provide(runner))
+      expect([error.reason, error.step, error.outputs, error.usage.total.cost]).toEqual(["Cancelled", "b", { a: 1 }, 1_000])
+      expect(runs).toEqual({ a: 1 })
+      // Pruned, the id is free again, and a new run under it is not taken as cancelled.
+      hang = false
+      const result = yield* Effect.zipRight(
+        Retention.prune(0),
+        Durable.run(durable, { id: "pg-2" })
+      ).pipe(Effect.provide(store(durable)))
+      expect(result.output).toBe(20)
+    }), 30_000)
 })

@@ -18,6 +18,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
+import * as Cancellation from "./cancellation.js"
 import * as Journal from "./journal.js"
 import * as Storable from "./storable.js"
 import * as Waiting from "./waiting.js"
@@ -98,14 +99,21 @@ const attempt = <A, E, R>(
   number: number,
   books: Option.Option<ExecutionLog>,
   attempts: Attempts,
-  journal: Journal.StepOutcome
+  journal: Journal.StepOutcome,
+  cancellation: Cancellation.Cancellation
 ) => {
   const step = execution.step.name
   const retry = Step.retryOptions(execution.policy.retry)
-  const timed = Step.withPolicy(Effect.suspend(() => execution.step.run(execution.inputs)), {
-    step,
-    timeout: execution.policy.timeout
-  })
+  const cancelled = Effect.fail(new Cancellation.Cancelled({ step }))
+  // Not started once the run is cancelled, and cut when it is (the cut step's finalizers run, and its calls settle).
+  const timed = Effect.flatMap(cancellation.isCancelled, (isCancelled) =>
+    isCancelled ? cancelled : Effect.raceFirst(
+      Step.withPolicy(Effect.suspend(() => execution.step.run(execution.inputs)), {
+        step,
+        timeout: execution.policy.timeout
+      }),
+      Effect.zipRight(cancellation.whenCancelled, cancelled)
+    ))
   const spent = () => attempts.spent.get(number) ?? Usage.empty
   const add = (usage: Usage.Usage) => Effect.sync(() => attempts.spent.set(number, Usage.add(spent(), usage)))
   return Effect.gen(function*() {
@@ -144,7 +152,8 @@ const attempt = <A, E, R>(
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {
       attempts.causes.set(number, exit.cause)
-      const retryable = retry !== undefined && retry.while(failure.value as E | Step.StepTimeout)
+      const retryable = retry !== undefined && !(failure.value instanceof Cancellation.Cancelled) &&
+        retry.while(failure.value as E | Step.StepTimeout)
       return Either.match(
         Storable.check(journal.failure, { error: Journal.journaled(step, failure.value), usage, retryable }),
         { onLeft: unjournalable, onRight: Effect.fail }
@@ -158,12 +167,14 @@ const attempt = <A, E, R>(
 /**
  * Makes the executor for one execution of a durable run's workflow. `services` are the workflow engine and the
  * execution's instance, which an Activity needs and the executor's signature cannot carry; `log` the spend log, if
- * the store keeps one. A waiting step runs as it would locally, with the execution's signals.
+ * the store keeps one; `cancellation` what the execution knows of its run's cancellation. A waiting step runs as it
+ * would locally, with the execution's signals.
  */
 export const make = (
   stop: Schema.Schema.All,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
-  log: Option.Option<SpendLog.Service>
+  log: Option.Option<SpendLog.Service>,
+  cancellation: Cancellation.Cancellation
 ): Effect.Effect<StepExecutor.Service> =>
   Effect.gen(function*() {
     const execution = Context.get(services, WorkflowInstance).executionId
@@ -173,15 +184,16 @@ export const make = (
       execution,
       spentBefore: yield* Effect.cached(Effect.orDie(log.value.spentBefore(execution)))
     })
-    return executor(stop, services, books)
+    return executor(stop, services, books, cancellation)
   })
 
 const executor = (
   stop: Schema.Schema.All,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
-  books: Option.Option<ExecutionLog>
+  books: Option.Option<ExecutionLog>,
+  cancellation: Cancellation.Cancellation
 ): StepExecutor.Service => {
-  const signals = Waiting.signals(services)
+  const signals = Waiting.signals(services, cancellation)
   return StepExecutor.make((execution) =>
     Effect.suspend(() => {
       const step = execution.step
@@ -199,7 +211,7 @@ const executor = (
         error: journal.failure,
         execute: Effect.flatMap(
           Activity.CurrentAttempt,
-          (number) => attempt(execution, number, books, attempts, journal)
+          (number) => attempt(execution, number, books, attempts, journal, cancellation)
         )
       })
       /** Attempt `number`: run, or replayed from the journal if it ended before. */

@@ -4,6 +4,7 @@
  */
 import { Ledger, Pipeline, type Result, type Step, type Usage as UsageModule } from "@trellis/core"
 import * as Schema from "effect/Schema"
+import { Cancelled } from "./cancellation.js"
 
 /** An exact amount of nano-dollars, as the core's `Cost`. */
 export const Cost = Schema.NonNegativeInt.pipe(Schema.brand("@trellis/core/Cost"))
@@ -62,7 +63,10 @@ export class StepError extends Schema.TaggedError<StepError>("@trellis/durable/S
   }
 }
 
-/** The error a step's outcome can journal: a stop (with its data), a refused budget, or any other failure. */
+/**
+ * The error a step's outcome can journal: a stop (with its data), a refused budget, a cancellation, or any other
+ * failure.
+ */
 const StepFailure = (stop: Schema.Schema.All) =>
   Schema.Union(
     Schema.transform(
@@ -97,6 +101,7 @@ const StepFailure = (stop: Schema.Schema.All) =>
         })
       }
     ),
+    Cancelled,
     StepError
   )
 
@@ -132,8 +137,10 @@ export const tagOf = (error: unknown): string | undefined =>
 export const journaled = (
   step: string,
   error: unknown
-): Pipeline.StopSignal<unknown> | Ledger.BudgetExceeded | StepError => {
-  if (error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded) return error
+): Pipeline.StopSignal<unknown> | Ledger.BudgetExceeded | Cancelled | StepError => {
+  if (error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded || error instanceof Cancelled) {
+    return error
+  }
   const tag = tagOf(error)
   const detail = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
     ? String((error as { message: unknown }).message)
@@ -151,7 +158,7 @@ const outputsOf = (pipeline: Pipeline.Any) =>
 export interface FailureFields {
   readonly id: string
   readonly pipeline: string
-  readonly reason: "StepFailed" | "BudgetExceeded" | "BudgetOverrun" | "PipelineTimeout"
+  readonly reason: "StepFailed" | "BudgetExceeded" | "BudgetOverrun" | "PipelineTimeout" | "Cancelled"
   /** The step the pipeline error names. */
   readonly step?: string | undefined
   /** The `_tag` of the error the step failed with, when it had one. */
@@ -176,7 +183,7 @@ export const failure = <E extends FailureFields>(
     _tag: Schema.Literal("RunFailed"),
     id: Schema.String,
     pipeline: Schema.String,
-    reason: Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout"),
+    reason: Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout", "Cancelled"),
     step: Schema.optional(Schema.String),
     errorTag: Schema.optional(Schema.String),
     detail: Schema.String,

@@ -4,11 +4,12 @@
  * the engine, and a run that reaches the step before the value arrives is suspended until it does.
  */
 import * as DurableDeferred from "@effect/workflow/DurableDeferred"
-import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
+import { WorkflowEngine, type WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import type { Step } from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
+import * as Cancellation from "./cancellation.js"
 
 /**
  * Where a waiting step gets its value. A durable run provides it to its waiting steps; a plain run of the same
@@ -17,8 +18,8 @@ import type * as Schema from "effect/Schema"
  * @since 0.2.0
  */
 export class Signals extends Context.Tag("@trellis/durable/Signals")<Signals, {
-  /** The value delivered under `name`, once there is one. */
-  readonly await: <A, I>(name: string, schema: Schema.Schema<A, I, never>) => Effect.Effect<A>
+  /** The value delivered under `name`, once there is one; fails if the run is cancelled before. */
+  readonly await: <A, I>(name: string, schema: Schema.Schema<A, I, never>) => Effect.Effect<A, Cancellation.Cancelled>
 }>() {}
 
 const waiting = new WeakSet<Step.Any>()
@@ -41,8 +42,21 @@ export const deferred = <A, I>(name: string, schema: Schema.Schema<A, I, never>)
 
 /**
  * The signals of one execution: a value already delivered is returned at once; otherwise the run is suspended (the
- * engine lets the Activities in flight beside it finish first, so none is cut and run again on resume).
+ * engine lets the Activities in flight beside it finish first, so none is cut and run again on resume), or, once the
+ * run is cancelled, the step fails with `Cancelled`.
  */
-export const signals = (services: Context.Context<WorkflowEngine | WorkflowInstance>): Context.Tag.Service<Signals> => ({
-  await: (name, schema) => Effect.provide(DurableDeferred.await(deferred(name, schema)), services)
+export const signals = (
+  services: Context.Context<WorkflowEngine | WorkflowInstance>,
+  cancellation: Cancellation.Cancellation
+): Context.Tag.Service<Signals> => ({
+  await: (name, schema) => {
+    const signal = deferred(name, schema)
+    return Effect.flatMap(cancellation.isCancelled, (isCancelled) =>
+      isCancelled
+        ? Effect.flatMap(WorkflowEngine, (engine) => engine.deferredResult(signal)).pipe(
+          Effect.provide(services),
+          Effect.flatMap((exit) => exit === undefined ? Effect.fail(new Cancellation.Cancelled({ step: name })) : exit)
+        )
+        : Effect.provide(DurableDeferred.await(signal), services))
+  }
 })

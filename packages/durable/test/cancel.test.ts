@@ -1,0 +1,100 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Pipeline, Step } from "@trellis/core"
+import { Durable } from "@trellis/durable"
+import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import { Deferred, Effect, Fiber, Schema } from "effect"
+import * as path from "node:path"
+import { paidCall, storeWith, tempDir } from "./utils.js"
+
+const dir = tempDir()
+let files = 0
+const freshFile = () => path.join(dir, `cancel-${++files}.db`)
+
+/** Polls the run's status until it is no longer pending. */
+const settled = <A, E, R, O, D>(
+  durable: Durable.Durable<A, E, R, O, D>,
+  id: string
+): Effect.Effect<Durable.Status<A, O, D>, never, WorkflowEngine> =>
+  Effect.flatMap(
+    Durable.status(durable, { id }),
+    (status) => status._tag === "Pending" ? Effect.zipRight(Effect.sleep("20 millis"), settled(durable, id)) : Effect.succeed(status)
+  )
+
+describe("Durable.cancel", () => {
+  it.live("ends a run waiting for a signal at once, as Cancelled, with what it finished; the outcome is stored", () =>
+    Effect.gen(function*() {
+      let replies = 0
+      const question = Step.make("question", { output: Schema.String, run: () => Effect.as(paidCall(1_000), "Your name?") })
+      const answer = Durable.await("answer", { schema: Schema.String, after: { question } })
+      const reply = Step.make("reply", {
+        after: { answer },
+        output: Schema.String,
+        run: ({ answer }) => Effect.sync(() => (replies++, `Hello, ${answer}`))
+      })
+      const durable = Durable.make(Pipeline.make("asking", { output: reply }))
+      const file = freshFile()
+      const error = yield* Effect.gen(function*() {
+        yield* Durable.start(durable, { id: "r" })
+        expect((yield* settled(durable, "r"))._tag).toBe("Waiting")
+        yield* Durable.cancel(durable, { id: "r" })
+        return yield* Effect.flip(Durable.run(durable, { id: "r" }))
+      }).pipe(Effect.provide(storeWith(file, durable)))
+      expect([error._tag, error.reason, error.step, error.errorTag]).toEqual(["RunFailed", "Cancelled", "answer", "Cancelled"])
+      expect(error.outputs).toEqual({ question: "Your name?" })
+      expect(error.usage.total.cost).toBe(1_000)
+      // A signal that comes after changes nothing: the stored outcome is returned, in a later process too.
+      const again = yield* Effect.zipRight(
+        Durable.signal(durable, { id: "r", step: "answer", value: "Ada" }),
+        Effect.flip(Durable.run(durable, { id: "r" }))
+      ).pipe(Effect.provide(storeWith(file, durable)))
+      expect(again).toEqual(error)
+      expect(replies).toBe(0)
+    }))
+
+  it.live("cuts a running run's step in flight (its finalizer runs, its call counts) and starts no other step", () =>
+    Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      const steps: Array<string> = []
+      const first = Step.make("first", { output: Schema.Number, run: () => Effect.as(paidCall(1_000), 1) })
+      const slow = Step.make("slow", {
+        after: { first },
+        output: Schema.Number,
+        run: () =>
+          paidCall(2_000).pipe(
+            Effect.zipRight(Deferred.succeed(entered, undefined)),
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Effect.sync(() => steps.push("slow cleaned up")))
+          )
+      })
+      const last = Step.make("last", {
+        after: { slow },
+        output: Schema.Number,
+        run: () => Effect.sync(() => (steps.push("last ran"), 3))
+      })
+      const durable = Durable.make(Pipeline.make("cut", { output: last }))
+      const error = yield* Effect.gen(function*() {
+        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "r" })))
+        yield* Deferred.await(entered)
+        yield* Durable.cancel(durable, { id: "r" })
+        return yield* Fiber.join(running)
+      }).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      expect([error.reason, error.step]).toEqual(["Cancelled", "slow"])
+      expect(error.message).toContain(`Step "slow" was cancelled with its run`)
+      expect(error.outputs).toEqual({ first: 1 })
+      expect([error.usage.total.cost, error.usage.byStep.slow?.cost]).toEqual([3_000, 2_000])
+      expect(steps).toEqual(["slow cleaned up"])
+    }))
+
+  it.live("cancels a run before it starts: no step runs", () =>
+    Effect.gen(function*() {
+      let runs = 0
+      const only = Step.make("only", { output: Schema.Number, retry: 3, run: () => Effect.sync(() => ++runs) })
+      const durable = Durable.make(Pipeline.make("early", { output: only }))
+      const error = yield* Effect.zipRight(
+        Durable.cancel(durable, { id: "r" }),
+        Effect.flip(Durable.run(durable, { id: "r" }))
+      ).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      expect([error.reason, error.step, error.timeline[0]?.attempts]).toEqual(["Cancelled", "only", 1])
+      expect(runs).toBe(0)
+    }))
+})
