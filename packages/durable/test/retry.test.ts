@@ -4,7 +4,7 @@ import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Durable, Runs, SpendLog, Store } from "@trellis/durable"
 import { PgClient } from "@effect/sql-pg"
-import { Data, Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
+import { Data, Deferred, Duration, Effect, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
 import * as path from "node:path"
 import { freshDatabase, paidCall, postgresUrl, storeWith, tempDir } from "./utils.js"
 
@@ -77,6 +77,33 @@ describe("a durable step's retries", () => {
       const again = yield* Durable.run(durable, { id: "a" }).pipe(Effect.provide(storeWith(file, durable)))
       expect(again).toEqual(result)
       expect(calls.count).toBe(4)
+    }))
+
+  it.live("do not wait again between the failed attempts a resumed run replays", () =>
+    Effect.gen(function*() {
+      const file = freshFile()
+      const entered = yield* Deferred.make<void>()
+      let crash = true
+      // No wait between attempts before the crash; an hour after it, which a replayed attempt must not wait.
+      let wait = Duration.zero
+      let calls = 0
+      const step = Step.make("flaky", {
+        output: Schema.Number,
+        retry: { times: 2, schedule: Schedule.addDelay(Schedule.forever, () => wait) },
+        run: () =>
+          Effect.suspend(() => {
+            const call = ++calls
+            if (call <= 2) return Effect.fail(new Flaky({ attempt: call }))
+            return crash ? Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never) : Effect.succeed(call)
+          })
+      })
+      const durable = Durable.make(Pipeline.make("waits", { output: step }))
+      yield* crashOnce(durable, file, "w", entered)
+      crash = false
+      wait = Duration.hours(1)
+      const result = yield* Durable.run(durable, { id: "w" }).pipe(Effect.provide(storeWith(file, durable)))
+      expect([result.output, calls]).toEqual([4, 4])
+      expect(result.timeline.map((t) => [t.step, t.status, t.attempts])).toEqual([["flaky", "succeeded", 3]])
     }))
 
   it.live("give a resumed step only its attempts left: the last one failing fails the run", () =>

@@ -10,6 +10,7 @@ import { type WorkflowEngine, WorkflowInstance } from "@effect/workflow/Workflow
 import { Ledger, Step, StepExecutor, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -71,6 +72,8 @@ interface Failed {
   readonly error: unknown
   readonly retryable: boolean
   readonly cause: Cause.Cause<unknown>
+  /** Whether the attempt failed in an earlier execution, its outcome read from the journal. */
+  readonly replayed: boolean
 }
 
 /**
@@ -230,7 +233,7 @@ const executor = (
                 replayed(usage),
                 Effect.suspend(() => {
                   const cause = attempts.causes.get(number) ?? Cause.fail(error)
-                  return Effect.fail({ error, retryable, cause } satisfies Failed)
+                  return Effect.fail({ error, retryable, cause, replayed: !attempts.ran.has(number) } satisfies Failed)
                 })
               )
           })
@@ -261,11 +264,16 @@ const retrying = <A, E, R>(
       : Effect.zipRight(execution.onRetry(number, last.cause as Cause.Cause<any>), one(number))
   }).pipe(Effect.tapError((failed) => Effect.sync(() => (last = failed))))
   // The policy's schedule sees the error itself when the attempt ran here, and as journaled when it is replayed.
-  // Its waits are ordinary sleeps, not timers of the engine: a resumed run waits them again as it replays the
-  // attempts that failed.
-  const schedule = Schedule.mapInput(
+  // Its waits are ordinary sleeps, not timers of the engine. After an attempt replayed from the journal there is no
+  // wait: it was waited, or cut short by the crash, in the execution that ran the attempt, and a resumed run goes
+  // through its failed attempts at once.
+  const policy = Schedule.mapInput(
     retry.schedule ?? Schedule.forever,
     (failed: Failed) => Option.getOrElse(Cause.failureOption(failed.cause), () => failed.error) as never
+  )
+  const schedule = Schedule.modifyDelay(
+    Schedule.passthrough(policy),
+    (failed, delay) => failed.replayed ? Duration.zero : delay
   )
   return retry.times === undefined
     ? Effect.retry(next, { schedule, while: (failed) => failed.retryable })
