@@ -150,6 +150,22 @@ describe("trellis-demo book, signal and runs", () => {
       )
     }), 60_000)
 
+  it("takes --store, --provider and --model before the command's name as well as after it", () =>
+    inScratch(async (dir) => {
+      const store = join(dir, "booking.db")
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const before = await run(["--store", store, "--provider", "offline", "book", "--run-id", "b1"])
+      expect([before.code, before.stdout]).toEqual([0, "What name should the booking be under?\n"])
+      const after = await run(["book", "--provider", "offline", "--model", "gpt-4o", "--store", store, "--run-id", "b2"])
+      expect([after.code, after.stdout]).toEqual([0, "What name should the booking be under?\n"])
+      const signalled = await run(["--store", store, "signal", "b1", "name", JSON.stringify("Ada"), "--provider", "offline"])
+      expect([signalled.code, signalled.stdout]).toEqual([0, "Which email address should the confirmation go to?\n"])
+      const listed = await run(["--store", store, "runs", "--json"])
+      expect(JSON.parse(listed.stdout).map((run: { id: string }) => run.id)).toEqual(["b1", "b2"])
+      const badModel = await run(["book", "--model", "", "--store", store, "--run-id", "b3"])
+      expect([badModel.code, badModel.stderr]).toEqual([2, expect.stringContaining("trellis-demo: --model")])
+    }), 60_000)
+
   it.effect("needs --store, and book needs --run-id, with one line and exit 2", () =>
     Effect.gen(function*() {
       const cases = [

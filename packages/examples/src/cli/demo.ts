@@ -337,10 +337,10 @@ export const run = (args: ReadonlyArray<string>, io: Io) =>
   Effect.suspend(() => {
     let code = 0
     const setCode = (c: number) => void (code = c)
+    const main = Command.make("trellis-demo", flags, (parsed) => Effect.map(demo(parsed, io), setCode))
+    const model = (provider: Option.Option<ProviderName>, name: Option.Option<string>) => chooseModel(io, provider, name)
     const cli = Command.run(
-      Command.make("trellis-demo", flags, (parsed) => Effect.map(demo(parsed, io), setCode)).pipe(
-        Command.withSubcommands(commands({ ...io, model: chooseModel(io, Option.none(), Option.none()) }, setCode))
-      ),
+      main.pipe(Command.withSubcommands(commands({ ...io, model }, setCode, main))),
       { name: "trellis-demo", version }
     )
     // @effect/cli explains a bad flag with a help text on the console's error stream: keep its first line.

@@ -10,15 +10,49 @@ import { Durable, Runs, type Store } from "@trellis/durable"
 import type { LanguageModel } from "@trellis/llm"
 import { Effect, Layer, Option } from "effect"
 import { booking, fields, nextQuestion, questions, settled } from "../booking.js"
-import { decodeFlag, flags, InputError, RunId, type StoreLocation, StoreFlag } from "./args.js"
+import {
+  decodeFlag,
+  flags,
+  InputError,
+  ModelName,
+  type ProviderName,
+  RunId,
+  type StoreLocation,
+  StoreFlag
+} from "./args.js"
 import { type Opened, readerLayer, storeLayer, storeName } from "./store.js"
 
-/** What the commands write to, and the model the conversation reads answers with. */
+/** What the commands write to, and the model the conversation reads answers with, from `--provider` and `--model`. */
 export interface Io {
   readonly stdout: (text: string) => void
   readonly stderr: (text: string) => void
-  readonly model: Layer.Layer<LanguageModel.LanguageModel, InputError>
+  readonly model: (
+    provider: Option.Option<ProviderName>,
+    model: Option.Option<string>
+  ) => Layer.Layer<LanguageModel.LanguageModel, InputError>
 }
+
+/** The options these commands share with the demo's own. */
+interface Shared {
+  readonly store: Option.Option<string>
+  readonly provider: Option.Option<ProviderName>
+  readonly model: Option.Option<string>
+}
+
+/** The demo's options as given before the command's name (`trellis-demo --store runs.db runs`). */
+export type Before = Effect.Effect<Shared, never, Command.Command.Context<"trellis-demo">>
+
+/** A command's shared options: its own, else those given before its name. */
+const shared = (before: Before, own: Shared): Effect.Effect<Shared, never, Command.Command.Context<"trellis-demo">> =>
+  Effect.map(before, (given) => ({
+    store: Option.orElse(own.store, () => given.store),
+    provider: Option.orElse(own.provider, () => given.provider),
+    model: Option.orElse(own.model, () => given.model)
+  }))
+
+/** The model the conversation reads answers with, as `--provider` and `--model` choose it. */
+const chosenModel = (io: Io, options: Shared) =>
+  Effect.map(decodeFlag("model", ModelName, options.model), (model) => io.model(options.provider, model))
 
 const store = flags.store.pipe(Options.withDescription("The SQLite file or postgres:// URL the runs are kept in"))
 
@@ -37,11 +71,12 @@ const requiredStore = (text: Option.Option<string>) =>
 const withStore = <R>(
   io: Io,
   location: StoreLocation,
+  model: Layer.Layer<LanguageModel.LanguageModel, InputError>,
   effect: Effect.Effect<number, InputError | Effect.Effect.Error<ReturnType<typeof Runs.list>>, R>,
   opened: (location: StoreLocation) => Opened = storeLayer
 ): Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>> =>
   effect.pipe(
-    Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(opened(location)), Layer.provide(io.model))),
+    Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(opened(location)), Layer.provide(model))),
     Effect.catchIf(
       (error): error is Exclude<typeof error, InputError> => !(error instanceof InputError),
       (error) => {
@@ -80,35 +115,40 @@ const report = (io: Io, id: string, location: StoreLocation) =>
     return 0
   })
 
-const book = (io: Io, setCode: (code: number) => void) =>
+const book = (io: Io, setCode: (code: number) => void, before: Before) =>
   Command.make(
     "book",
-    { store, runId: flags.runId },
+    { store, runId: flags.runId, provider: flags.provider, model: flags.model },
     (parsed) =>
       Effect.gen(function*() {
-        const location = yield* requiredStore(parsed.store)
+        const options = yield* shared(before, parsed)
+        const location = yield* requiredStore(options.store)
         const id = yield* decodeFlag("run-id", RunId, parsed.runId)
         if (Option.isNone(id)) return yield* new InputError({ message: "book needs --run-id (the conversation's id)" })
         return yield* withStore(
           io,
           location,
+          yield* chosenModel(io, options),
           Effect.zipRight(Durable.start(booking, { id: id.value }), report(io, id.value, location))
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Start (or resume) the durable booking conversation, and show what it asks"))
 
-const signal = (io: Io, setCode: (code: number) => void) =>
+const signal = (io: Io, setCode: (code: number) => void, before: Before) =>
   Command.make(
     "signal",
     {
       store,
+      provider: flags.provider,
+      model: flags.model,
       id: Args.text({ name: "id" }).pipe(Args.withDescription("The run's id")),
       step: Args.text({ name: "step" }).pipe(Args.withDescription(`The waiting step: ${fields.join(", ")}`)),
       value: Args.text({ name: "json" }).pipe(Args.withDescription(`The value, as JSON (a string in quotes: '"Ada"')`))
     },
     (parsed) =>
       Effect.gen(function*() {
-        const location = yield* requiredStore(parsed.store)
+        const options = yield* shared(before, parsed)
+        const location = yield* requiredStore(options.store)
         const id = Option.getOrThrow(yield* decodeFlag("run-id", RunId, Option.some(parsed.id)))
         const value = yield* Effect.try({
           try: (): unknown => JSON.parse(parsed.value),
@@ -118,6 +158,7 @@ const signal = (io: Io, setCode: (code: number) => void) =>
         return yield* withStore(
           io,
           location,
+          yield* chosenModel(io, options),
           Durable.signal(booking, { id, step: parsed.step, value }).pipe(
             Effect.zipRight(report(io, id, location)),
             Effect.catchTag("InvalidSignal", (error) => Effect.fail(new InputError({ message: error.message })))
@@ -126,15 +167,17 @@ const signal = (io: Io, setCode: (code: number) => void) =>
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Deliver a value to a durable run's waiting step, and show what the run asks next"))
 
-const runs = (io: Io, setCode: (code: number) => void) =>
+const runs = (io: Io, setCode: (code: number) => void, before: Before) =>
   Command.make(
     "runs",
     { store, json: flags.json },
     (parsed) =>
       Effect.gen(function*() {
-        const location = yield* requiredStore(parsed.store)
+        const given = yield* before
+        const location = yield* requiredStore(Option.orElse(parsed.store, () => given.store))
         const listed = Effect.map(Runs.list(), (runs) => print(io, location, runs, parsed.json))
-        return yield* withStore(io, location, listed, readerLayer)
+        // Listing asks no model: the conversation is registered with the default one.
+        return yield* withStore(io, location, io.model(Option.none(), Option.none()), listed, readerLayer)
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("List the durable runs kept in a store, with their status, steps done and cost"))
 
@@ -162,6 +205,9 @@ const print = (io: Io, location: StoreLocation, runs: ReadonlyArray<Runs.Run>, j
         return 0
 }
 
-/** The commands, each setting the process's exit code through `setCode`. */
-export const commands = (io: Io, setCode: (code: number) => void) =>
-  [runs(io, setCode), book(io, setCode), signal(io, setCode)] as const
+/**
+ * The commands, each setting the process's exit code through `setCode`; `before` reads the demo's options given
+ * before a command's name, which stand in for the command's own.
+ */
+export const commands = (io: Io, setCode: (code: number) => void, before: Before) =>
+  [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before)] as const
