@@ -72,6 +72,11 @@ export interface Step<out Name extends string, out A, E, out R, Deps extends Dep
    * through it.
    */
   readonly output: Schema.Schema.AnyNoContext | undefined
+  /**
+   * The schema of the errors the step declared a store should keep as themselves, if any (checked against its
+   * error type when the step was made, untyped here as `output` is). A durable run journals those errors through it.
+   */
+  readonly error: Schema.Schema.AnyNoContext | undefined
 }
 
 /**
@@ -131,7 +136,7 @@ export type Outputs<S> = { readonly [C in Closure<S> as C["name"]]: Output<C> }
  *
  * @since 0.1.0
  */
-export interface Options<Deps extends Dependencies, A, E, R> {
+export interface Options<Deps extends Dependencies, A, E, R, X extends E = never> {
   /** The steps this one needs; their outputs arrive under the same keys. */
   readonly after?: Deps | undefined
   /** Time allowed for one attempt; the step fails with `StepTimeout` past it. */
@@ -143,6 +148,13 @@ export interface Options<Deps extends Dependencies, A, E, R> {
    * given, it fixes the step's output type, which `run` must then return; it needs no services.
    */
   readonly output?: Schema.Schema<A, any, never> | undefined
+  /**
+   * The schema of errors `run` fails with, for runs that store them: a durable run journals an error it describes
+   * as itself, so that a resumed run and the run's stored outcome have the error, not only its tag and message. It
+   * may describe some of the step's errors only (those are kept as themselves, the others by tag and message); it
+   * needs no services.
+   */
+  readonly error?: Schema.Schema<X, any, never> | undefined
   readonly run: (inputs: Inputs<Deps>) => Effect.Effect<A, E, R>
 }
 
@@ -171,9 +183,16 @@ const Proto = {
  *
  * @since 0.1.0
  */
-export const make = <const Name extends string, A, E = never, R = never, const Deps extends Dependencies = {}>(
+export const make = <
+  const Name extends string,
+  A,
+  E = never,
+  R = never,
+  const Deps extends Dependencies = {},
+  X extends E = never
+>(
   name: Name,
-  options: Options<Deps, A, E, R>
+  options: Options<Deps, A, E, R, X>
 ): Step<Name, A, E, R, Deps> => Either.getOrThrowWith(makeEither(name, options), identity)
 
 /**
@@ -181,9 +200,16 @@ export const make = <const Name extends string, A, E = never, R = never, const D
  *
  * @since 0.1.0
  */
-export const makeEither = <const Name extends string, A, E = never, R = never, const Deps extends Dependencies = {}>(
+export const makeEither = <
+  const Name extends string,
+  A,
+  E = never,
+  R = never,
+  const Deps extends Dependencies = {},
+  X extends E = never
+>(
   name: Name,
-  options: Options<Deps, A, E, R>
+  options: Options<Deps, A, E, R, X>
 ): Either.Either<Step<Name, A, E, R, Deps>, InvalidStep> => {
   const invalid = (detail: string) => Either.left(new InvalidStep({ step: name, detail }))
   if (typeof options.run !== "function") return invalid(`run must be a function, got ${typeof options.run}`)
@@ -194,6 +220,9 @@ export const makeEither = <const Name extends string, A, E = never, R = never, c
   if (options.output !== undefined && !Schema.isSchema(options.output)) {
     return invalid(`output must be a Schema, got ${typeof options.output}`)
   }
+  if (options.error !== undefined && !Schema.isSchema(options.error)) {
+    return invalid(`error must be a Schema, got ${typeof options.error}`)
+  }
   const step = Object.create(Proto)
   step.name = name
   step.after = options.after ?? {}
@@ -201,6 +230,7 @@ export const makeEither = <const Name extends string, A, E = never, R = never, c
   step.retry = options.retry
   step.run = options.run
   step.output = options.output
+  step.error = options.error
   return Either.right(step)
 }
 

@@ -166,6 +166,22 @@ describe("Pipeline.make checks the graph", () => {
     expect(Option.map(bad, (e) => e.message)).toEqual(Option.some(`Invalid step "s": output must be a Schema, got string`))
   })
 
+  it("keeps the schema a step declares for its errors, typed against the errors it fails with", () => {
+    class Refused extends Schema.TaggedError<Refused>()("Refused", { reason: Schema.String }) {}
+    class Other extends Data.TaggedError("Other")<{}> {}
+    // It may describe some of the step's errors only.
+    const ask = Step.make("ask", {
+      error: Refused,
+      run: (): Effect.Effect<never, Refused | Other> => Effect.fail(new Refused({ reason: "no" }))
+    })
+    expect(ask.error).toBe(Refused)
+    expect(Step.make("plain", { run: () => Effect.void }).error).toBeUndefined()
+    // @ts-expect-error the schema must describe errors the step fails with
+    Step.make("wrong", { error: Refused, run: () => Effect.fail(new Other()) })
+    const bad = Either.getLeft(Step.makeEither("s", { error: 42 as any, run: () => Effect.succeed("x") }))
+    expect(Option.map(bad, (e) => e.message)).toEqual(Option.some(`Invalid step "s": error must be a Schema, got number`))
+  })
+
   it("lists steps in dependency order and draws the graph", () => {
     const extract = Step.make("extract", { run: () => Effect.succeed("text") })
     const classify = Step.make("classify", { after: { extract }, run: () => Effect.succeed("c") })

@@ -115,8 +115,9 @@ export class MissingSchema extends Data.TaggedError("MissingSchema")<{
 /**
  * A durable run failed. It is stored as the run's outcome, so it is what every later run of the same id returns:
  * the pipeline error's kind, the step it names, the `_tag` of the error that step failed with (`errorTag`, when it
- * had one), its message, and what the run had finished: the outputs of the steps that finished (through their
- * schemas), the usage up to the failure and the timeline, as a plain run's `partial`.
+ * had one) and the error itself (`error`, when the step declared its schema with `Step.make`'s `error`), its
+ * message, and what the run had finished: the outputs of the steps that finished (through their schemas), the usage
+ * up to the failure and the timeline, as a plain run's `partial`.
  *
  * @since 0.2.0
  */
@@ -188,17 +189,20 @@ export const make = <A, E, R, O, D, I = never, V = void>(
 ): Durable<A, E, R, O, D, I, V> => Either.getOrThrowWith(makeEither(pipeline, ...options), identity)
 
 /** A pipeline error as the run's stored outcome. */
-const runFailed = (id: string, error: PipelineError.PipelineError<unknown>): RunFailed => {
+const runFailed = (self: Any, id: string, error: PipelineError.PipelineError<unknown>): RunFailed => {
   const { outputs, pipeline, timeline, usage } = error.partial
-  // The executor fails a step with its error as journaled: the original error's tag is kept there.
+  // The executor fails a step with its error as journaled: the original error's tag is kept there, or the error
+  // itself if the step declared its schema.
   const cause = error._tag === "StepFailed" ? error.error : undefined
   const errorTag = cause instanceof Journal.StepError ? cause.tag : Journal.tagOf(cause)
+  const step = "step" in error ? self.pipeline.steps.find((step) => step.name === error.step) : undefined
   return new RunFailed({
     id,
     pipeline,
     reason: cause instanceof Cancellation.Cancelled ? "Cancelled" : error._tag,
     ...("step" in error ? { step: error.step } : {}),
     ...(errorTag === undefined ? {} : { errorTag }),
+    ...(step !== undefined && Journal.isDeclared(step, cause) ? { error: cause } : {}),
     detail: error.message,
     usage,
     outputs,
@@ -293,7 +297,7 @@ export const layer = <A, E, R, O, D, I, V>(
         Effect.catchAll((error) =>
           instance.suspended
             ? Workflow.suspend(instance)
-            : Effect.fail(runFailed(payload.id, error as PipelineError.PipelineError<unknown>))
+            : Effect.fail(runFailed(self, payload.id, error as PipelineError.PipelineError<unknown>))
         )
       )
     })

@@ -106,6 +106,41 @@ describe("a durable step's retries", () => {
       expect(result.timeline.map((t) => [t.step, t.status, t.attempts])).toEqual([["flaky", "succeeded", 3]])
     }))
 
+  it.live("journal an error whose schema the step declares as itself: a resumed run's schedule and RunFailed have it", () =>
+    Effect.gen(function*() {
+      class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", { call: Schema.Number }) {}
+      const file = freshFile()
+      const entered = yield* Deferred.make<void>()
+      let crash = true
+      let calls = 0
+      const limited = Step.make("limited", {
+        output: Schema.Number,
+        error: RateLimited,
+        // Read on replay too: an error kept as its tag and message would end the retries there.
+        retry: { times: 2, schedule: Schedule.recurWhile((error: RateLimited | Step.StepTimeout) => error instanceof RateLimited) },
+        run: () =>
+          Effect.suspend(() => {
+            const call = ++calls
+            if (call === 2 && crash) return Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never)
+            return Effect.fail(new RateLimited({ call }))
+          })
+      })
+      // @ts-expect-error the error schema must describe errors the step fails with
+      Step.make("wrong", { output: Schema.Number, error: Schema.String, run: () => Effect.fail(new RateLimited({ call: 0 })) })
+      const durable = Durable.make(Pipeline.make("limits", { output: limited }))
+      yield* crashOnce(durable, file, "l", entered)
+      crash = false
+      const error = yield* Effect.flip(Durable.run(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(calls).toBe(4)
+      expect(error.error).toBeInstanceOf(RateLimited)
+      expect([error.reason, error.errorTag, (error.error as RateLimited).call]).toEqual(["StepFailed", "RateLimited", 4])
+      // Stored, and read back through the schema in a later process.
+      const stored = yield* Effect.flip(Durable.run(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
+      expect(stored.error).toBeInstanceOf(RateLimited)
+      expect(stored).toEqual(error)
+      expect(calls).toBe(4)
+    }))
+
   it.live("give a resumed step only its attempts left: the last one failing fails the run", () =>
     Effect.gen(function*() {
       const file = freshFile()

@@ -158,7 +158,7 @@ const attempt = <A, E, R>(
       const retryable = retry !== undefined && !(failure.value instanceof Cancellation.Cancelled) &&
         retry.while(failure.value as E | Step.StepTimeout)
       return Either.match(
-        Storable.check(journal.failure, { error: Journal.journaled(step, failure.value), usage, retryable }),
+        Storable.check(journal.failure, { error: Journal.journaled(execution.step, failure.value), usage, retryable }),
         { onLeft: unjournalable, onRight: Effect.fail }
       )
     }
@@ -207,7 +207,10 @@ const executor = (
       // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
       // number it was asked for.
       const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
-      const journal: Journal.StepOutcome = { success: Journal.stepSuccess(step), failure: Journal.stepFailure(stop) }
+      const journal: Journal.StepOutcome = {
+        success: Journal.stepSuccess(step),
+        failure: Journal.stepFailure(stop, step)
+      }
       const activity = Activity.make({
         name: step.name,
         success: journal.success,

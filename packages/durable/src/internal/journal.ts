@@ -64,10 +64,10 @@ export class StepError extends Schema.TaggedError<StepError>("@trellis/durable/S
 }
 
 /**
- * The error a step's outcome can journal: a stop (with its data), a refused budget, a cancellation, or any other
- * failure.
+ * The error a step's outcome can journal: a stop (with its data), a refused budget, a cancellation, an error the
+ * step declared the schema of (as itself), or any other failure (as its tag and message).
  */
-const StepFailure = (stop: Schema.Schema.All) =>
+const StepFailure = (stop: Schema.Schema.All, declared: Schema.Schema.AnyNoContext | undefined) =>
   Schema.Union(
     Schema.transform(
       Schema.Struct({ _tag: Schema.Literal("StopSignal"), data: stop }),
@@ -102,6 +102,7 @@ const StepFailure = (stop: Schema.Schema.All) =>
       }
     ),
     Cancelled,
+    ...(declared === undefined ? [] : [declared]),
     StepError
   )
 
@@ -120,9 +121,9 @@ export interface StepOutcome {
  * whether the step's retry policy retries the error. The verdict is taken on the error itself, which the journal may
  * keep only as its tag and message; an outcome journaled without one ended all of its step's attempts.
  */
-export const stepFailure = (stop: Schema.Schema.All) =>
+export const stepFailure = (stop: Schema.Schema.All, step: Step.Any) =>
   Schema.Struct({
-    error: StepFailure(stop),
+    error: StepFailure(stop, step.error),
     usage: Usage,
     retryable: Schema.optionalWith(Schema.Boolean, { default: () => false })
   })
@@ -133,19 +134,23 @@ export const tagOf = (error: unknown): string | undefined =>
     ? error._tag
     : undefined
 
+/** Whether a step's error is one it declared the schema of (`Step.make`'s `error`): journaled as itself. */
+export const isDeclared = (step: Step.Any, error: unknown): boolean =>
+  step.error !== undefined && Schema.is(step.error)(error)
+
 /** A step's error as the journal can store it. */
-export const journaled = (
-  step: string,
-  error: unknown
-): Pipeline.StopSignal<unknown> | Ledger.BudgetExceeded | Cancelled | StepError => {
-  if (error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded || error instanceof Cancelled) {
+export const journaled = (step: Step.Any, error: unknown): unknown => {
+  if (
+    error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded || error instanceof Cancelled ||
+    isDeclared(step, error)
+  ) {
     return error
   }
   const tag = tagOf(error)
   const detail = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
     ? String((error as { message: unknown }).message)
     : String(error)
-  return new StepError({ step, detail, ...(tag === undefined ? {} : { tag }) })
+  return new StepError({ step: step.name, detail, ...(tag === undefined ? {} : { tag }) })
 }
 
 /** Every step's output, by step name, through the step's schema. */
@@ -163,6 +168,8 @@ export interface FailureFields {
   readonly step?: string | undefined
   /** The `_tag` of the error the step failed with, when it had one. */
   readonly errorTag?: string | undefined
+  /** The error the step failed with, as itself, when the step declared its schema (`Step.make`'s `error`). */
+  readonly error?: unknown
   /** The pipeline error's message. */
   readonly detail: string
   readonly usage: Result.UsageReport
@@ -179,6 +186,7 @@ export const failure = <E extends FailureFields>(
   pipeline: Pipeline.Any,
   Error: new(fields: FailureFields) => E
 ) => {
+  const declared = pipeline.steps.flatMap((step) => step.error === undefined ? [] : [step.error])
   const Fields = Schema.Struct({
     _tag: Schema.Literal("RunFailed"),
     id: Schema.String,
@@ -186,6 +194,7 @@ export const failure = <E extends FailureFields>(
     reason: Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout", "Cancelled"),
     step: Schema.optional(Schema.String),
     errorTag: Schema.optional(Schema.String),
+    error: Schema.optional(declared.length === 0 ? Schema.Never : Schema.Union(...declared)),
     detail: Schema.String,
     usage: UsageReport,
     outputs: Schema.optionalWith(Schema.partial(outputsOf(pipeline)), { default: () => ({}) }),
@@ -201,6 +210,7 @@ export const failure = <E extends FailureFields>(
       reason: error.reason,
       ...(error.step === undefined ? {} : { step: error.step }),
       ...(error.errorTag === undefined ? {} : { errorTag: error.errorTag }),
+      ...(error.error === undefined ? {} : { error: error.error }),
       detail: error.detail,
       usage: error.usage,
       outputs: error.outputs,
