@@ -196,14 +196,15 @@ const runFailed = (self: Any, id: string, error: PipelineError.PipelineError<unk
   const cause = error._tag === "StepFailed" ? error.error : undefined
   const errorTag = cause instanceof Journal.StepError ? cause.tag : Journal.tagOf(cause)
   const step = "step" in error ? self.pipeline.steps.find((step) => step.name === error.step) : undefined
+  const cancelled = cause instanceof Cancellation.Cancelled
   return new RunFailed({
     id,
     pipeline,
-    reason: cause instanceof Cancellation.Cancelled ? "Cancelled" : error._tag,
+    reason: cancelled ? "Cancelled" : error._tag,
     ...("step" in error ? { step: error.step } : {}),
     ...(errorTag === undefined ? {} : { errorTag }),
     ...(step !== undefined && Journal.isDeclared(step, cause) ? { error: cause } : {}),
-    detail: error.message,
+    detail: cancelled ? `it was cancelled, at step "${cause.step}"` : error.message,
     usage,
     outputs,
     timeline

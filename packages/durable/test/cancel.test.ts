@@ -79,7 +79,7 @@ describe("Durable.cancel", () => {
         return yield* Fiber.join(running)
       }).pipe(Effect.provide(storeWith(freshFile(), durable)))
       expect([error.reason, error.step]).toEqual(["Cancelled", "slow"])
-      expect(error.message).toContain(`Step "slow" was cancelled with its run`)
+      expect(error.message).toBe(`Durable run "r" of pipeline "cut" failed: it was cancelled, at step "slow"`)
       expect(error.outputs).toEqual({ first: 1 })
       expect([error.usage.total.cost, error.usage.byStep.slow?.cost]).toEqual([3_000, 2_000])
       expect(steps).toEqual(["slow cleaned up"])

@@ -166,6 +166,20 @@ describe("trellis-demo book, signal and runs", () => {
       expect([badModel.code, badModel.stderr]).toEqual([2, expect.stringContaining("trellis-demo: --model")])
     }), 60_000)
 
+  it("cancels a waiting conversation: it ends failed, as cancelled, and stays so", () =>
+    inScratch(async (dir) => {
+      const store = join(dir, "booking.db")
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      await run(["book", "--store", store, "--run-id", "b1"])
+      const cancelled = await run(["cancel", "b1", "--store", store])
+      const ended = `Durable run "b1" of pipeline "booking_conversation" failed: it was cancelled, at step "name"\n`
+      expect([cancelled.code, cancelled.stdout]).toEqual([1, ended])
+      const signalled = await run(["signal", "b1", "name", JSON.stringify("Ada"), "--store", store])
+      expect([signalled.code, signalled.stdout]).toEqual([1, ended])
+      const listed = await run(["runs", "--store", store, "--json"])
+      expect(JSON.parse(listed.stdout).map((run: { status: string }) => run.status)).toEqual(["failed"])
+    }), 60_000)
+
   it.effect("needs --store, and book needs --run-id, with one line and exit 2", () =>
     Effect.gen(function*() {
       const cases = [

@@ -1,7 +1,7 @@
 /**
  * The demo's commands for durable runs kept in a store: `runs` lists them; `book` starts (or resumes) the durable
  * booking conversation and shows the question it waits on; `signal` delivers an answer to a waiting run and shows
- * what it asks next. Each process holds a SQLite store only while it works, so the conversation can go on one
+ * what it asks next; `cancel` ends it. Each process holds a SQLite store only while it works, so the conversation can go on one
  * command at a time.
  */
 import { Args, Command, Options } from "@effect/cli"
@@ -167,6 +167,29 @@ const signal = (io: Io, setCode: (code: number) => void, before: Before) =>
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Deliver a value to a durable run's waiting step, and show what the run asks next"))
 
+const cancel = (io: Io, setCode: (code: number) => void, before: Before) =>
+  Command.make(
+    "cancel",
+    {
+      store,
+      provider: flags.provider,
+      model: flags.model,
+      id: Args.text({ name: "id" }).pipe(Args.withDescription("The run's id"))
+    },
+    (parsed) =>
+      Effect.gen(function*() {
+        const options = yield* shared(before, parsed)
+        const location = yield* requiredStore(options.store)
+        const id = Option.getOrThrow(yield* decodeFlag("run-id", RunId, Option.some(parsed.id)))
+        return yield* withStore(
+          io,
+          location,
+          yield* chosenModel(io, options),
+          Effect.zipRight(Durable.cancel(booking, { id }), report(io, id, location))
+        )
+      }).pipe(Effect.map(setCode))
+  ).pipe(Command.withDescription("Cancel a durable booking conversation, and show how it ended"))
+
 const runs = (io: Io, setCode: (code: number) => void, before: Before) =>
   Command.make(
     "runs",
@@ -210,4 +233,4 @@ const print = (io: Io, location: StoreLocation, runs: ReadonlyArray<Runs.Run>, j
  * before a command's name, which stand in for the command's own.
  */
 export const commands = (io: Io, setCode: (code: number) => void, before: Before) =>
-  [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before)] as const
+  [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before), cancel(io, setCode, before)] as const
