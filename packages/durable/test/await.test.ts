@@ -4,7 +4,7 @@ import { Durable } from "@trellis/durable"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { Deferred, Effect, Layer, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, storeWith, tempDir } from "./utils.js"
+import { paidCall, settled, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 let files = 0
@@ -26,16 +26,6 @@ const conversation = (name: string, runs: Record<string, number>) => {
   })
   return Durable.make(Pipeline.make(name, { output: reply }))
 }
-
-/** Polls the run's status until it is no longer pending. */
-const settled = <A, E, R, O, D>(
-  durable: Durable.Durable<A, E, R, O, D>,
-  id: string
-): Effect.Effect<Durable.Status<A, O, D>, never, WorkflowEngine> =>
-  Effect.flatMap(
-    Durable.status(durable, { id }),
-    (status) => status._tag === "Pending" ? Effect.zipRight(Effect.sleep("20 millis"), settled(durable, id)) : Effect.succeed(status)
-  )
 
 describe("Durable.await", () => {
   it.live("suspends the run until a signal arrives, across a restart; finished steps do not run again", () =>

@@ -1,24 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
 import { Durable } from "@trellis/durable"
-import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { Deferred, Effect, Fiber, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, storeWith, tempDir } from "./utils.js"
+import { paidCall, settled, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 let files = 0
 const freshFile = () => path.join(dir, `cancel-${++files}.db`)
-
-/** Polls the run's status until it is no longer pending. */
-const settled = <A, E, R, O, D>(
-  durable: Durable.Durable<A, E, R, O, D>,
-  id: string
-): Effect.Effect<Durable.Status<A, O, D>, never, WorkflowEngine> =>
-  Effect.flatMap(
-    Durable.status(durable, { id }),
-    (status) => status._tag === "Pending" ? Effect.zipRight(Effect.sleep("20 millis"), settled(durable, id)) : Effect.succeed(status)
-  )
 
 describe("Durable.cancel", () => {
   it.live("ends a run waiting for a signal at once, as Cancelled, with what it finished; the outcome is stored", () =>

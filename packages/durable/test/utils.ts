@@ -69,3 +69,13 @@ export const freshDatabase = async (url: string, prefix: string) => {
   database.pathname = `/${name}`
   return { url: database.toString(), drop: () => onServer(url, `DROP DATABASE ${name} WITH (FORCE)`) }
 }
+
+/** Polls the run's status until it is no longer pending. */
+export const settled = <A, E, R, O, D>(
+  durable: Durable.Durable<A, E, R, O, D>,
+  id: string
+): Effect.Effect<Durable.Status<A, O, D>, never, WorkflowEngine> =>
+  Effect.flatMap(
+    Durable.status(durable, { id }),
+    (status) => status._tag === "Pending" ? Effect.zipRight(Effect.sleep("20 millis"), settled(durable, id)) : Effect.succeed(status)
+  )
