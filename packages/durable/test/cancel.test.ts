@@ -74,6 +74,30 @@ describe("Durable.cancel", () => {
       expect(steps).toEqual(["slow cleaned up"])
     }))
 
+  it.live("cuts only the run cancelled among several running at once", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      let entered = 0
+      const wait = Step.make("wait", {
+        output: Schema.Number,
+        run: () => Effect.zipRight(Effect.sync(() => ++entered), Effect.as(Deferred.await(release), 1))
+      })
+      const durable = Durable.make(Pipeline.make("several", { output: wait }))
+      const outcomes = yield* Effect.gen(function*() {
+        const runs = yield* Effect.forEach(["r1", "r2", "r3"], (id) => Effect.fork(Effect.either(Durable.run(durable, { id }))))
+        while (entered < 3) yield* Effect.sleep("10 millis")
+        yield* Durable.cancel(durable, { id: "r2" })
+        const cut = yield* Fiber.join(runs[1]!)
+        yield* Deferred.succeed(release, undefined)
+        return [yield* Fiber.join(runs[0]!), cut, yield* Fiber.join(runs[2]!)]
+      }).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      expect(outcomes.map((outcome) => outcome._tag === "Right" ? outcome.right.output : outcome.left.reason)).toEqual([
+        1,
+        "Cancelled",
+        1
+      ])
+    }))
+
   it.live("cancels a run before it starts: no step runs", () =>
     Effect.gen(function*() {
       let runs = 0

@@ -19,6 +19,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
+import type * as Cancellations from "../Cancellations.js"
 import * as Cancellation from "./cancellation.js"
 import * as Journal from "./journal.js"
 import * as Storable from "./storable.js"
@@ -103,7 +104,7 @@ const attempt = <A, E, R>(
   books: Option.Option<ExecutionLog>,
   attempts: Attempts,
   journal: Journal.StepOutcome,
-  cancellation: Cancellation.Cancellation
+  cancellation: Cancellations.Watch
 ) => {
   const step = execution.step.name
   const retry = Step.retryOptions(execution.policy.retry)
@@ -177,7 +178,7 @@ export const make = (
   stop: Schema.Schema.All,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>,
-  cancellation: Cancellation.Cancellation
+  cancellation: Cancellations.Watch
 ): Effect.Effect<StepExecutor.Service> =>
   Effect.gen(function*() {
     const execution = Context.get(services, WorkflowInstance).executionId
@@ -194,7 +195,7 @@ const executor = (
   stop: Schema.Schema.All,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   books: Option.Option<ExecutionLog>,
-  cancellation: Cancellation.Cancellation
+  cancellation: Cancellations.Watch
 ): StepExecutor.Service => {
   const signals = Waiting.signals(services, cancellation)
   return StepExecutor.make((execution) =>

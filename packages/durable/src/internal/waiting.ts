@@ -9,6 +9,7 @@ import type { Step } from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
+import type * as Cancellations from "../Cancellations.js"
 import * as Cancellation from "./cancellation.js"
 
 /**
@@ -47,7 +48,7 @@ export const deferred = <A, I>(name: string, schema: Schema.Schema<A, I, never>)
  */
 export const signals = (
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
-  cancellation: Cancellation.Cancellation
+  cancellation: Cancellations.Watch
 ): Context.Tag.Service<Signals> => ({
   await: (name, schema) => {
     const signal = deferred(name, schema)
