@@ -7,7 +7,8 @@
  * retries) is an Activity of its own. A run resumed after a crash replays the finished steps and the failed attempts
  * from the journal without running them, counts their usage in its ledger (so the budget holds across restarts), and
  * runs the rest: a step's retries do not start over. Running the id of a finished run returns its stored result and
- * runs nothing.
+ * runs nothing. A run can be cancelled from any process on its store, and a listener given to its layer hears its
+ * events where it runs.
  *
  * @since 0.2.0
  */
@@ -358,19 +359,20 @@ export const run = <A, E, R, O, D, I, V>(
   options: RunOptions<V>
 ): Effect.Effect<Result.Result<A, O, D>, RunFailed | InputError<V>, WorkflowEngine> =>
   Effect.flatMap(
-    payloadOf(self, options) as Effect.Effect<{ readonly id: string }, InputError<V>>,
+    payloadOf(self, options),
     (payload) => self.workflow.execute(payload) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
   )
 
 // The workflow's payload for a run: its id, and its input for a pipeline made with one (the payload's declared type
 // names the id alone; the schema the workflow was made with encodes the input too). The input is checked here, where
 // it can fail typed: the cluster would refuse what JSON cannot carry with a defect, in the runner.
-const payloadOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<{ readonly id: string }, InvalidInput> => {
+const payloadOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<{ readonly id: string }, InputError<V>> => {
   const input: Input<unknown, V> | undefined = self.input
   if (input === undefined) return Effect.succeed({ id: options.id })
   return Either.match(Storable.check(input.schema, options.input as V), {
+    // A pipeline with an input: `InputError<V>` is `InvalidInput`.
     onLeft: (problem) =>
-      Effect.fail(new InvalidInput({ pipeline: self.pipeline.name, id: options.id, detail: problem })),
+      Effect.fail(new InvalidInput({ pipeline: self.pipeline.name, id: options.id, detail: problem }) as InputError<V>),
     onRight: (value) => Effect.succeed({ id: options.id, input: value })
   })
 }
@@ -578,7 +580,4 @@ export const start = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
 ): Effect.Effect<void, InputError<V>, WorkflowEngine> =>
-  Effect.flatMap(
-    payloadOf(self, options) as Effect.Effect<{ readonly id: string }, InputError<V>>,
-    (payload) => Effect.asVoid(self.workflow.execute(payload, { discard: true }))
-  )
+  Effect.flatMap(payloadOf(self, options), (payload) => Effect.asVoid(self.workflow.execute(payload, { discard: true })))

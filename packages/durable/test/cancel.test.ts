@@ -40,6 +40,33 @@ describe("Durable.cancel", () => {
       expect(replies).toBe(0)
     }))
 
+  it.live("ends a run that was about to suspend, a step still running beside its waiting one", () =>
+    Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      const slow = Step.make("slow", {
+        output: Schema.Number,
+        run: () => Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never)
+      })
+      const answer = Durable.await("answer", { schema: Schema.Number })
+      const sum = Step.make("sum", {
+        after: { slow, answer },
+        output: Schema.Number,
+        run: ({ answer, slow }) => Effect.succeed(slow + answer)
+      })
+      const durable = Durable.make(Pipeline.make("beside", { output: sum }))
+      const error = yield* Effect.gen(function*() {
+        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "r" })))
+        yield* Deferred.await(entered)
+        // The waiting step has found no value; the run suspends once `slow` ends.
+        yield* Effect.sleep("100 millis")
+        yield* Durable.cancel(durable, { id: "r" })
+        const error = yield* Fiber.join(running)
+        expect((yield* Durable.status(durable, { id: "r" }))._tag).toBe("Finished")
+        return error
+      }).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      expect([error.reason, error.step]).toEqual(["Cancelled", "slow"])
+    }))
+
   it.live("cuts a running run's step in flight (its finalizer runs, its call counts) and starts no other step", () =>
     Effect.gen(function*() {
       const entered = yield* Deferred.make<void>()
@@ -65,7 +92,9 @@ describe("Durable.cancel", () => {
         const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "r" })))
         yield* Deferred.await(entered)
         yield* Durable.cancel(durable, { id: "r" })
-        return yield* Fiber.join(running)
+        const error = yield* Fiber.join(running)
+        expect((yield* Durable.status(durable, { id: "r" }))._tag).toBe("Finished")
+        return error
       }).pipe(Effect.provide(storeWith(freshFile(), durable)))
       expect([error.reason, error.step]).toEqual(["Cancelled", "slow"])
       expect(error.message).toBe(`Durable run "r" of pipeline "cut" failed: it was cancelled, at step "slow"`)
