@@ -19,11 +19,12 @@ import * as Schema from "effect/Schema"
 import * as Waiting from "./internal/waiting.js"
 
 /**
- * Where a run stands: going (or cut by a crash and not yet resumed), waiting for a signal, or finished.
+ * Where a run stands: going (or cut by a crash and not yet resumed), waiting for a signal, or finished (`cancelled`:
+ * it failed because it was cancelled).
  *
  * @since 0.2.0
  */
-export type Status = "running" | "waiting" | "completed" | "stopped" | "failed"
+export type Status = "running" | "waiting" | "completed" | "stopped" | "failed" | "cancelled"
 
 /**
  * One stored run.
@@ -93,7 +94,9 @@ const RunExit = Schema.Union(
   }),
   Schema.Struct({
     _tag: Schema.Literal("Failure"),
-    cause: Schema.Struct({ error: Schema.Struct({ usage: Schema.Struct({ total: Usage }) }) })
+    cause: Schema.Struct({
+      error: Schema.Struct({ reason: Schema.optional(Schema.String), usage: Schema.Struct({ total: Usage }) })
+    })
   })
 )
 const RunReply = Schema.decodeUnknownOption(Reply(RunExit))
@@ -116,7 +119,7 @@ const fromRunReply = (reply: string | null): { readonly status: Status; readonly
   if (value._tag === "Suspended") return { status: "waiting" }
   const exit = value.exit
   return exit._tag === "Failure"
-    ? { status: "failed", cost: exit.cause.error.usage.total.cost }
+    ? { status: exit.cause.error.reason === "Cancelled" ? "cancelled" : "failed", cost: exit.cause.error.usage.total.cost }
     : { status: exit.value._tag === "Completed" ? "completed" : "stopped", cost: exit.value.usage.total.cost }
 }
 

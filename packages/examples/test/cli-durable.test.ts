@@ -177,7 +177,7 @@ describe("trellis-demo book, signal and runs", () => {
       const signalled = await run(["signal", "b1", "name", JSON.stringify("Ada"), "--store", store])
       expect([signalled.code, signalled.stdout]).toEqual([1, ended])
       const listed = await run(["runs", "--store", store, "--json"])
-      expect(JSON.parse(listed.stdout).map((run: { status: string }) => run.status)).toEqual(["failed"])
+      expect(JSON.parse(listed.stdout).map((run: { status: string }) => run.status)).toEqual(["cancelled"])
     }), 60_000)
 
   it.effect("needs --store, and book needs --run-id, with one line and exit 2", () =>
