@@ -279,12 +279,13 @@ export const layer = <A, E, R, O, D, I, V>(
 ): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>> => {
   const waiting = new Set(self.pipeline.steps.filter(Waiting.isWaiting).map((step) => step.name))
   const isWaiting = (step: string) => waiting.has(step)
+  const outcomes = Journal.stepOutcomes(self.pipeline, self.stop ?? Schema.Never)
   return self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
       const instance = yield* WorkflowInstance
       const services = Context.make(WorkflowEngine, yield* WorkflowEngine).pipe(Context.add(WorkflowInstance, instance))
       const executor = yield* Executor.make(
-        self.stop ?? Schema.Never,
+        outcomes,
         services,
         yield* Effect.serviceOption(SpendLog.SpendLog),
         yield* Cancellation.watch(yield* Effect.serviceOption(Cancellations.Cancellations), instance.executionId)

@@ -16,7 +16,6 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import type * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
 import type * as Cancellations from "../Cancellations.js"
@@ -108,7 +107,7 @@ const attempt = <A, E, R>(
 ) => {
   const step = execution.step.name
   const retry = Step.retryOptions(execution.policy.retry)
-  const cancelled = Effect.fail(new Cancellation.Cancelled({ step }))
+  const cancelled = Effect.failSync(() => new Cancellation.Cancelled({ step }))
   // Not started once the run is cancelled, and cut when it is (the cut step's finalizers run, and its calls settle).
   const timed = Effect.flatMap(cancellation.isCancelled, (isCancelled) =>
     isCancelled ? cancelled : Effect.raceFirst(
@@ -169,13 +168,14 @@ const attempt = <A, E, R>(
 }
 
 /**
- * Makes the executor for one execution of a durable run's workflow. `services` are the workflow engine and the
- * execution's instance, which an Activity needs and the executor's signature cannot carry; `log` the spend log, if
- * the store keeps one; `cancellation` what the execution knows of its run's cancellation. A waiting step runs as it
- * would locally, with the execution's signals.
+ * Makes the executor for one execution of a durable run's workflow. `outcomes` are the schemas of the steps'
+ * outcomes (`Journal.stepOutcomes`); `services` the workflow engine and the execution's instance, which an Activity
+ * needs and the executor's signature cannot carry; `log` the spend log, if the store keeps one; `cancellation` what
+ * the execution knows of its run's cancellation. A waiting step runs as it would locally, with the execution's
+ * signals.
  */
 export const make = (
-  stop: Schema.Schema.All,
+  outcomes: ReadonlyMap<string, Journal.StepOutcome>,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>,
   cancellation: Cancellations.Watch
@@ -188,11 +188,11 @@ export const make = (
       execution,
       spentBefore: yield* Effect.cached(Effect.orDie(log.value.spentBefore(execution)))
     })
-    return executor(stop, services, books, cancellation)
+    return executor(outcomes, services, books, cancellation)
   })
 
 const executor = (
-  stop: Schema.Schema.All,
+  outcomes: ReadonlyMap<string, Journal.StepOutcome>,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   books: Option.Option<ExecutionLog>,
   cancellation: Cancellations.Watch
@@ -208,10 +208,7 @@ const executor = (
       // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
       // number it was asked for.
       const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
-      const journal: Journal.StepOutcome = {
-        success: Journal.stepSuccess(step),
-        failure: Journal.stepFailure(stop, step)
-      }
+      const journal = outcomes.get(step.name)!
       const activity = Activity.make({
         name: step.name,
         success: journal.success,

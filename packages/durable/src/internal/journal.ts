@@ -117,6 +117,16 @@ export interface StepOutcome {
 }
 
 /**
+ * The schemas of every step's outcome, by step name: made once for a pipeline, as a schema made again for each run
+ * would have its parsers compiled again for each run.
+ */
+export const stepOutcomes = (
+  pipeline: Pipeline.Any,
+  stop: Schema.Schema.All
+): ReadonlyMap<string, StepOutcome> =>
+  new Map(pipeline.steps.map((step) => [step.name, { success: stepSuccess(step), failure: stepFailure(stop, step) }]))
+
+/**
  * What an attempt's Activity fails with: the step's error, the usage the attempt recorded before failing, and
  * whether the step's retry policy retries the error. The verdict is taken on the error itself, which the journal may
  * keep only as its tag and message; an outcome journaled without one ended all of its step's attempts.
