@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
-import { Durable } from "@trellis/durable"
-import { Deferred, Effect, Fiber, Schema } from "effect"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Cancellations, Durable } from "@trellis/durable"
+import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import * as path from "node:path"
 import { paidCall, settled, storeWith, tempDir } from "./utils.js"
 
@@ -125,6 +126,40 @@ describe("Durable.cancel", () => {
         "Cancelled",
         1
       ])
+    }))
+
+  it.live("cancels a run cut short by a crash: resumed, it fails as cancelled, counting what the lost attempt spent", () =>
+    Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      let calls = 0
+      const first = Step.make("first", { output: Schema.Number, run: () => Effect.as(paidCall(1_000), 1) })
+      const hanging = Step.make("hanging", {
+        after: { first },
+        output: Schema.Number,
+        run: () =>
+          Effect.suspend(() => (calls++, paidCall(2_000))).pipe(
+            Effect.zipRight(Deferred.succeed(entered, undefined)),
+            Effect.zipRight(Effect.never)
+          )
+      })
+      const durable = Durable.make(Pipeline.make("crashed", { output: hanging }))
+      const file = freshFile()
+      // The first process is torn down with the run in flight, as a crash would leave it.
+      const fiber = yield* Effect.fork(Durable.run(durable, { id: "r" }).pipe(Effect.provide(storeWith(file, durable))))
+      yield* Deferred.await(entered)
+      yield* Fiber.interrupt(fiber)
+      // While no runner is up, the run is written down as cancelled (as `Durable.cancel` does, from the file alone).
+      const execution = yield* durable.workflow.executionId({ id: "r" })
+      yield* Effect.flatMap(Cancellations.Cancellations, (cancellations) => cancellations.cancel(execution)).pipe(
+        Effect.provide(Cancellations.layer.pipe(Layer.provide(SqliteClient.layer({ filename: file })))),
+        Effect.orDie
+      )
+      // The next runner resumes the run, which ends without running the step again.
+      const error = yield* Effect.flip(Durable.run(durable, { id: "r" })).pipe(Effect.provide(storeWith(file, durable)))
+      expect([error.reason, error.step, error.outputs]).toEqual(["Cancelled", "hanging", { first: 1 }])
+      expect(calls).toBe(1)
+      // The lost attempt's settled call counts, from the spend log.
+      expect([error.usage.total.cost, error.usage.byStep.hanging?.cost]).toEqual([3_000, 2_000])
     }))
 
   it.live("cancels a run before it starts: no step runs", () =>
