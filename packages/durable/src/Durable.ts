@@ -162,7 +162,9 @@ export const makeEither = <A, E, R, O, D, I = never, V = void>(
   const workflow = Workflow.make({
     name: pipeline.name,
     // With an input, the payload has it as well (the type says `id` only: the rest is this module's business).
-    payload: (input === undefined ? Payload : Schema.Struct({ id: Schema.String, input: input.schema })) as typeof Payload,
+    // The input is optional to the schema so that a run's execution id can be made from its id alone; a run is always
+    // started with its input (see `run`).
+    payload: (input === undefined ? Payload : Schema.Struct({ id: Schema.String, input: Schema.optional(input.schema) })) as typeof Payload,
     // The run is its id: running an id again with another input returns the run that id already has.
     idempotencyKey: ({ id }: { readonly id: string }) => id,
     success: Journal.result(pipeline, stop),
@@ -323,6 +325,16 @@ export type RunOptions<V> =
   & ([V] extends [void] ? { readonly input?: undefined } : { readonly input: V })
 
 /**
+ * A run, named by its id: what {@link status}, {@link isFinished}, {@link signal} and {@link cancel} take. Its input,
+ * if the pipeline takes one, is stored with it, so that another process can reach the run without knowing it.
+ *
+ * @since 0.2.0
+ */
+export interface RunRef {
+  readonly id: string
+}
+
+/**
  * A run's input cannot be stored with the run: it does not fit the input's schema, or the journal (JSON) cannot
  * carry it (a NaN where the schema says number). Nothing was started.
  *
@@ -378,22 +390,21 @@ const payloadOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<{ readon
   })
 }
 
-// The execution id of a run: made from its id alone (see the workflow's idempotency key), from a payload that has
-// the fields its schema asks for.
-const executionIdOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<string> =>
-  self.workflow.executionId({ id: options.id, ...(self.input === undefined ? {} : { input: options.input }) })
+// The execution id of a run: made from its id alone (see the workflow's idempotency key; the payload's input is
+// optional to its schema for this).
+const executionIdOf = (self: Any, run: RunRef): Effect.Effect<string> => self.workflow.executionId({ id: run.id })
 
 /**
- * Whether the store holds a finished outcome for the run (then {@link run}, given the same options, returns it and
- * runs nothing). A run that is unknown or still going is not finished.
+ * Whether the store holds a finished outcome for the run (then {@link run} of its id returns it and runs nothing). A
+ * run that is unknown or still going is not finished.
  *
  * @since 0.2.0
  */
 export const isFinished = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
-  options: RunOptions<V>
+  run: RunRef
 ): Effect.Effect<boolean, never, WorkflowEngine> =>
-  Effect.map(status(self, options), (status) => status._tag === "Finished")
+  Effect.map(status(self, run), (status) => status._tag === "Finished")
 
 /**
  * Where a waiting step ({@link await}) gets its value: a durable run provides it; a plain run (`Pipeline.run`) of
@@ -468,7 +479,7 @@ export class InvalidSignal extends Data.TaggedError("InvalidSignal")<{
  *
  * @since 0.2.0
  */
-export type SignalOptions<V, S> = RunOptions<V> & (
+export type SignalOptions<S> = RunRef & (
   | { readonly step: Step.Step<string, S, any, Signals, any>; readonly value: S }
   | { readonly step: string; readonly value: unknown }
 )
@@ -482,7 +493,7 @@ export type SignalOptions<V, S> = RunOptions<V> & (
  */
 export const signal = <A, E, R, O, D, I, V, S>(
   self: Durable<A, E, R, O, D, I, V>,
-  options: SignalOptions<V, S>
+  options: SignalOptions<S>
 ): Effect.Effect<void, InvalidSignal, WorkflowEngine> =>
   Effect.gen(function*() {
     const name = typeof options.step === "string" ? options.step : options.step.name
@@ -534,10 +545,10 @@ export type Cancelled = Cancellation.Cancelled
  */
 export const cancel = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
-  options: RunOptions<V>
+  run: RunRef
 ): Effect.Effect<void, SqlError, WorkflowEngine | Cancellations.Cancellations> =>
   Effect.gen(function*() {
-    const execution = yield* executionIdOf(self, options)
+    const execution = yield* executionIdOf(self, run)
     yield* Effect.flatMap(Cancellations.Cancellations, (cancellations) => cancellations.cancel(execution))
     yield* self.workflow.resume(execution)
   })
@@ -560,10 +571,10 @@ export type Status<A, O, D> =
  */
 export const status = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
-  options: RunOptions<V>
+  run: RunRef
 ): Effect.Effect<Status<A, O, D>, never, WorkflowEngine> =>
   Effect.map(
-    Effect.flatMap(executionIdOf(self, options), self.workflow.poll),
+    Effect.flatMap(executionIdOf(self, run), self.workflow.poll),
     (outcome): Status<A, O, D> => {
       if (outcome === undefined) return { _tag: "Pending" }
       if (outcome._tag === "Suspended") return { _tag: "Waiting" }

@@ -137,9 +137,12 @@ describe("Durable.run", () => {
         const wrong = yield* Effect.flip(Durable.start(durable, { id: "a", input: { values: ["1"] } as never }))
         expect(wrong._tag).toBe("InvalidInput")
         expect(wrong.message).toContain(`Expected number, actual "1"`)
-        expect((yield* Durable.status(durable, { id: "a", input: { values: [] } }))._tag).toBe("Pending")
+        expect((yield* Durable.status(durable, { id: "a" }))._tag).toBe("Pending")
         // Nothing of the refused runs was stored: the id takes its first good input.
-        return yield* Durable.run(durable, { id: "a", input: { values: [1, 2] } })
+        const result = yield* Durable.run(durable, { id: "a", input: { values: [1, 2] } })
+        // The run is reached by its id alone: its input is stored with it.
+        expect((yield* Durable.status(durable, { id: "a" }))._tag).toBe("Finished")
+        return result
       }).pipe(Effect.provide(Layer.provideMerge(Durable.layer(durable), storeWith(freshFile()))))
       expect(result.output).toBe(3)
     }))

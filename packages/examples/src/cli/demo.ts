@@ -274,7 +274,7 @@ const demo = (flags: Flags, io: Io) =>
         Effect.gen(function*() {
           const { durable, id, location } = durably
           // A run the store has finished is returned as it was stored; the line on stderr says which it was.
-          const finished = yield* Durable.isFinished(durable, { id, input: { text } })
+          const finished = yield* Durable.isFinished(durable, { id })
           const note = Effect.sync(() =>
             io.stderr(`trellis-demo: run "${id}" ${finished ? "returned from" : "stored in"} ${storeName(location)}\n`)
           )
