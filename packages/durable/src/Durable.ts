@@ -215,6 +215,20 @@ const runFailed = (self: Any, id: string, error: PipelineError.PipelineError<unk
 }
 
 /**
+ * A step's output was read from the journal (it finished in an earlier execution of the run): the step's end event,
+ * in place of `StepSucceeded`.
+ *
+ * @since 0.2.0
+ */
+export interface StepReplayed {
+  readonly _tag: "StepReplayed"
+  readonly pipeline: string
+  readonly step: string
+  readonly at: number
+  readonly durationMs: number
+}
+
+/**
  * A waiting step ended the run's progress for now: the run suspends until its value arrives. This is the step's end
  * event, in place of `StepInterrupted`.
  *
@@ -242,12 +256,12 @@ export interface RunSuspended {
 }
 
 /**
- * What a listener of durable runs hears: the events of a plain run (a resumed run tells its replayed steps as
- * started and succeeded again), and a suspension as such.
+ * What a listener of durable runs hears: the events of a plain run, with a replayed step and a suspension told as
+ * such (a resumed run tells each replayed step as started, then replayed).
  *
  * @since 0.2.0
  */
-export type Event = CoreEvent.Event | StepSuspended | RunSuspended
+export type Event = CoreEvent.Event | StepReplayed | StepSuspended | RunSuspended
 
 /**
  * Receives the events of every run of a durable pipeline in this process, with the run's id. It runs where the steps
@@ -286,14 +300,18 @@ export const layer = <A, E, R, O, D, I, V>(
     Effect.gen(function*() {
       const instance = yield* WorkflowInstance
       const services = Context.make(WorkflowEngine, yield* WorkflowEngine).pipe(Context.add(WorkflowInstance, instance))
+      const replayed = new Set<string>()
       const executor = yield* Executor.make(
         outcomes,
         services,
         yield* Effect.serviceOption(SpendLog.SpendLog),
-        yield* Cancellation.watch(yield* Effect.serviceOption(Cancellations.Cancellations), instance.executionId)
+        yield* Cancellation.watch(yield* Effect.serviceOption(Cancellations.Cancellations), instance.executionId),
+        replayed
       )
       const listener = options?.onEvent
-      const onEvent = listener === undefined ? undefined : Listening.forExecution(listener, payload.id, instance, isWaiting)
+      const onEvent = listener === undefined
+        ? undefined
+        : Listening.forExecution(listener, payload.id, instance, isWaiting, replayed)
       const run = Effect.provideService(Pipeline.run(self.pipeline, { onEvent }), StepExecutor.StepExecutor, executor)
       const input: Input<any, any> | undefined = self.input
       const given = (payload as { readonly input?: unknown }).input

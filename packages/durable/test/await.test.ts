@@ -154,7 +154,7 @@ describe("Durable.await", () => {
       expect(result.usage.total.cost).toBe(5_000)
     }))
 
-  it.live("tells a listener the suspension as StepSuspended and RunSuspended, then the resumed run to its end", () =>
+  it.live("tells a listener the suspension as StepSuspended and RunSuspended, then the resumed run, replays included", () =>
     Effect.gen(function*() {
       const durable = conversation("heard", {})
       const heard: Array<string> = []
@@ -183,12 +183,12 @@ describe("Durable.await", () => {
         yield* Durable.signal(durable, { id: "r", step: "answer", value: { name: "Ada" } })
         yield* Durable.run(durable, { id: "r" })
       }).pipe(Effect.provide(store))
-      // The resumed execution replays the question from the journal, and tells it again.
+      // The resumed execution reads the question's output from the journal, and says so.
       expect(heard).toEqual([
         "r: RunStarted",
         "r: StepStarted question",
         "r: UsageRecorded question",
-        "r: StepSucceeded question",
+        "r: StepReplayed question",
         "r: StepStarted answer",
         "r: StepSucceeded answer",
         "r: StepStarted reply",

@@ -171,14 +171,15 @@ const attempt = <A, E, R>(
  * Makes the executor for one execution of a durable run's workflow. `outcomes` are the schemas of the steps'
  * outcomes (`Journal.stepOutcomes`); `services` the workflow engine and the execution's instance, which an Activity
  * needs and the executor's signature cannot carry; `log` the spend log, if the store keeps one; `cancellation` what
- * the execution knows of its run's cancellation. A waiting step runs as it would locally, with the execution's
- * signals.
+ * the execution knows of its run's cancellation; `replayed` gets the name of each step whose output is read from the
+ * journal. A waiting step runs as it would locally, with the execution's signals.
  */
 export const make = (
   outcomes: ReadonlyMap<string, Journal.StepOutcome>,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>,
-  cancellation: Cancellations.Watch
+  cancellation: Cancellations.Watch,
+  replayed: Set<string>
 ): Effect.Effect<StepExecutor.Service> =>
   Effect.gen(function*() {
     const execution = Context.get(services, WorkflowInstance).executionId
@@ -188,14 +189,15 @@ export const make = (
       execution,
       spentBefore: yield* Effect.cached(Effect.orDie(log.value.spentBefore(execution)))
     })
-    return executor(outcomes, services, books, cancellation)
+    return executor(outcomes, services, books, cancellation, replayed)
   })
 
 const executor = (
   outcomes: ReadonlyMap<string, Journal.StepOutcome>,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   books: Option.Option<ExecutionLog>,
-  cancellation: Cancellations.Watch
+  cancellation: Cancellations.Watch,
+  replayedSteps: Set<string>
 ): StepExecutor.Service => {
   const signals = Waiting.signals(services, cancellation)
   return StepExecutor.make((execution) =>
@@ -228,7 +230,14 @@ const executor = (
           // The attempt's number is part of the Activity's key in the journal.
           Effect.provideService(Activity.CurrentAttempt, number),
           Effect.matchEffect({
-            onSuccess: ({ output, usage }) => Effect.as(replayed(usage), output),
+            onSuccess: ({ output, usage }) =>
+              Effect.as(
+                Effect.zipRight(
+                  replayed(usage),
+                  Effect.sync(() => attempts.ran.has(number) || replayedSteps.add(step.name))
+                ),
+                output
+              ),
             onFailure: ({ error, retryable, usage }) =>
               Effect.zipRight(
                 replayed(usage),

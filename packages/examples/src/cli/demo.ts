@@ -9,7 +9,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { readFileSync } from "node:fs"
 import { stripVTControlCharacters } from "node:util"
-import { Cost, Pipeline, PipelineError, type Result, Router, Usage } from "@trellis/core"
+import { Cost, Event, Pipeline, PipelineError, type Result, Router, Usage } from "@trellis/core"
 import { Durable } from "@trellis/durable"
 import { LanguageModel, OfflineModel } from "@trellis/llm"
 import {
@@ -281,8 +281,19 @@ const demo = (flags: Flags, io: Io) =>
           // This process is the run's runner: the layer's listener hears its steps as they run (a resumed run's
           // finished steps as they are replayed).
           const listening = Durable.layer(durable, {
-            onEvent: (event) =>
-              event._tag === "StepSuspended" || event._tag === "RunSuspended" ? undefined : progress.onEvent(event)
+            onEvent: (event) => {
+              switch (event._tag) {
+                case "StepReplayed": {
+                  const { at, durationMs, pipeline, step } = event
+                  return progress.onEvent(Event.StepSucceeded({ pipeline, step, at, durationMs }))
+                }
+                case "StepSuspended":
+                case "RunSuspended":
+                  return
+                default:
+                  return progress.onEvent(event)
+              }
+            }
           })
           const result = yield* Durable.run(durable, { id, input: { text } }).pipe(
             Effect.tapBoth({ onFailure: () => note, onSuccess: () => note }),
