@@ -7,6 +7,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -85,12 +86,10 @@ export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient | Scope.
         .withoutTransform,
       (rows) => rows.map((row) => row.execution_id)
     )
-  const lookAtAll = Effect.suspend(() => {
-    const executions = [...watched.keys()]
-    const batches = Array.from({ length: Math.ceil(executions.length / batch) }, (_, i) =>
-      executions.slice(i * batch, (i + 1) * batch))
-    return Effect.forEach(batches, (some) => Effect.flatMap(cancelledAmong(some), found), { discard: true })
-  }).pipe(Effect.catchAll(logFailure))
+  const look = (executions: ReadonlyArray<string>) => Effect.flatMap(cancelledAmong(executions), found)
+  const lookAtAll = Effect.suspend(() =>
+    Effect.forEach(Arr.chunksOf([...watched.keys()], batch), look, { discard: true })
+  ).pipe(Effect.catchAll(logFailure))
   yield* Effect.forkScoped(Effect.repeat(lookAtAll, Schedule.spaced(interval)))
 
   const watch = (execution: string) =>
@@ -108,11 +107,7 @@ export const make: Effect.Effect<Service, SqlError, SqlClient.SqlClient | Scope.
       )
       // The first look, at once: the run may have been cancelled before this process began watching it.
       yield* Effect.forkScoped(
-        cancelledAmong([execution]).pipe(
-          Effect.flatMap((rows) => rows.length > 0 ? Deferred.succeed(cancelled, undefined) : Effect.void),
-          Effect.catchAll(logFailure),
-          Effect.ensuring(Deferred.succeed(looked, undefined))
-        )
+        look([execution]).pipe(Effect.catchAll(logFailure), Effect.ensuring(Deferred.succeed(looked, undefined)))
       )
       return {
         isCancelled: Effect.zipRight(Deferred.await(looked), Deferred.isDone(cancelled)),

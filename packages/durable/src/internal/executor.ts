@@ -231,12 +231,12 @@ const executor = (
           Effect.provideService(Activity.CurrentAttempt, number),
           Effect.matchEffect({
             onSuccess: ({ output, usage }) =>
-              Effect.as(
-                Effect.zipRight(
-                  replayed(usage),
-                  Effect.sync(() => attempts.ran.has(number) || replayedSteps.add(step.name))
-                ),
-                output
+              Effect.zipRight(
+                replayed(usage),
+                Effect.sync(() => {
+                  if (!attempts.ran.has(number)) replayedSteps.add(step.name)
+                  return output
+                })
               ),
             onFailure: ({ error, retryable, usage }) =>
               Effect.zipRight(

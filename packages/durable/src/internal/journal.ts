@@ -169,11 +169,14 @@ const outputsOf = (pipeline: Pipeline.Any) =>
     Object.fromEntries(pipeline.steps.map((step) => [step.name, step.output as Schema.Schema<unknown, unknown>]))
   )
 
+/** Why a run failed: the pipeline error's kind, or its cancellation. */
+const Reason = Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout", "Cancelled")
+
 /** The fields a failed run is stored with (see `Durable.RunFailed`). */
 export interface FailureFields {
   readonly id: string
   readonly pipeline: string
-  readonly reason: "StepFailed" | "BudgetExceeded" | "BudgetOverrun" | "PipelineTimeout" | "Cancelled"
+  readonly reason: typeof Reason.Type
   /** The step the pipeline error names. */
   readonly step?: string | undefined
   /** The `_tag` of the error the step failed with, when it had one. */
@@ -201,7 +204,7 @@ export const failure = <E extends FailureFields>(
     _tag: Schema.Literal("RunFailed"),
     id: Schema.String,
     pipeline: Schema.String,
-    reason: Schema.Literal("StepFailed", "BudgetExceeded", "BudgetOverrun", "PipelineTimeout", "Cancelled"),
+    reason: Reason,
     step: Schema.optional(Schema.String),
     errorTag: Schema.optional(Schema.String),
     error: Schema.optional(declared.length === 0 ? Schema.Never : Schema.Union(...declared)),
