@@ -10,6 +10,7 @@
 import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
+import type * as Cost from "./Cost.js"
 import type * as Usage from "./Usage.js"
 
 /**
@@ -45,6 +46,17 @@ export type Event = Data.TaggedEnum<{
     readonly durationMs: number
   }
   UsageRecorded: { readonly pipeline: string; readonly step: string; readonly usage: Usage.Usage }
+  /**
+   * A call cost more than it reserved, by less than a lie would (a server counting tokens otherwise than the
+   * reservation did): recorded as reported, and the run goes on while its spend is within the budget. Comes just
+   * before the call's `UsageRecorded`.
+   */
+  ReservationExceeded: {
+    readonly pipeline: string
+    readonly step: string
+    readonly reserved: Cost.Cost
+    readonly cost: Cost.Cost
+  }
   RunFinished: {
     readonly pipeline: string
     readonly status: "completed" | "stopped" | "failed" | "interrupted"
@@ -70,6 +82,7 @@ export const {
   $is,
   $match,
   RunFinished,
+  ReservationExceeded,
   RunStarted,
   StepFailed,
   StepInterrupted,

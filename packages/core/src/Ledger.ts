@@ -48,11 +48,23 @@ export {
    */
   type Reservation,
   /**
+   * Options of a reservation: the most an honest answer could be reported to cost.
+   *
+   * @since 0.3.0
+   */
+  type ReserveOptions,
+  /**
    * The ledger service.
    *
    * @since 0.1.0
    */
   type Service,
+  /**
+   * Options of a settlement: why the figures reported cannot be right, when the caller knows.
+   *
+   * @since 0.3.0
+   */
+  type SettleOptions,
   /**
    * What the ledger holds at one moment.
    *
@@ -85,8 +97,15 @@ export const layer = (options: internal.Options = {}): Layer.Layer<internal.Ledg
  * @since 0.1.0
  */
 export interface MeteredOptions<A, E, R> {
-  /** The most this call can cost. */
+  /** The most this call can cost: what is reserved. */
   readonly worstCase: Cost.Cost
+  /**
+   * The most an honest answer could be reported to cost (default: `worstCase`). A call settled between `worstCase`
+   * and `ceiling` is an honest difference: recorded as reported, told as `ReservationExceeded`, and the run goes on
+   * while its spend is within the budget. Past `ceiling` the figures are taken as a lie, and under a budget the run
+   * fails with `BudgetOverrun`.
+   */
+  readonly ceiling?: Cost.Cost | undefined
   readonly run: Effect.Effect<A, E, R>
   /** What the call used, from how it ended (an interrupted call may still have been billed). */
   readonly usage: (exit: Exit.Exit<A, E>) => Usage.Usage
@@ -108,7 +127,7 @@ export const metered = <A, E, R>(
     Option.isNone(ledger)
       ? options.run
       : Effect.acquireUseRelease(
-        ledger.value.reserve(options.worstCase),
+        ledger.value.reserve(options.worstCase, { ceiling: options.ceiling }),
         () => options.run,
         (reservation, exit) => ledger.value.settle(reservation, options.usage(exit))
       ))

@@ -72,16 +72,25 @@ export class PipelineTimeout extends Data.TaggedError("PipelineTimeout")<{
 }
 
 /**
- * Under a budget, a call cost more than the worst case it reserved (a server that reported more usage than the
- * request allowed: the budget, which rests on reservations, is no longer guaranteed), or the spend went past the
- * budget after all (usage recorded without a reservation). The ledger recorded the real figures, nothing new was
- * started, and the run fails with this rather than end as `Completed`.
+ * Under a budget, the run's spend went past the budget, or a call's reported figures could not be right. The ledger
+ * recorded the figures as reported, nothing new was started, and the run fails with this rather than end as
+ * `Completed`.
+ *
+ * - `"OverBudget"`: calls cost more than they reserved (a server counting tokens otherwise than the reservation did)
+ *   and together took the spend past the budget, or usage recorded without a reservation did. The excess is bounded
+ *   by what the calls in flight could honestly cost beyond their reservations.
+ * - `"Implausible"`: a call was reported past what any honest answer could cost or use (`detail` says how: output
+ *   tokens past the call's `maxTokens`, input far beyond any tokenizer's count, a cost past its ceiling). The
+ *   budget's guarantee rests on reservations, so it no longer holds: nothing more is sent.
  *
  * @since 0.1.0
  */
 export class BudgetOverrun extends Data.TaggedError("BudgetOverrun")<{
   readonly pipeline: string
-  /** The step whose call cost more than it reserved, or whose recorded usage took the spend past the budget. */
+  readonly reason: "OverBudget" | "Implausible"
+  /** For an implausible call, what is wrong with its figures. */
+  readonly detail?: string | undefined
+  /** The step whose call was implausible, or whose usage took the spend past the budget. */
   readonly step: string
   readonly budget: Cost.Cost
   /** The run's spend once that usage was recorded. */
@@ -93,12 +102,16 @@ export class BudgetOverrun extends Data.TaggedError("BudgetOverrun")<{
   readonly partial: PartialResult
 }> {
   override get message(): string {
-    const call = `a call in step "${this.step}" was reported to cost ${Cost.format(this.reported)} ` +
-      `where ${Cost.format(this.reserved)} was reserved`
-    return this.spent > this.budget
-      ? `Pipeline "${this.pipeline}" spent ${Cost.format(this.spent)}, past its budget of ${Cost.format(this.budget)}: ${call}`
-      : `Pipeline "${this.pipeline}" stopped with ${Cost.format(this.spent)} spent of its budget of ` +
-        `${Cost.format(this.budget)}, which reservations no longer guarantee: ${call}`
+    const costs = `reported to cost ${Cost.format(this.reported)} where ${Cost.format(this.reserved)} was reserved`
+    if (this.reason === "Implausible") {
+      return `Pipeline "${this.pipeline}" stopped with ${Cost.format(this.spent)} spent of its budget of ` +
+        `${Cost.format(this.budget)}: the figures of a call in step "${this.step}" cannot be right: ` +
+        `${this.detail ?? "unknown"} (${costs})`
+    }
+    return `Pipeline "${this.pipeline}" spent ${Cost.format(this.spent)}, past its budget of ` +
+      `${Cost.format(this.budget)}: a call in step "${this.step}" was ${costs}. Calls cost more than they reserve ` +
+      `when a server counts tokens otherwise than the local count: a larger budget, or a larger inputMargin, leaves ` +
+      `room for it`
   }
 }
 

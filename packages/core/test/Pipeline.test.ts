@@ -1,16 +1,9 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Budget, Cost, Event, Ledger, Pipeline, PipelineError, Result, Step, StepExecutor, Usage } from "@trellis/core"
 import { Cause, Context, Data, Duration, Effect, Either, Exit, Fiber, Option, Schedule, Schema, Stream, Supervisor, TestClock } from "effect"
-import { paidCall, sleeper, starts } from "./utils.js"
+import { paidCall, runWithClock, sleeper, starts } from "./utils.js"
 
 class Doc extends Context.Tag("Doc")<Doc, { readonly text: string }>() {}
-
-const runWithClock = <A, E>(effect: Effect.Effect<A, E>, advance: Duration.DurationInput = "1 hour") =>
-  Effect.gen(function*() {
-    const fiber = yield* Effect.fork(effect)
-    yield* TestClock.adjust(advance)
-    return yield* Fiber.join(fiber)
-  })
 
 describe("Pipeline types", () => {
   it("carries the output, the union of step errors and the union of requirements", () => {
@@ -545,7 +538,7 @@ describe("Pipeline.run budget", () => {
       expect(sent).toBe(2)
     }))
 
-  it.effect("a call that costs more than it reserved is recorded as reported, and the run fails instead of completing", () =>
+  it.effect("a call that costs more than its ceiling is recorded as reported, and the run fails instead of completing", () =>
     Effect.gen(function*() {
       const started: Array<string> = []
       // The server reports 50 times what the call reserved.
@@ -567,10 +560,11 @@ describe("Pipeline.run budget", () => {
       )
       expect(error._tag).toBe("BudgetOverrun")
       if (error._tag !== "BudgetOverrun") return
-      expect(error).toMatchObject({ step: "liar", budget: 100, reserved: 10, reported: 500, spent: 500 })
+      expect(error).toMatchObject({ reason: "Implausible", step: "liar", budget: 100, reserved: 10, reported: 500, spent: 500 })
       expect(error.message).toBe(
-        `Pipeline "overrun" spent $0.000000500, past its budget of $0.000000100: a call in step "liar" was reported ` +
-          `to cost $0.000000500 where $0.000000010 was reserved`
+        `Pipeline "overrun" stopped with $0.000000500 spent of its budget of $0.000000100: the figures of a call in ` +
+          `step "liar" cannot be right: its cost is past the $0.000000010 an honest answer could cost (reported to ` +
+          `cost $0.000000500 where $0.000000010 was reserved)`
       )
       // Honest books: the real figure is kept. The sibling's own call was refused (the ledger closed), and nothing
       // new started.
@@ -579,7 +573,7 @@ describe("Pipeline.run budget", () => {
       expect(started).toEqual([])
     }))
 
-  it.effect("a call that costs more than it reserved fails the run under a budget even with room left", () =>
+  it.effect("a call that costs more than its ceiling fails the run under a budget even with room left", () =>
     Effect.gen(function*() {
       const overreported = Ledger.metered({
         worstCase: Cost.nanos(10),
@@ -589,10 +583,18 @@ describe("Pipeline.run budget", () => {
       const liar = Step.make("liar", { run: () => Effect.as(overreported, "said") })
       const next = Step.make("next", { after: { liar }, run: () => Effect.succeed("next") })
       const error = yield* Effect.flip(Pipeline.run(Pipeline.make("overrun", { output: next, budget: Cost.nanos(1000) })))
-      expect(error).toMatchObject({ _tag: "BudgetOverrun", step: "liar", budget: 1000, reserved: 10, reported: 11 })
+      expect(error).toMatchObject({
+        _tag: "BudgetOverrun",
+        reason: "Implausible",
+        step: "liar",
+        budget: 1000,
+        reserved: 10,
+        reported: 11
+      })
       expect(error.message).toBe(
-        `Pipeline "overrun" stopped with $0.000000011 spent of its budget of $0.000001, which reservations no ` +
-          `longer guarantee: a call in step "liar" was reported to cost $0.000000011 where $0.000000010 was reserved`
+        `Pipeline "overrun" stopped with $0.000000011 spent of its budget of $0.000001: the figures of a call in step ` +
+          `"liar" cannot be right: its cost is past the $0.000000010 an honest answer could cost (reported to cost ` +
+          `$0.000000011 where $0.000000010 was reserved)`
       )
       if (error._tag === "BudgetOverrun") expect(error.partial.outputs).toEqual({ liar: "said" })
       // Without a budget there is nothing to guarantee: the same call is recorded as reported.
@@ -606,7 +608,14 @@ describe("Pipeline.run budget", () => {
       const stops = Step.make("stops", { after: { spends }, run: () => Pipeline.stop("done") })
       for (const output of [spends, stops]) {
         const error = yield* Effect.flip(Pipeline.run(Pipeline.make("recorded", { output, budget: Cost.nanos(100) })))
-        expect(error).toMatchObject({ _tag: "BudgetOverrun", step: "spends", reserved: 0, reported: 150, spent: 150 })
+        expect(error).toMatchObject({
+          _tag: "BudgetOverrun",
+          reason: "OverBudget",
+          step: "spends",
+          reserved: 0,
+          reported: 150,
+          spent: 150
+        })
       }
     }))
 

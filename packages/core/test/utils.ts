@@ -1,5 +1,5 @@
 import { Cost, Ledger, Step, Usage } from "@trellis/core"
-import { Effect } from "effect"
+import { type Duration, Effect, Fiber, TestClock } from "effect"
 
 /** A step that waits `ms` on the clock (TestClock in tests) and returns its name. */
 export const sleeper = <const Name extends string, const Deps extends Step.Dependencies = {}>(
@@ -21,3 +21,11 @@ export const starts = (timeline: ReadonlyArray<{ step: string; startedAt: number
   const t0 = Math.min(...timeline.map((t) => t.startedAt))
   return Object.fromEntries(timeline.map((t) => [t.step, t.startedAt - t0]))
 }
+
+/** Runs `effect` on a fiber of its own while the TestClock moves on by `advance`, and gives how it ended. */
+export const runWithClock = <A, E>(effect: Effect.Effect<A, E>, advance: Duration.DurationInput = "1 hour") =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(advance)
+    return yield* Fiber.join(fiber)
+  })

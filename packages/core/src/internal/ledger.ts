@@ -85,6 +85,30 @@ export interface Reservation {
   readonly id: number
   readonly step: string
   readonly amount: Cost.Cost
+  /**
+   * The most the call may be reported to cost and still be believed: past it the figures are taken as a lie. Between
+   * `amount` and `ceiling` they are an honest difference (a server counting tokens otherwise than the reservation
+   * did), recorded as reported.
+   */
+  readonly ceiling: Cost.Cost
+}
+
+/** Options of a reservation. */
+export interface ReserveOptions {
+  /**
+   * The most an honest answer could be reported to cost (see `Reservation.ceiling`); default: the amount reserved,
+   * so that any excess is taken as a lie. Never less than the amount.
+   */
+  readonly ceiling?: Cost.Cost | undefined
+}
+
+/** Options of a settlement. */
+export interface SettleOptions {
+  /**
+   * Why the figures reported for the call cannot be right, when the caller knows (output tokens past the call's
+   * limit, say): under a budget they then fail the run as a lie would, whatever they cost.
+   */
+  readonly implausible?: string | undefined
 }
 
 /** What the ledger holds at one moment. */
@@ -102,12 +126,15 @@ export interface Service {
    * Holds `amount` for a call, or refuses with `BudgetExceeded` if it could pass the budget, or with `InvalidUsage`
    * if it is not a whole number of nano-dollars from 0.
    */
-  readonly reserve: (amount: Cost.Cost) => Effect.Effect<Reservation, BudgetExceeded | InvalidUsage>
+  readonly reserve: (
+    amount: Cost.Cost,
+    options?: ReserveOptions
+  ) => Effect.Effect<Reservation, BudgetExceeded | InvalidUsage>
   /**
    * Releases a reservation and records what the call really used. Never fails: a usage with a bad figure is counted
    * as the reservation, marked estimated.
    */
-  readonly settle: (reservation: Reservation, usage: Usage.Usage) => Effect.Effect<void>
+  readonly settle: (reservation: Reservation, usage: Usage.Usage, options?: SettleOptions) => Effect.Effect<void>
   /** Records usage that needed no reservation; fails with `InvalidUsage`, counting nothing, if a figure is bad. */
   readonly record: (usage: Usage.Usage) => Effect.Effect<void, InvalidUsage>
   /** Refuses every reservation from now on; calls already reserved still settle. */
@@ -143,6 +170,8 @@ export interface Options {
 export interface RunOptions extends Options {
   /** Runs each time usage is recorded, with the step it belongs to. */
   readonly onRecord?: ((step: string, usage: Usage.Usage) => Effect.Effect<void>) | undefined
+  /** Runs, before `onRecord`, when a call is settled above its reservation but within its ceiling. */
+  readonly onExceeded?: ((step: string, reserved: Cost.Cost, cost: Cost.Cost) => Effect.Effect<void>) | undefined
   /**
    * Usage spent for this run before it started (a router's choice of it), by step: in its books and held to its
    * budget, already recorded in the parent.
@@ -151,11 +180,14 @@ export interface RunOptions extends Options {
 }
 
 /**
- * Under a budget, a call that cost more than it reserved (a server reporting more than the reservation allowed
- * for: the budget's guarantee rests on reservations, so it no longer holds), or any spend recorded past the budget.
- * The first one is kept: it is what a run reports when it fails with `BudgetOverrun`.
+ * Under a budget, a spend recorded past the budget (calls that cost more than they reserved, or usage recorded
+ * without a reservation), or figures that cannot be right (a call reported past its ceiling, or that its caller
+ * found implausible). The first one is kept: it is what a run reports when it fails with `BudgetOverrun`.
  */
 export interface Overrun {
+  readonly reason: "OverBudget" | "Implausible"
+  /** For an implausible call, what is wrong with its figures. */
+  readonly detail?: string | undefined
   readonly step: string
   /** What the call had reserved (0 for usage recorded without a reservation). */
   readonly reserved: Cost.Cost
@@ -171,6 +203,13 @@ interface Held extends Reservation {
   readonly outer: Reservation | undefined
 }
 
+/** What a settled call had reserved, as the books judge its figures. */
+interface Settling {
+  readonly amount: Cost.Cost
+  readonly ceiling: Cost.Cost
+  readonly implausible: string | undefined
+}
+
 /**
  * The books. Their state is plain fields rather than a `Ref`: every read and write happens inside one synchronous
  * callback, which JavaScript never interleaves with another fiber's, so each change is as atomic as `Ref.modify`.
@@ -183,6 +222,10 @@ class Books {
   total: Usage.Usage = Usage.empty
   readonly byStep = new Map<string, Usage.Usage>()
   overrun: Overrun | undefined = undefined
+  /** Reservations held and not yet settled (their settlement's reports included). */
+  open = 0
+  /** Woken when the last open reservation is settled. */
+  private idleWaiters: Array<() => void> = []
   readonly budget: Option.Option<Cost.Cost>
   readonly options: RunOptions
 
@@ -193,21 +236,49 @@ class Books {
   }
 
   /**
-   * Records usage as it is, whatever it cost (the books are honest), and notes an overrun if the spend is now past
-   * the budget, or the call cost more than its reservation (`undefined` for usage that needed none): from then on,
-   * nothing more is reserved.
+   * Records usage as it is, whatever it cost (the books are honest), and, under a budget, notes an overrun if the
+   * figures cannot be right or the spend is now past the budget: from then on, nothing more is reserved. `held` is
+   * what the call had reserved (`undefined` for usage that needed no reservation).
    */
-  add(step: string, usage: Usage.Usage, reserved: Cost.Cost | undefined): void {
+  add(step: string, usage: Usage.Usage, held: Settling | undefined): void {
     this.spent = Cost.add(this.spent, usage.cost)
     this.total = Usage.add(this.total, usage)
     this.byStep.set(step, Usage.add(this.byStep.get(step) ?? Usage.empty, usage))
     const budget = this.options.budget
-    const overran = budget !== undefined &&
-      (this.spent > budget || (reserved !== undefined && usage.cost > reserved))
-    if (overran && this.overrun === undefined) {
-      this.overrun = { step, reserved: reserved ?? Cost.zero, reported: usage.cost, spent: this.spent, budget }
-      this.closed = true
+    if (budget === undefined || this.overrun !== undefined) return
+    const implausible = held === undefined ? undefined : held.implausible ??
+      (usage.cost > held.ceiling
+        ? `its cost is past the ${Cost.format(held.ceiling)} an honest answer could cost`
+        : undefined)
+    if (implausible === undefined && this.spent <= budget) return
+    this.overrun = {
+      reason: implausible === undefined ? "OverBudget" : "Implausible",
+      detail: implausible,
+      step,
+      reserved: held?.amount ?? Cost.zero,
+      reported: usage.cost,
+      spent: this.spent,
+      budget
     }
+    this.closed = true
+  }
+
+  /** A reservation settled, with all it reports: wakes those waiting for the books to be idle. */
+  released(): void {
+    this.open--
+    if (this.open === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const wake of waiters) wake()
+    }
+  }
+
+  /** Waits until no reservation is open. */
+  idle(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.open === 0) resume(Effect.void)
+      else this.idleWaiters.push(() => resume(Effect.void))
+    })
   }
 
   snapshot(): Snapshot {
@@ -236,22 +307,30 @@ class LedgerImpl implements Service {
     return new LedgerImpl(this.books, step)
   }
 
-  reserve(amount: Cost.Cost): Effect.Effect<Reservation, BudgetExceeded | InvalidUsage> {
+  reserve(amount: Cost.Cost, options?: ReserveOptions): Effect.Effect<Reservation, BudgetExceeded | InvalidUsage> {
     if (!isCount(amount)) {
       return Effect.fail(new InvalidUsage({ step: this.step, detail: `a worst case of ${show(amount)} nano-dollars` }))
     }
+    const ceiling = options?.ceiling ?? amount
+    if (!isCount(ceiling)) {
+      return Effect.fail(new InvalidUsage({ step: this.step, detail: `a ceiling of ${show(ceiling)} nano-dollars` }))
+    }
     const parent = this.books.options.parent
-    if (parent === undefined) return Effect.suspend(() => this.hold(amount, undefined))
+    if (parent === undefined) return Effect.suspend(() => this.hold(amount, ceiling, undefined))
     // The enclosing run's budget is checked first; if ours refuses, its hold is given back.
-    return Effect.flatMap(parent.reserve(amount), (outer) =>
+    return Effect.flatMap(parent.reserve(amount, options), (outer) =>
       Effect.catchAll(
-        Effect.suspend(() => this.hold(amount, outer)),
+        Effect.suspend(() => this.hold(amount, ceiling, outer)),
         (refused) => Effect.zipRight(parent.settle(outer, Usage.empty), Effect.fail(refused))
       ))
   }
 
   /** Holds `amount` if it fits: the check and the hold happen in one synchronous block. */
-  private hold(amount: Cost.Cost, outer: Reservation | undefined): Effect.Effect<Reservation, BudgetExceeded> {
+  private hold(
+    amount: Cost.Cost,
+    ceiling: Cost.Cost,
+    outer: Reservation | undefined
+  ): Effect.Effect<Reservation, BudgetExceeded> {
     const books = this.books
     const budget = books.options.budget
     if (books.closed || (budget !== undefined && books.spent + books.reserved + amount > budget)) {
@@ -266,20 +345,32 @@ class LedgerImpl implements Service {
       )
     }
     books.reserved = Cost.add(books.reserved, amount)
-    const held: Held = { id: books.nextId++, step: this.step, amount, outer }
+    books.open++
+    const held: Held = { id: books.nextId++, step: this.step, amount, ceiling: ceiling > amount ? ceiling : amount, outer }
     return Effect.succeed(held)
   }
 
-  settle(reservation: Reservation, reported: Usage.Usage): Effect.Effect<void> {
+  settle(reservation: Reservation, reported: Usage.Usage, options?: SettleOptions): Effect.Effect<void> {
     return Effect.suspend(() => {
       const usage = problemOf(reported) === undefined ? reported : repaired(reported, reservation.amount)
       const books = this.books
-      books.reserved = Cost.subtract(books.reserved, reservation.amount)
-      books.add(reservation.step, usage, reservation.amount)
+      const { amount, ceiling, step } = reservation
+      books.reserved = Cost.subtract(books.reserved, amount)
+      books.add(step, usage, { amount, ceiling, implausible: options?.implausible })
       const outer = (reservation as Held).outer
       const parent = books.options.parent
-      const onRecord = books.options.onRecord?.(reservation.step, usage) ?? Effect.void
-      return parent === undefined || outer === undefined ? onRecord : Effect.zipRight(onRecord, parent.settle(outer, usage))
+      const { onExceeded, onRecord } = books.options
+      const exceeded = onExceeded !== undefined && usage.cost > amount && usage.cost <= ceiling
+      const reports = Effect.zipRight(
+        exceeded ? onExceeded(step, amount, usage.cost) : Effect.void,
+        onRecord?.(step, usage) ?? Effect.void
+      )
+      // The reservation stays open until everything it reports is done, so a run waiting for its calls to settle
+      // has every usage event before its end.
+      return Effect.ensuring(
+        parent === undefined || outer === undefined ? reports : Effect.zipRight(reports, parent.settle(outer, usage, options)),
+        Effect.sync(() => books.released())
+      )
     })
   }
 
@@ -319,6 +410,10 @@ export interface RunLedger {
   readonly overrun: () => Overrun | undefined
   /** Refuses every reservation from now on. */
   readonly close: () => void
+  /** Waits until every reservation made in this ledger has been settled and reported. */
+  readonly idle: () => Effect.Effect<void>
+  /** Whether a reservation is open. */
+  readonly busy: () => boolean
 }
 
 /** Makes a ledger attributing to no step. */
@@ -331,6 +426,8 @@ export const make = (options: RunOptions): RunLedger => {
     overrun: () => books.overrun,
     close: () => {
       books.closed = true
-    }
+    },
+    idle: () => books.idle(),
+    busy: () => books.open > 0
   }
 }

@@ -15,6 +15,7 @@ import * as Tracer from "effect/Tracer"
 import * as Effect from "effect/Effect"
 import * as Event from "../Event.js"
 import type * as Result from "../Result.js"
+import type * as Cost from "../Cost.js"
 import type * as Usage from "../Usage.js"
 
 /** The ways a step can end, as events name them. */
@@ -127,6 +128,10 @@ export class Observer {
           return Event.StepFailed({ pipeline, step, at, durationMs, cause: Exit.isFailure(exit) ? exit.cause : Cause.empty })
       }
     })
+  }
+
+  exceeded(step: string, reserved: Cost.Cost, cost: Cost.Cost): Effect.Effect<void> {
+    return this.emit(() => Event.ReservationExceeded({ pipeline: this.pipeline, step, reserved, cost }))
   }
 
   usage(step: string, usage: Usage.Usage): Effect.Effect<void> {

@@ -75,6 +75,7 @@ export const run = (
           // A run inside a step of another run meters into that step too.
           parent: Option.getOrUndefined(Context.getOption(context, Ledger.Ledger)),
           onRecord: (step, usage) => observer.usage(step, usage),
+          onExceeded: (step, reserved, cost) => observer.exceeded(step, reserved, cost),
           prior
         })
         const executor = Option.getOrElse(Context.getOption(context, StepExecutor.StepExecutor), () => StepExecutor.local)
@@ -88,7 +89,10 @@ export const run = (
             )
             : runner.whole,
           (exit) =>
-            Effect.zipRight(runner.stopAll(), observer.runFinished(exit, ledger.total()))
+            runner.stopAll().pipe(
+              Effect.zipRight(runner.callsSettled()),
+              Effect.zipRight(Effect.suspend(() => observer.runFinished(exit, ledger.total())))
+            )
         )
       })
   )
@@ -134,6 +138,21 @@ class Runner {
     return this.scheduler.running > 0 ? this.launcher.interruptAll : Effect.void
   }
 
+  /**
+   * Waits until every call the run reserved for has been settled. A step can end before calls it made: a call
+   * forked inside it (`Effect.forEach` with concurrency interrupts its other workers without waiting for their
+   * finalizers, where a call is settled). The run's result, error and end event wait for them, so they count every
+   * call that was sent.
+   */
+  callsSettled(): Effect.Effect<void> {
+    return this.ledger.busy() ? this.ledger.idle() : Effect.void
+  }
+
+  /** Stops what still runs and waits for its calls, then gives the run's end. */
+  private wrapUp<A, E>(end: () => Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return this.stopAll().pipe(Effect.zipRight(this.callsSettled()), Effect.zipRight(Effect.suspend(end)))
+  }
+
   /** The whole run, under the pipeline's timeout if it has one. */
   get whole(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     const body = Effect.zipRight(this.drive(), Effect.suspend(() => this.conclude()))
@@ -144,12 +163,7 @@ class Runner {
       onSuccess: Effect.succeed,
       // The steps still running are stopped first, so that what they were billed is in the partial result.
       onTimeout: () =>
-        Effect.zipRight(
-          this.stopAll(),
-          Effect.suspend(() =>
-            Effect.fail(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() }))
-          )
-        )
+        this.wrapUp(() => Effect.fail(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() })))
     }))
   }
 
@@ -337,11 +351,16 @@ class Runner {
 
   /** Once settled: stops the steps still running if the run halted, then gives the result or the error. */
   conclude(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
-    const halt = this.scheduler.halt
-    if (halt === undefined && this.ledger.overrun() === undefined) {
+    if (this.scheduler.halt === undefined && this.ledger.overrun() === undefined && !this.ledger.busy()) {
       return Effect.succeed(this.report.completed(this.usage(), this.now()))
     }
-    return Effect.zipRight(this.stopAll(), Effect.suspend(() => this.failure(halt)))
+    // Calls still settling may yet take the spend past the budget: the halt and overrun are read after them.
+    return this.wrapUp(() => {
+      const halt = this.scheduler.halt
+      return halt === undefined && this.ledger.overrun() === undefined
+        ? Effect.succeed(this.report.completed(this.usage(), this.now()))
+        : this.failure(halt)
+    })
   }
 
   /** The error of a run that halted or overspent, or the result of one a step stopped. */
