@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, type Event, Ledger, Pipeline, Step, Usage } from "@trellis/core"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Option } from "effect"
 import { runWithClock } from "./utils.js"
 
 /**
@@ -86,7 +86,8 @@ describe("An honest difference and a lie", () => {
       const said = Step.make("said", {
         run: () =>
           Effect.gen(function*() {
-            const ledger = yield* Ledger.Ledger
+            // The run's ledger is in the context of every step (read as metered code reads it).
+            const ledger = Option.getOrThrow(yield* Effect.serviceOption(Ledger.Ledger))
             const reservation = yield* ledger.reserve(Cost.nanos(40))
             yield* ledger.settle(reservation, Usage.make({ requests: 1, outputTokens: 900, cost: Cost.nanos(5) }), {
               implausible: "900 output tokens, past the call's maxTokens of 100"
