@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
-import { Context, Effect, Exit, Fiber } from "effect"
+import { Context, Data, Effect, Exit, Fiber } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 
@@ -58,6 +58,66 @@ describe("Memory: nothing of a run stays reachable from its result or its pipeli
     const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)))
     expect(kept._tag).toBe("StepFailed")
     expect(kept.partial.outputs).toEqual({ reads: 8 * 1024 * 1024 })
+    expect(collected).toBe(true)
+  })
+
+  it("a run whose step failed with an error object, made where the service is in reach", async () => {
+    class Broken extends Data.TaggedError("Broken")<{ readonly size: number }> {}
+    const failsWithError = Step.make("failsWithError", {
+      after: { reads },
+      run: () => Effect.flatMap(Big, (big) => Effect.fail(new Broken({ size: big.bytes.length })))
+    })
+    const pipeline = Pipeline.make("failedWithError", { output: failsWithError })
+    const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)))
+    expect(kept._tag).toBe("StepFailed")
+    expect(collected).toBe(true)
+  })
+
+  it("a run whose step failed with an error wrapping another, made where the service is in reach", async () => {
+    class Wrapped extends Data.TaggedError("Wrapped")<{ readonly cause: unknown }> {}
+    const failsWrapped = Step.make("failsWrapped", {
+      after: { reads },
+      run: () =>
+        Effect.flatMap(Big, (big) =>
+          Effect.try({
+            try: () => {
+              throw new Error(`inner at ${big.bytes.length}`)
+            },
+            catch: (cause) => new Wrapped({ cause })
+          }))
+    })
+    const pipeline = Pipeline.make("failedWrapped", { output: failsWrapped })
+    const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)))
+    expect(kept._tag).toBe("StepFailed")
+    expect(collected).toBe(true)
+  })
+
+  it("a run whose step died", async () => {
+    const dies = Step.make("dies", {
+      after: { reads },
+      run: () =>
+        Effect.flatMap(Big, (big) =>
+          Effect.sync(() => {
+            throw new Error(`broken at ${big.bytes.length}`)
+          }))
+    })
+    const pipeline = Pipeline.make("died", { output: dies })
+    const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)))
+    expect(kept._tag).toBe("StepFailed")
+    expect(collected).toBe(true)
+  })
+
+  it("a run that passed its timeout", async () => {
+    const pipeline = Pipeline.make("late", { output: join, timeout: "5 millis" })
+    const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)))
+    expect(kept._tag).toBe("PipelineTimeout")
+    expect(collected).toBe(true)
+  })
+
+  it("a run whose step failed, with tracing on", async () => {
+    const pipeline = Pipeline.make("failedTraced", { output: fails })
+    const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)).pipe(Effect.withSpan("caller")))
+    expect(kept._tag).toBe("StepFailed")
     expect(collected).toBe(true)
   })
 

@@ -27,6 +27,7 @@ import type * as Step from "../Step.js"
 import type * as Usage from "../Usage.js"
 import * as StepExecutor from "../StepExecutor.js"
 import type { Graph } from "./graph.js"
+import { detached } from "./detach.js"
 import { Launcher } from "./launch.js"
 import * as Ledger from "./ledger.js"
 import { type Ending, Observer } from "./observer.js"
@@ -163,7 +164,9 @@ class Runner {
       onSuccess: Effect.succeed,
       // The steps still running are stopped first, so that what they were billed is in the partial result.
       onTimeout: () =>
-        this.wrapUp(() => Effect.fail(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() })))
+        this.wrapUp(() =>
+          Effect.fail(detached(new PipelineTimeout({ pipeline: this.plan.name, timeout, partial: this.partial() })))
+        )
     }))
   }
 
@@ -346,7 +349,7 @@ class Runner {
   }
 
   overrun(overrun: Ledger.Overrun): BudgetOverrun {
-    return new BudgetOverrun({ pipeline: this.plan.name, ...overrun, partial: this.partial() })
+    return detached(new BudgetOverrun({ pipeline: this.plan.name, ...overrun, partial: this.partial() }))
   }
 
   /** Once settled: stops the steps still running if the run halted, then gives the result or the error. */
@@ -374,18 +377,18 @@ class Runner {
       case "Stopped":
         return Effect.succeed(this.report.stopped(halt!.step, outcome.data, this.usage(), this.now()))
       case "BudgetExceeded":
-        return Effect.fail(new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() }))
+        return Effect.fail(detached(new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() })))
       case "BudgetOverrun":
         return Effect.fail(this.overrun(outcome.overrun))
       case "Failed":
-        return Effect.fail(
+        return Effect.fail(detached(
           new StepFailed({
             pipeline: this.plan.name,
             step: this.plan.graph.nodes[halt!.step]!.name,
             cause: outcome.cause,
             partial: this.partial()
           })
-        )
+        ))
     }
   }
 }
