@@ -15,6 +15,7 @@ import type * as Event from "./Event.js"
 import { compile } from "./internal/graph.js"
 import * as mermaid from "./internal/mermaid.js"
 import * as Checks from "./internal/options.js"
+import * as OptionKeys from "./OptionKeys.js"
 import * as Plans from "./internal/plans.js"
 import { run as runPlan } from "./internal/runner.js"
 import { StopSignal } from "./internal/stop.js"
@@ -163,6 +164,9 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
   options: Options<S, X>
 ): Either.Either<Made<S, X>, InvalidPipeline> =>
   Either.gen(function*() {
+    const unknownKey = OptionKeys.unknown(options, ["output", "include", "concurrency", "budget", "timeout", "defaults"]) ??
+      OptionKeys.unknown(options.defaults, ["timeout", "retry"], "defaults.")
+    if (unknownKey !== undefined) return yield* Either.left(invalidOption(name, unknownKey))
     const concurrency = options.concurrency === undefined || options.concurrency === "unbounded"
       ? Infinity
       : options.concurrency

@@ -18,6 +18,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { BudgetExceeded, InvalidUsage } from "./internal/ledger.js"
 import * as Checks from "./internal/options.js"
+import * as OptionKeys from "./OptionKeys.js"
 import { StopSignal } from "./internal/stop.js"
 
 /**
@@ -212,6 +213,8 @@ export const makeEither = <
   options: Options<Deps, A, E, R, X>
 ): Either.Either<Step<Name, A, E, R, Deps>, InvalidStep> => {
   const invalid = (detail: string) => Either.left(new InvalidStep({ step: name, detail }))
+  const unknownKey = OptionKeys.unknown(options, ["after", "timeout", "retry", "output", "error", "run"])
+  if (unknownKey !== undefined) return invalid(unknownKey)
   if (typeof options.run !== "function") return invalid(`run must be a function, got ${typeof options.run}`)
   const timeout = Checks.timeout("timeout", options.timeout)
   if (Either.isLeft(timeout)) return invalid(timeout.left)

@@ -124,6 +124,12 @@ describe("Pipeline.make checks the graph", () => {
     expect(bad({ defaults: { timeout: 0 } })).toMatch(/defaults.timeout/)
     expect(bad({ defaults: { retry: -1 } })).toMatch(/defaults.retry/)
     expect(bad({ concurrency: 3, budget: Cost.dollars(1), timeout: "5 seconds" })).toBe("accepted")
+    // Keys a TypeScript caller could not write: refused, naming the key and what it most likely meant.
+    expect(bad({ steps: [] } as any)).toBe(`Invalid pipeline "opts": unknown option "steps" (did you mean "include"?)`)
+    expect(bad({ concurency: 2 } as any)).toMatch(/unknown option "concurency" \(did you mean "concurrency"\?\)/)
+    expect(bad({ defaults: { retries: 2 } } as any)).toMatch(/unknown option "defaults.retries" \(did you mean "defaults.retry"\?\)/)
+    expect(bad({ defaults: { retry: { times: 2, delay: 5 } } } as any)).toMatch(/unknown option "defaults.retry.delay"; known: times, schedule, while/)
+    expect(bad({ colour: "red" } as any)).toMatch(/unknown option "colour"; known: output, include/)
   })
 
   it("rejects a step's bad options when the step is made, naming the step and the option", () => {
@@ -137,6 +143,10 @@ describe("Pipeline.make checks the graph", () => {
     expect(bad({ timeout: 0 })).toMatch(/timeout must be a positive duration, got 0/)
     expect(bad({ timeout: "abc" as Duration.DurationInput })).toMatch(/timeout must be a positive duration, got "abc"/)
     expect(bad({ retry: Infinity })).toBe(`Invalid step "s": retry must be a whole number from 0 to 1000, got Infinity`)
+    expect(bad({ retries: 3 } as any)).toBe(`Invalid step "s": unknown option "retries" (did you mean "retry"?)`)
+    expect(bad({ dependencies: {} } as any)).toMatch(/unknown option "dependencies" \(did you mean "after"\?\)/)
+    expect(bad({ timout: 5 } as any)).toMatch(/unknown option "timout" \(did you mean "timeout"\?\)/)
+    expect(bad({ retry: { times: 1, tries: 2 } } as any)).toMatch(/unknown option "retry.tries"/)
     expect(bad({ retry: 1e9 })).toMatch(/retry must be a whole number from 0 to 1000, got 1000000000/)
     expect(bad({ retry: -1 })).toMatch(/retry must be/)
     expect(bad({ retry: 2.5 })).toMatch(/retry must be/)

@@ -47,6 +47,7 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionMessageParam
 } from "openai/resources/chat/completions"
+import { OptionKeys } from "@trellis/core"
 import * as LanguageModel from "./LanguageModel.js"
 import {
   AuthenticationError,
@@ -184,8 +185,36 @@ const wholeNumber = (option: string, value: unknown, min: number, max: number) =
       })
     )
 
+const knownKeys: ReadonlyArray<keyof Options> = [
+  "apiKey",
+  "baseURL",
+  "model",
+  "timeout",
+  "retry",
+  "maxTokensField",
+  "organization",
+  "project",
+  "maxTokens",
+  "inputMargin",
+  "maxRepairs",
+  "temperature"
+]
+
+// A key a TypeScript caller could not have written (`retries`, `base_url`): refused rather than silently ignored.
+const knownOnly = (options: Options): Either.Either<void, InvalidOption> => {
+  const found = OptionKeys.find(options, knownKeys) ?? OptionKeys.find(options.retry, ["times", "base", "cap"], "retry.")
+  return found === undefined ? Either.void : Either.left(
+    new InvalidOption({
+      option: found.path,
+      value: show(found.value),
+      expected: found.meant === undefined ? `one of ${found.known.join(", ")}` : `a known option: did you mean ${found.meant}?`
+    })
+  )
+}
+
 const validate = (options: Options): Either.Either<Settings, InvalidOption> =>
   Either.gen(function*() {
+    yield* knownOnly(options)
     if (options.maxTokens !== undefined) yield* wholeNumber("maxTokens", options.maxTokens, 1, Number.MAX_SAFE_INTEGER)
     if (options.maxRepairs !== undefined) yield* wholeNumber("maxRepairs", options.maxRepairs, 0, 100)
     const timeout = yield* positiveDuration("timeout", options.timeout, "60 seconds")

@@ -983,7 +983,11 @@ describe("OpenAi", () => {
         ["retry.base", { retry: { base: "0 millis" } }, `got "0 millis"`],
         ["retry.cap", { retry: { cap: Number.NaN } }, "got NaN"],
         ["maxTokens", { maxTokens: 0 }, "a whole number from 1, got 0"],
-        ["maxTokens", { maxTokens: 2.5 }, "got 2.5"]
+        ["maxTokens", { maxTokens: 2.5 }, "got 2.5"],
+        // Keys a TypeScript caller could not have written are refused, not ignored.
+        ["retries", { retries: 5 } as never, "a known option: did you mean retry?, got 5"],
+        ["base_url", { base_url: "http://x" } as never, `did you mean baseURL?, got "http://x"`],
+        ["retry.attempts", { retry: { attempts: 2 } } as never, "one of times, base, cap, got 2"]
       ]
       for (const [option, options, expected] of cases) {
         it.scoped(`${option}: ${expected}`, () =>

@@ -5,6 +5,7 @@
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Schedule from "effect/Schedule"
+import * as OptionKeys from "../OptionKeys.js"
 
 /** The most retries a count may ask for: past it, a typo (`1e9`, `Infinity`) would retry for ever. */
 export const maxRetries = 1000
@@ -29,6 +30,8 @@ export const retry = (option: string, input: unknown): string | undefined => {
   if (typeof input !== "object" || input === null) {
     return `${option} must be a number of retries, a Schedule or { times, schedule, while }, got ${describe(input)}`
   }
+  const unknownKey = OptionKeys.unknown(input, ["times", "schedule", "while"], `${option}.`)
+  if (unknownKey !== undefined) return unknownKey
   const { schedule, times, while: predicate } = input as Record<string, unknown>
   if (times !== undefined) {
     const problem = typeof times === "number" ? count(`${option}.times`, times) : `${option}.times must be a number`
