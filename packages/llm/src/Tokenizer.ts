@@ -41,12 +41,36 @@ const perMessage = 3
 const primer = 3
 
 /**
- * Makes a tokenizer from a function counting the tokens of a text; the chat markup around messages is added.
+ * The longest run of text without a break (or of blanks) counted in one piece. Byte-pair encoders merge within a
+ * run in time that grows with the square of its length (160 KB of `x` took 11.5 s, 20 KB of CJK text 3.6 s), so a
+ * longer run is counted in pieces of this length: linear in the text, and at most a token or so more per piece,
+ * which only makes a reservation safer.
+ */
+const longestRun = 256
+const longRuns = new RegExp(`\\S{${longestRun + 1},}|\\s{${longestRun + 1},}`, "g")
+
+/**
+ * Counts `text` with `countText`, long runs in pieces (see `longestRun`): time linear in the text's length.
+ */
+const countLinear = (countText: (text: string) => number, text: string): number => {
+  let total = 0
+  let from = 0
+  for (const run of text.matchAll(longRuns)) {
+    if (run.index > from) total += countText(text.slice(from, run.index))
+    for (let at = 0; at < run[0].length; at += longestRun) total += countText(run[0].slice(at, at + longestRun))
+    from = run.index + run[0].length
+  }
+  return from === 0 ? countText(text) : from < text.length ? total + countText(text.slice(from)) : total
+}
+
+/**
+ * Makes a tokenizer from a function counting the tokens of a text; the chat markup around messages is added, and
+ * long runs without a break are counted in pieces, so that counting takes time linear in the text.
  *
  * @since 0.1.0
  */
 export const make = (countText: (text: string) => number): Service => {
-  const count = (text: string): number => (text.length === 0 ? 0 : countText(text))
+  const count = (text: string): number => (text.length === 0 ? 0 : countLinear(countText, text))
 
   const countOutput = (text: string, toolCalls: ReadonlyArray<ToolCall> = []): number => {
     let total = count(text)
