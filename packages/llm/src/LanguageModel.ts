@@ -20,7 +20,9 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { chatAttributes, chatSpanName, errorAttributes, responseAttributes } from "./internal/genai.js"
+import * as Calibration from "./internal/calibration.js"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
+import * as Plausibility from "./internal/plausibility.js"
 import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
@@ -211,6 +213,21 @@ const sentOf = (error: unknown): Sent | undefined => {
     : undefined
 }
 
+/** One call as it goes: what was counted and reserved for it, and what its answer turned out to be. */
+interface Call {
+  readonly request: ResolvedRequest
+  /** Its input tokens as counted here. */
+  readonly inputTokens: number
+  readonly worstCase: Cost.Cost
+  /** The most input tokens an honest server could count for it, and what a call at that count would cost. */
+  readonly ceilingTokens: number
+  readonly ceiling: Cost.Cost
+  /** Set when the answer came with figures that cannot be used: the call fails, settled to this. */
+  billed: Usage.Usage | undefined
+  /** Set when the answer's figures cannot be right: a budgeted run then fails. */
+  implausible: string | undefined
+}
+
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
  * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from `Tokenizer.o200k`;
@@ -232,6 +249,8 @@ const makeWith = (
   tokenizer: Tokenizer.Service,
   options: Options
 ): Service => {
+  const inputMargin = options.inputMargin ?? defaultInputMargin
+
   const resolve = (prompt: Prompt): ResolvedRequest => {
     if (typeof prompt === "string") {
       return {
@@ -255,11 +274,30 @@ const makeWith = (
     }
   }
 
-  const inputTokensOf = (request: ResolvedRequest): number =>
-    tokenizer.countMessages(
-      request.messages,
-      request.tools.map((tool) => tool.name + tool.description + JSON.stringify(tool.parameters))
-    )
+  const calibration = Calibration.make()
+
+  /**
+   * Opens a call of `request`: counts what the server will bill as input (the messages and their markup, the tool
+   * definitions, the schema of structured output, which a server receives beside the instruction that repeats it),
+   * and sets its reservation (that count scaled by the model's calibration, with the margin, and every output token
+   * allowed) and its ceiling (what the most any tokenizer could count would cost).
+   */
+  const open = (request: ResolvedRequest): Call => {
+    const extra = request.tools.map((tool) => tool.name + tool.description + JSON.stringify(tool.parameters))
+    if (request.json !== undefined) extra.push(request.json.name + JSON.stringify(request.json.schema))
+    const inputTokens = tokenizer.countMessages(request.messages, extra)
+    const reservedInput = Math.ceil(inputTokens * calibration.ratio(request.model) * (1 + inputMargin))
+    const ceilingTokens = Plausibility.inputCeiling(request, extra)
+    return {
+      request,
+      inputTokens,
+      worstCase: pricing.worstCase(request.model, reservedInput, request.maxTokens),
+      ceilingTokens,
+      ceiling: pricing.worstCase(request.model, Math.max(ceilingTokens, reservedInput), request.maxTokens),
+      billed: undefined,
+      implausible: undefined
+    }
+  }
 
   // The usage of a finished call, priced; counted with the tokenizer when the server reported none.
   const usageOf = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Usage.Usage> => {
@@ -273,25 +311,26 @@ const makeWith = (
     return Effect.map(priced, (usage) => Usage.add(usage, unansweredUsage(request, inputTokens, sent, "")))
   }
 
-  // The usage of the request that answered: as reported, or counted with the tokenizer when the server reported none.
+  /**
+   * The usage of the request that answered: as reported, or counted with the tokenizer when the server reported
+   * none. A count of zero for what was not empty (input, always; output, when there is text or a tool call) is
+   * taken as missing too, and counted here: otherwise such a server's calls would be free.
+   */
   const usageOfAnswer = (inputTokens: number, completion: Completion): Usage.Usage => {
     const reported = completion.usage
-    return reported == null
-      ? Usage.make({
-        inputTokens,
-        outputTokens: tokenizer.countOutput(completion.text, completion.toolCalls),
-        requests: 1,
-        toolCalls: completion.toolCalls.length,
-        estimated: true
-      })
-      : Usage.make({
-        inputTokens: reported.inputTokens,
-        outputTokens: reported.outputTokens,
-        cachedInputTokens: reported.cachedInputTokens ?? 0,
-        reasoningTokens: reported.reasoningTokens ?? 0,
-        requests: 1,
-        toolCalls: completion.toolCalls.length
-      })
+    const outputCounted = () => tokenizer.countOutput(completion.text, completion.toolCalls)
+    const answered = completion.text.length > 0 || completion.toolCalls.length > 0
+    const inputMissing = reported == null || (reported.inputTokens === 0 && inputTokens > 0)
+    const outputMissing = reported == null || (reported.outputTokens === 0 && answered)
+    return Usage.make({
+      inputTokens: inputMissing ? inputTokens : reported.inputTokens,
+      outputTokens: outputMissing ? outputCounted() : reported.outputTokens,
+      cachedInputTokens: inputMissing ? 0 : reported.cachedInputTokens ?? 0,
+      reasoningTokens: outputMissing ? 0 : reported.reasoningTokens ?? 0,
+      requests: 1,
+      toolCalls: completion.toolCalls.length,
+      ...(inputMissing || outputMissing ? { estimated: true } : {})
+    })
   }
 
   /**
@@ -301,22 +340,19 @@ const makeWith = (
    * paid for: `billed` receives what the call is settled to, its usage counted here as if the provider had reported
    * none (and one request when their count is the bad figure), marked estimated.
    */
-  const respond = (
-    request: ResolvedRequest,
-    inputTokens: number,
-    completion: Completion,
-    billed: (usage: Usage.Usage) => void
-  ): Effect.Effect<Response, MalformedOutput> => {
+  const respond = (call: Call, completion: Completion): Effect.Effect<Response, MalformedOutput> => {
+    const { inputTokens, request } = call
     const badRequests = requestsProblem(completion)
     const problem = usageProblem(completion.usage) ?? badRequests
     if (problem === undefined) {
-      return Effect.map(usageOf(request, inputTokens, completion), (usage) => ({
-        text: completion.text,
-        toolCalls: completion.toolCalls,
-        finishReason: completion.finishReason,
-        model: completion.model,
-        usage
-      }))
+      return Effect.flatMap(usageOf(request, inputTokens, completion), (usage) =>
+        Effect.as(judge(call, completion, usage), {
+          text: completion.text,
+          toolCalls: completion.toolCalls,
+          finishReason: completion.finishReason,
+          model: completion.model,
+          usage
+        }))
     }
     const counted: Completion = {
       ...completion,
@@ -324,7 +360,7 @@ const makeWith = (
       ...(badRequests === undefined ? {} : { requests: undefined, billable: undefined })
     }
     return Effect.flatMap(usageOf(request, inputTokens, counted), (usage) => {
-      billed(usage)
+      call.billed = usage
       const requests = counted.requests ?? 1
       return Effect.fail(
         new MalformedOutput({
@@ -336,6 +372,30 @@ const makeWith = (
         })
       )
     })
+  }
+
+  /**
+   * Judges the figures of an answer the server reported: past what an honest server could report (see
+   * `internal/plausibility`), the call is marked implausible, which fails a budgeted run, and a warning says so;
+   * within it, they teach the model's calibration, and a cost above the reservation is warned of once per model.
+   */
+  const judge = (call: Call, completion: Completion, usage: Usage.Usage): Effect.Effect<void> => {
+    const reported = completion.usage
+    if (reported == null) return Effect.void
+    const model = call.request.model
+    const implausible = Plausibility.implausibility(call.request, reported, call.ceilingTokens)
+    if (implausible !== undefined) {
+      call.implausible = implausible
+      return Effect.logWarning(`A call of ${model} reported figures that cannot be right: ${implausible}`)
+    }
+    calibration.learn(model, call.inputTokens, reported.inputTokens)
+    return usage.cost > call.worstCase && calibration.firstTime(model)
+      ? Effect.logWarning(
+        `A call of ${model} cost ${Cost.format(usage.cost)} where ${Cost.format(call.worstCase)} was reserved: its ` +
+          `server counts ${reported.inputTokens} input tokens where ${call.inputTokens} were counted here. Later ` +
+          `reservations for ${model} allow for the difference.`
+      )
+      : Effect.void
   }
 
   /**
@@ -379,10 +439,6 @@ const makeWith = (
     return unansweredUsage(request, inputTokens, sent, outputText)
   }
 
-  const inputMargin = options.inputMargin ?? defaultInputMargin
-  // The most the server may count: the input counted here with the margin, and every output token allowed.
-  const worstCaseOf = (request: ResolvedRequest, inputTokens: number) =>
-    pricing.worstCase(request.model, Math.ceil(inputTokens * (1 + inputMargin)), request.maxTokens)
 
   // A request's own numbers set its reservation: one that cannot be right is refused before anything is sent.
   const checkRequest = (request: ResolvedRequest): Effect.Effect<void, InvalidRequest> => {
@@ -409,23 +465,20 @@ const makeWith = (
   /** One call of a resolved request, metered and inside its `chat {model}` span. */
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
-      const inputTokens = inputTokensOf(request)
+      const call = open(request)
       const tally = makeTally()
-      // Set when the answer came with figures that cannot be right: the call fails, settled to this.
-      let billed: Usage.Usage | undefined
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
         span: chatSpanName(request.model),
         attributes: chatAttributes(provider.name, request, false),
-        worstCase: worstCaseOf(request, inputTokens),
+        worstCase: call.worstCase,
+        ceiling: call.ceiling,
         call: provider.generate(request).pipe(Effect.provideService(CurrentTally, tally)),
-        price: (completion) =>
-          respond(request, inputTokens, completion, (usage) => {
-            billed = usage
-          }),
+        price: (completion) => respond(call, completion),
         usage: (exit) =>
           Exit.isSuccess(exit)
             ? exit.value.usage
-            : billed ?? failedUsage(request, inputTokens, exit, tally.total(), ""),
+            : call.billed ?? failedUsage(request, call.inputTokens, exit, tally.total(), ""),
+        implausible: () => call.implausible,
         annotate: responseAttributes
       })))
     })
@@ -486,7 +539,7 @@ const makeWith = (
   const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Stream.suspend(() => {
       const request = resolve(prompt)
-      const inputTokens = inputTokensOf(request)
+      const call = open(request)
       const tally = makeTally()
       // What has arrived so far, for the settlement of a stream that ends before its `Finish`.
       let text = ""
@@ -496,10 +549,7 @@ const makeWith = (
           text += chunk.text
           return Effect.succeed({ _tag: "TextDelta", text: chunk.text })
         }
-        const billed = (usage: Usage.Usage) => {
-          final = usage
-        }
-        return Effect.map(respond(request, inputTokens, chunk.completion, billed), (response) => {
+        return Effect.map(respond(call, chunk.completion), (response) => {
           final = response.usage
           return { _tag: "Finish", response }
         })
@@ -507,8 +557,10 @@ const makeWith = (
       return Stream.unwrapScoped(
         Effect.as(
           checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredScoped({
-            worstCase: worstCaseOf(request, inputTokens),
-            usage: (exit) => final ?? failedUsage(request, inputTokens, exit, tally.total(), text)
+            worstCase: call.worstCase,
+            ceiling: call.ceiling,
+            usage: (exit) => final ?? call.billed ?? failedUsage(request, call.inputTokens, exit, tally.total(), text),
+            implausible: () => call.implausible
           }))),
           parts
         )

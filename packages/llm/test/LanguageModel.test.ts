@@ -884,11 +884,28 @@ describe("LanguageModel", () => {
 
     it.effect("takes reported figures as they are when they can be right, a missing cached or reasoning count as 0", () => {
       const model = scripted({
-        reply: () => ({ text: answer, usage: { inputTokens: 0, outputTokens: 1_000_000_000, cachedInputTokens: 0 } })
+        reply: () => ({ text: answer, usage: { inputTokens: 3, outputTokens: 1_000_000_000, cachedInputTokens: 0 } })
       })
       return Effect.gen(function*() {
         const response = yield* LanguageModel.generate(prompt)
-        expect(response.usage).toMatchObject({ inputTokens: 0, outputTokens: 1_000_000_000, estimated: false })
+        expect(response.usage).toMatchObject({ inputTokens: 3, outputTokens: 1_000_000_000, estimated: false })
+      }).pipe(Effect.provide(model.layer))
+    })
+
+    it.effect("counts here a zero that cannot be right (input for a prompt, output for an answer), marked estimated", () => {
+      const model = scripted({
+        reply: (request) =>
+          request.messages.at(-1)?.content === "no input"
+            ? { text: answer, usage: { inputTokens: 0, outputTokens: 7 } }
+            : { text: answer, usage: { inputTokens: 12, outputTokens: 0 } }
+      })
+      return Effect.gen(function*() {
+        const input = Tokenizer.o200k.countMessages([{ role: "user", content: "no input" }])
+        const noInput = yield* LanguageModel.generate("no input")
+        expect(noInput.usage).toMatchObject({ inputTokens: input, outputTokens: 7, estimated: true })
+        expect(noInput.usage.cost).toBeGreaterThan(0)
+        const noOutput = yield* LanguageModel.generate("no output")
+        expect(noOutput.usage).toMatchObject({ inputTokens: 12, outputTokens: Tokenizer.o200k.count(answer), estimated: true })
       }).pipe(Effect.provide(model.layer))
     })
   })

@@ -20,30 +20,43 @@ import { errorAttributes } from "./genai.js"
 /** What one call holds in the ledger of its run, if it runs in one. */
 type Hold = Option.Option<{ readonly ledger: Ledger.Service; readonly reservation: Ledger.Reservation }>
 
-const reserve = (worstCase: Cost.Cost): Effect.Effect<Hold, Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
+/** What a call reserves: its worst case, and the most an honest answer could be reported to cost. */
+interface Bounds {
+  readonly worstCase: Cost.Cost
+  readonly ceiling: Cost.Cost
+}
+
+/** How a call is settled: what it used, and why its figures cannot be right, if they cannot. */
+interface Settlement<A, E> {
+  readonly usage: (exit: Exit.Exit<A, E>) => Usage.Usage
+  readonly implausible: () => string | undefined
+}
+
+const reserve = (bounds: Bounds): Effect.Effect<Hold, Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
   Effect.flatMap(Effect.serviceOption(Ledger.Ledger), (ledger) =>
     Option.isNone(ledger)
       ? Effect.succeed(Option.none())
-      : Effect.map(ledger.value.reserve(worstCase), (reservation) => Option.some({ ledger: ledger.value, reservation })))
+      : Effect.map(
+        ledger.value.reserve(bounds.worstCase, { ceiling: bounds.ceiling }),
+        (reservation) => Option.some({ ledger: ledger.value, reservation })
+      ))
 
-const settle = <A, E>(usage: (exit: Exit.Exit<A, E>) => Usage.Usage) => (hold: Hold, exit: Exit.Exit<A, E>) =>
-  Option.isNone(hold) ? Effect.void : hold.value.ledger.settle(hold.value.reservation, usage(exit))
+const settle = <A, E>(settlement: Settlement<A, E>) => (hold: Hold, exit: Exit.Exit<A, E>) =>
+  Option.isNone(hold)
+    ? Effect.void
+    : hold.value.ledger.settle(hold.value.reservation, settlement.usage(exit), { implausible: settlement.implausible() })
 
 /**
  * Options of {@link meteredCall}: the call, what it may cost, how its answer is priced, and its span.
  */
-export interface CallOptions<A, B, E, R> {
+export interface CallOptions<A, B, E, R> extends Bounds, Settlement<B, E> {
   /** The span of the call, opened as `Effect.withSpan` would open it, with these attributes. */
   readonly span: string
   readonly attributes: Record<string, unknown>
-  /** The most the call can cost: reserved before anything is sent. */
-  readonly worstCase: Cost.Cost
   /** The request itself: the only part that can be interrupted. */
   readonly call: Effect.Effect<A, E, R>
   /** Turns the provider's answer into the result, with its priced usage; fails when the answer cannot be used. */
   readonly price: (answer: A) => Effect.Effect<B, E>
-  /** What the call used, from how it ended: what the reservation is settled to. */
-  readonly usage: (exit: Exit.Exit<B, E>) => Usage.Usage
   /** Attributes of a successful result, set on the span before it ends. */
   readonly annotate: (result: B) => Record<string, unknown>
 }
@@ -87,7 +100,7 @@ const open = <A, B, E, R>(
   Effect.flatMap(
     Effect.makeSpan(options.span, { kind: "client", attributes: options.attributes, captureStackTrace: false }),
     (span) =>
-      Effect.matchCauseEffect(reserve(options.worstCase), {
+      Effect.matchCauseEffect(reserve(options), {
         onFailure: (cause) => {
           const exit = Exit.failCause(cause)
           return Effect.zipRight(endSpan(span, exit, errorAttributes(exit)), exit)
@@ -102,7 +115,7 @@ const open = <A, B, E, R>(
 
 /** Settles the reservation, ends the span and puts the caller's context back, then ends as the call did. */
 const close = <A, B, E, R>(options: CallOptions<A, B, E, R>, opened: Opened, exit: Exit.Exit<B, E>): Effect.Effect<B, E> =>
-  settle(options.usage)(opened.hold, exit).pipe(
+  settle(options)(opened.hold, exit).pipe(
     Effect.zipRight(
       endSpan(opened.span, exit, Exit.isSuccess(exit) ? options.annotate(exit.value) : errorAttributes(exit))
     ),
@@ -129,11 +142,10 @@ const endSpan = (
     }))
 
 /**
- * The same metering for a call that lasts as long as a scope (a stream): `worstCase` reserved now, settled to
- * `usage` of the scope's exit when it closes.
+ * The same metering for a call that lasts as long as a scope (a stream): `worstCase` reserved now (with its
+ * `ceiling`), settled to `usage` of the scope's exit when it closes.
  */
-export const meteredScoped = (options: {
-  readonly worstCase: Cost.Cost
-  readonly usage: (exit: Exit.Exit<unknown, unknown>) => Usage.Usage
-}): Effect.Effect<void, Ledger.BudgetExceeded | Ledger.InvalidUsage, Scope.Scope> =>
-  Effect.asVoid(Effect.acquireRelease(reserve(options.worstCase), settle(options.usage)))
+export const meteredScoped = (
+  options: Bounds & Settlement<unknown, unknown>
+): Effect.Effect<void, Ledger.BudgetExceeded | Ledger.InvalidUsage, Scope.Scope> =>
+  Effect.asVoid(Effect.acquireRelease(reserve(options), settle(options)))
