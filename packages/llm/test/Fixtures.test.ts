@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Fixtures, LanguageModel, LlmError, OpenAi, Pricing, Provider, ScriptedModel } from "../src/index.js"
-import * as Server from "./server.js"
+import { OpenAi as Server } from "@trellis/test-servers"
 
 /** A fresh directory for the test's files, removed when the scope ends. */
 const tempDir = Effect.acquireRelease(

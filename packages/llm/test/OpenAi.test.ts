@@ -18,7 +18,7 @@ import {
   Tracer
 } from "effect"
 import { LanguageModel, OpenAi, Pricing, Tokenizer } from "../src/index.js"
-import * as Server from "./server.js"
+import { OpenAi as Server } from "@trellis/test-servers"
 import { recordingTracer, withTracer } from "./support.js"
 
 const secret = "sk-test-SECRET-123"

@@ -49,14 +49,14 @@ const logged = (
     snapshot: ledger.snapshot,
     record: (usage) => ledger.record(usage),
     forStep: (step) => logged(ledger.forStep(step), log, { ...where, step }),
-    reserve: (amount) =>
-      Effect.tap(ledger.reserve(amount), (reservation) =>
+    reserve: (amount, options) =>
+      Effect.tap(ledger.reserve(amount, options), (reservation) =>
         Effect.catchAllCause(
           log.reserved(hold(reservation)),
           (cause) => Effect.zipRight(ledger.settle(reservation, Usage.empty), Effect.die(Cause.squash(cause)))
         )),
-    settle: (reservation, usage) =>
-      Effect.zipRight(Effect.orDie(log.settled(hold(reservation), usage.cost)), ledger.settle(reservation, usage))
+    settle: (reservation, usage, options) =>
+      Effect.zipRight(Effect.orDie(log.settled(hold(reservation), usage.cost)), ledger.settle(reservation, usage, options))
   }
 }
 

@@ -1,3 +1,7 @@
+/**
+ * A server on 127.0.0.1 that speaks OpenAI's Chat Completions API, for the real `openai` SDK to talk to in tests:
+ * completions and their streamed chunks, error statuses, and requests left open to see a client hang up.
+ */
 import { Effect } from "effect"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
