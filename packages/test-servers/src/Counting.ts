@@ -37,13 +37,17 @@ export const openAi = (body: any, text: string): { prompt_tokens: number; comple
 export const anthropicToolPrompt = 313
 
 /**
- * Messages API usage for a request's body and the answer's text: the system prompt, the messages and the tools'
- * definitions, with the tool-use system prompt when tools are offered, and the output within `max_tokens`.
+ * Messages API usage for a request's body and the answer's text: the system prompt, the messages, the tools'
+ * definitions (with the tool-use system prompt when tools are offered) and the schema of structured output, and the
+ * output within `max_tokens`.
  */
 export const anthropic = (body: any, text: string): { input_tokens: number; output_tokens: number } => {
   const messages: ReadonlyArray<any> = Array.isArray(body?.messages) ? body.messages : []
   let input = tokens(textOf(body?.system ?? ""))
   for (const message of messages) input += 3 + tokens(textOf(message.content))
   if (Array.isArray(body?.tools) && body.tools.length > 0) input += anthropicToolPrompt + tokens(JSON.stringify(body.tools))
+  // Structured output: the schema is read as part of the prompt.
+  const format = body?.output_config?.format ?? body?.output_format
+  if (format !== undefined) input += tokens(JSON.stringify(format))
   return { input_tokens: input, output_tokens: output(text, body?.max_tokens) }
 }
