@@ -230,7 +230,8 @@ interface Call {
 
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
- * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from `Tokenizer.o200k`;
+ * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from the provider's own
+ * counting (`Provider.tokenizer`), else from `Tokenizer.o200k`;
  * the provider is first handed to the `Provider.Wrapper` service when one is provided (`Fixtures.record`).
  *
  * @since 0.1.0
@@ -238,7 +239,10 @@ interface Call {
 export const make = (provider: Provider, options: Options = {}): Effect.Effect<Service> =>
   Effect.gen(function*() {
     const pricing = Option.getOrElse(yield* Effect.serviceOption(Pricing.Pricing), () => Pricing.make())
-    const tokenizer = Option.getOrElse(yield* Effect.serviceOption(Tokenizer.Tokenizer), () => Tokenizer.o200k)
+    const tokenizer = Option.getOrElse(
+      yield* Effect.serviceOption(Tokenizer.Tokenizer),
+      () => provider.tokenizer ?? Tokenizer.o200k
+    )
     const wrapper = yield* Effect.serviceOption(Wrapper)
     return makeWith(Option.isSome(wrapper) ? wrapper.value(provider) : provider, pricing, tokenizer, options)
   })

@@ -11,6 +11,7 @@ import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import type { LlmError } from "./LlmError.js"
 import type { FinishReason, ResolvedRequest, ToolCall } from "./Prompt.js"
+import type { Service as Tokenizer } from "./Tokenizer.js"
 
 /**
  * Token counts as a provider reports them. `LanguageModel` checks them before they are priced, whichever the
@@ -72,6 +73,11 @@ export interface Provider {
   readonly model: string
   readonly generate: (request: ResolvedRequest) => Effect.Effect<Completion, LlmError>
   readonly stream: (request: ResolvedRequest) => Stream.Stream<Chunk, LlmError>
+  /**
+   * The provider's own token counting, when it has one (the tokenizer of its models, the markup it adds): used for
+   * reservations and estimates in place of `Tokenizer.o200k`, unless the application provides a `Tokenizer`.
+   */
+  readonly tokenizer?: Tokenizer | undefined
 }
 
 /**

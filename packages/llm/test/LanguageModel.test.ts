@@ -618,6 +618,25 @@ describe("LanguageModel", () => {
         expect(model.calls).toHaveLength(1)
       }).pipe(Effect.provide(Layer.provide(model.layer, Layer.merge(prices, perCharacter))))
     })
+
+    it.effect("counts with the provider's own tokenizer when it has one, unless the application provides another", () => {
+      const provider: Provider.Provider = {
+        name: "counting",
+        model: "test-model",
+        // Two tokens per character: the provider's own count, far from o200k's.
+        tokenizer: Tokenizer.make((text) => 2 * text.length),
+        generate: () => Effect.succeed({ text: "Fine.", toolCalls: [], finishReason: "stop", model: "test-model", usage: undefined }),
+        stream: () => Stream.empty
+      }
+      return Effect.gen(function*() {
+        const own = yield* Effect.flatMap(LanguageModel.make(provider), (model) => model.generate("Hello there"))
+        expect(own.usage).toMatchObject({ inputTokens: 3 + 3 + 2 * "Hello there".length, outputTokens: 10, estimated: true })
+        const overridden = yield* Effect.flatMap(LanguageModel.make(provider), (model) => model.generate("Hello there")).pipe(
+          Effect.provide(Tokenizer.layer((text) => text.length))
+        )
+        expect(overridden.usage).toMatchObject({ inputTokens: 3 + 3 + "Hello there".length, outputTokens: 5 })
+      }).pipe(Effect.provide(prices))
+    })
   })
 
   it.effect("ends the span of a refused call with its BudgetExceeded, and leaves the caller's span current after each call", () => {
