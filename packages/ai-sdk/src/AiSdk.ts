@@ -7,7 +7,12 @@
  *
  * The model's `doGenerate` and `doStream` are called directly: one request per call, aborted through its signal
  * when the call is interrupted or times out. Transient failures (`RateLimited` with the server's `retryAfter`,
- * `ServerError`, `LlmTimeout`) are left to the step's retry policy, which sees them typed.
+ * `ServerError`, `LlmTimeout`) are left to the step's retry policy, which sees them typed. The HTTP status decides
+ * what a failure is: an error status is a refusal, not billed; a success status whose answer the SDK could not read
+ * (a body that is not the API's JSON, usage of the wrong shape) is `MalformedOutput`, billed for its input.
+ *
+ * Give the model's keys as `secrets`: a server may echo one back, and they are then removed by their value from
+ * every error.
  *
  * @example
  * ```ts
