@@ -39,6 +39,18 @@ const describe = (error: unknown): string => {
   return String(error)
 }
 
+// The message of an error body as providers send it (`{ "error": { "message": ... } }`), else the body itself.
+const bodyMessage = (body: string | undefined): string | undefined => {
+  if (body === undefined || body.trim().length === 0) return undefined
+  try {
+    const parsed = JSON.parse(body)
+    const message = parsed?.error?.message ?? parsed?.message
+    return typeof message === "string" ? message : body
+  } catch {
+    return body
+  }
+}
+
 // The SDK's own checks of an answer: a body that is not the API's JSON, a part of the wrong shape.
 const unreadable = /JSONParseError|TypeValidationError|InvalidResponseDataError|EmptyResponseBodyError|NoContentGeneratedError/
 
@@ -48,7 +60,6 @@ const unreadable = /JSONParseError|TypeValidationError|InvalidResponseDataError|
  */
 export const failureOf = (provider: string, scrub: (text: string) => string) => (error: unknown): Failure => {
   const clean = (text: string) => Provider.errorDetail(scrub(text))
-  const detail = clean(describe(error))
   const root = innermost(error)
   // Why, when the error wraps another: a refused connection, the shape the answer broke.
   const reason = root instanceof Error && root !== error ? ` (${root.message})` : ""
@@ -74,7 +85,9 @@ export const failureOf = (provider: string, scrub: (text: string) => string) => 
     // A success status: the server did the work and bills it, whatever the SDK could not read in the answer (a
     // body that is not the API's JSON, usage of the wrong shape, a proxy's HTML page).
     if (status >= 200 && status < 300) return malformed()
-    // An error status: the server did not do the work, and does not bill it.
+    // An error status: the server did not do the work, and does not bill it. A body the SDK could not read as the
+    // API's error (plain text, another provider's JSON) leaves it only the status text: the body says more.
+    const detail = clean(error.data === undefined ? bodyMessage(error.responseBody) ?? describe(error) : describe(error))
     if (status === 401 || status === 403) {
       return { error: new LlmError.AuthenticationError({ provider, status, detail }), billable: false }
     }
@@ -89,7 +102,7 @@ export const failureOf = (provider: string, scrub: (text: string) => string) => 
   }
   if (unreadable.test(error instanceof Error ? error.name : "")) return malformed()
   // An error event inside a stream (Anthropic's "overloaded_error" mid-answer), or anything else without a status.
-  return { error: new LlmError.ServerError({ provider, status: undefined, detail }), billable: true }
+  return { error: new LlmError.ServerError({ provider, status: undefined, detail: clean(describe(error)) }), billable: true }
 }
 
 /** The same error, carrying the one request the call sent. */
