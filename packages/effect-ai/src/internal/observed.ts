@@ -49,12 +49,14 @@ const scrubbedCause = (cause: Cause.Cause<unknown>, scrub: (text: string) => str
     onParallel: (left, right) => Cause.parallel(left, right)
   })
 
-const scrubbedValue = (value: unknown, scrub: (text: string) => string): unknown =>
-  typeof value === "string"
-    ? scrub(value)
-    : Array.isArray(value)
-    ? value.map((item) => (typeof item === "string" ? scrub(item) : item))
-    : value
+// An attribute's value with its text scrubbed, in arrays and plain objects too (a few levels down).
+const scrubbedValue = (value: unknown, scrub: (text: string) => string, depth = 0): unknown => {
+  if (typeof value === "string") return scrub(value)
+  if (depth > 4 || typeof value !== "object" || value === null) return value
+  if (Array.isArray(value)) return value.map((item) => scrubbedValue(item, scrub, depth + 1))
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [scrub(key), scrubbedValue(item, scrub, depth + 1)]))
+}
 
 /**
  * A watch over one call: `effect` and `stream` run the call under the scrubbing tracer, `answer` is what its HTTP
