@@ -73,3 +73,14 @@ describe.each(bodies)("EffectAi, a refusal whose body is %s", (_, refuse) => {
       ])
     }))
 })
+
+describe("EffectAi, with tracing turned off", () => {
+  it.scoped("a 429 in plain text is still RateLimited: its status came with the error", () =>
+    Effect.gen(function*() {
+      const server = yield* Anthropic.start((_, res) => Anthropic.send(res, 429, "Too many requests", { "retry-after": "2" }))
+      const error = yield* Effect.flip(
+        LanguageModel.generate("Hi").pipe(Effect.provide(layerOn(server.url)), Effect.withTracerEnabled(false))
+      )
+      expect(error).toMatchObject({ _tag: "RateLimited", retryAfter: Duration.seconds(2), sent: { requests: 1, billable: 0 } })
+    }))
+})
