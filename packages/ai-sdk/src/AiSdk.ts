@@ -7,7 +7,12 @@
  *
  * The model's `doGenerate` and `doStream` are called directly: one request per call, aborted through its signal
  * when the call is interrupted or times out. Transient failures (`RateLimited` with the server's `retryAfter`,
- * `ServerError`, `LlmTimeout`) are left to the step's retry policy, which sees them typed.
+ * `ServerError`, `LlmTimeout`) are left to the step's retry policy, which sees them typed. The HTTP status decides
+ * what a failure is: an error status is a refusal, not billed; a success status whose answer the SDK could not read
+ * (a body that is not the API's JSON, usage of the wrong shape) is `MalformedOutput`, billed for its input.
+ *
+ * Give the model's keys as `secrets`: a server may echo one back, and they are then removed by their value from
+ * every error.
  *
  * @example
  * ```ts
@@ -25,21 +30,20 @@
  */
 import type {
   LanguageModelV4,
-  LanguageModelV4CallOptions,
   LanguageModelV4FinishReason,
   LanguageModelV4GenerateResult,
-  LanguageModelV4Message,
   LanguageModelV4StreamPart,
   LanguageModelV4Usage
 } from "@ai-sdk/provider"
-import { APICallError } from "@ai-sdk/provider"
-import { LanguageModel, LlmError, Pricing, type Prompt, Provider } from "@trellis/llm"
+import { LanguageModel, LlmError, Pricing, type Prompt, Provider, Redaction } from "@trellis/llm"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { type Failure, failureOf, withSent } from "./internal/failure.js"
+import { show, toCallOptions, toPrompt } from "./internal/request.js"
 
 /**
  * Options of the adapter. They are checked when the layer is built: an invalid one fails it with
@@ -60,6 +64,13 @@ export interface Options extends LanguageModel.Options {
    * stream, from the request to the last part.
    */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The secrets the model was given (its API key, a proxy's token), as `Redacted`: the model holds them, not the
+   * adapter, and a server may echo one back. They are removed by their value, whatever their shape, from every
+   * error, and from the model name a server reports (which spans show). Keys of a few well-known shapes (`sk-...`,
+   * Google's `AIza...`) are removed without it, others are not.
+   */
+  readonly secrets?: Redaction.Secrets | undefined
 }
 
 /**
@@ -81,14 +92,7 @@ interface Settings {
   readonly model: LanguageModelV4
   readonly name: string
   readonly timeout: Duration.Duration
-}
-
-const show = (value: unknown): string => {
-  try {
-    return (typeof value === "string" ? JSON.stringify(value) : String(value)).slice(0, 100)
-  } catch {
-    return typeof value
-  }
+  readonly scrub: (text: string) => string
 }
 
 const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
@@ -117,100 +121,12 @@ const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
     ) {
       return Effect.fail(new InvalidOption({ option: "timeout", value: show(options.timeout), expected: "a positive, finite duration" }))
     }
-    return Effect.succeed({ model: model as LanguageModelV4, name, timeout: timeout.value })
-  })
-
-// ---------------------------------------------------------------------------------------------------------------
-// Requests
-
-// `$schema` names a draft; providers' schema subsets do not list it.
-const withoutDialect = (schema: object): Record<string, unknown> => {
-  const { $schema: _, ...rest } = schema as Record<string, unknown>
-  return rest
-}
-
-// A tool call's arguments as the model wrote them: the specification wants the parsed input back.
-const parsedArguments = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-const toPrompt = (
-  request: Prompt.ResolvedRequest,
-  invalid: (detail: string) => LlmError.InvalidRequest
-): Effect.Effect<Array<LanguageModelV4Message>, LlmError.InvalidRequest> =>
-  Effect.suspend(() => {
-    // A tool result names its tool in the specification; Trellis's names only the call it answers.
-    const toolNames = new Map<string, string>()
-    const messages: Array<LanguageModelV4Message> = []
-    for (const message of request.messages) {
-      switch (message.role) {
-        case "system":
-          messages.push({ role: "system", content: message.content })
-          break
-        case "user":
-          messages.push({ role: "user", content: [{ type: "text", text: message.content }] })
-          break
-        case "assistant": {
-          const calls = message.toolCalls ?? []
-          for (const call of calls) toolNames.set(call.id, call.name)
-          messages.push({
-            role: "assistant",
-            content: [
-              ...(message.content.length === 0 ? [] : [{ type: "text" as const, text: message.content }]),
-              ...calls.map((call) => ({
-                type: "tool-call" as const,
-                toolCallId: call.id,
-                toolName: call.name,
-                input: parsedArguments(call.arguments)
-              }))
-            ]
-          })
-          break
-        }
-        case "tool": {
-          const toolName = toolNames.get(message.toolCallId)
-          if (toolName === undefined) {
-            return Effect.fail(invalid(`a tool message answers the call ${show(message.toolCallId)}, which no assistant message made`))
-          }
-          messages.push({
-            role: "tool",
-            content: [{
-              type: "tool-result",
-              toolCallId: message.toolCallId,
-              toolName,
-              output: { type: "text", value: message.content }
-            }]
-          })
-          break
-        }
-      }
+    if (options.secrets !== undefined && !Redaction.isSecrets(options.secrets)) {
+      // Never shown: a key given as a plain string would be printed.
+      return Effect.fail(new InvalidOption({ option: "secrets", value: "another value", expected: "a Redacted string, or an array of them" }))
     }
-    return Effect.succeed(messages)
+    return Effect.succeed({ model: model as LanguageModelV4, name, timeout: timeout.value, scrub: Redaction.scrubber(options.secrets) })
   })
-
-const toCallOptions = (
-  request: Prompt.ResolvedRequest,
-  prompt: Array<LanguageModelV4Message>
-): LanguageModelV4CallOptions => ({
-  prompt,
-  maxOutputTokens: request.maxTokens,
-  ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-  ...(request.tools.length === 0 ? {} : {
-    tools: request.tools.map((tool) => ({
-      type: "function" as const,
-      name: tool.name,
-      description: tool.description,
-      inputSchema: withoutDialect(tool.parameters)
-    }))
-  }),
-  ...(request.json === undefined ? {} : {
-    responseFormat: { type: "json" as const, name: request.json.name, schema: withoutDialect(request.json.schema) }
-  })
-})
 
 // ---------------------------------------------------------------------------------------------------------------
 // Answers
@@ -248,90 +164,13 @@ const usageOf = (usage: LanguageModelV4Usage | undefined): Provider.ReportedUsag
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Failures
-
-// What a failure says about the request that met it: whether it may have been billed (see `LlmError.Sent`).
-interface Failure {
-  readonly error: LlmError.LlmError
-  readonly billable: boolean
-}
-
-const innermost = (error: unknown): unknown => {
-  let current = error
-  while (current instanceof Error && current.cause instanceof Error) current = current.cause
-  return current
-}
-
-// Failures to connect at all: nothing reached a server, so nothing can have been billed.
-const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
-
-// What an error says: its message, or the JSON of an error object sent as data (a stream's error part).
-const describe = (error: unknown): string => {
-  if (error instanceof Error) return error.message
-  if (typeof error === "object" && error !== null) {
-    const inner = (error as { readonly error?: unknown }).error ?? error
-    const message = (inner as { readonly message?: unknown }).message
-    if (typeof message === "string") return message
-    try {
-      return JSON.stringify(error) ?? String(error)
-    } catch {
-      return String(error)
-    }
-  }
-  return String(error)
-}
-
-const failureOf = (provider: string) => (error: unknown): Failure => {
-  const detail = Provider.errorDetail(describe(error))
-  if (APICallError.isInstance(error)) {
-    const status = error.statusCode
-    if (status === undefined) {
-      // The SDK wraps a failed fetch ("Cannot connect to API"); the innermost cause says which failure it was.
-      const root = innermost(error)
-      const code = (root as { readonly code?: unknown } | undefined)?.code
-      const reason = root instanceof Error && root !== error ? ` (${Provider.errorDetail(root.message)})` : ""
-      return {
-        error: new LlmError.ServerError({ provider, status: undefined, detail: detail + reason }),
-        billable: !(typeof code === "string" && neverConnected.has(code))
-      }
-    }
-    // An error status: the server did not do the work, and does not bill it.
-    if (status === 401 || status === 403) {
-      return { error: new LlmError.AuthenticationError({ provider, status, detail }), billable: false }
-    }
-    if (status === 429) {
-      return {
-        error: new LlmError.RateLimited({ provider, retryAfter: Provider.retryAfter(error.responseHeaders), detail }),
-        billable: false
-      }
-    }
-    if (status >= 500) return { error: new LlmError.ServerError({ provider, status, detail }), billable: false }
-    return { error: new LlmError.BadRequest({ provider, status, detail }), billable: false }
-  }
-  // The SDK's own checks of an answer (a body that is not the API's JSON, a part of the wrong shape).
-  const name = error instanceof Error ? error.name : ""
-  if (/JSONParseError|TypeValidationError|InvalidResponseDataError|EmptyResponseBodyError|NoContentGeneratedError/.test(name)) {
-    return {
-      error: new LlmError.MalformedOutput({ provider, text: "", detail: `the answer could not be read: ${detail}`, attempts: 1 }),
-      billable: true
-    }
-  }
-  // An error event inside a stream (Anthropic's "overloaded_error" mid-answer), or anything else without a status.
-  return { error: new LlmError.ServerError({ provider, status: undefined, detail }), billable: true }
-}
-
-// The same error, carrying the one request the call sent.
-const withSent = (error: LlmError.LlmError, billable: boolean): LlmError.LlmError =>
-  LlmError.withSent(error, { requests: 1, billable: billable ? 1 : 0 })
-
-// ---------------------------------------------------------------------------------------------------------------
 // The provider
 
 // The call's tally of requests, when `LanguageModel` runs it (a provider used on its own has none).
 const currentTally = Effect.map(Effect.serviceOption(Provider.CurrentTally), Option.getOrUndefined)
 
-const providerWith = ({ model, name, timeout }: Settings): Provider.Provider => {
-  const toFailure = failureOf(name)
+const providerWith = ({ model, name, scrub, timeout }: Settings): Provider.Provider => {
+  const toFailure = failureOf(name, scrub)
   const invalid = (detail: string) => new LlmError.InvalidRequest({ provider: name, detail })
   const timedOut = (): Failure => ({ error: new LlmError.LlmTimeout({ provider: name, timeout }), billable: true })
 
@@ -351,7 +190,10 @@ const providerWith = ({ model, name, timeout }: Settings): Provider.Provider => 
           : []
       ),
       finishReason: finishReason(result.finishReason),
-      model: result.response?.modelId ?? request.model,
+      // What the server says the model was goes on spans: never a secret it echoed there.
+      model: typeof result.response?.modelId === "string" && result.response.modelId.length > 0
+        ? scrub(result.response.modelId)
+        : request.model,
       usage: usageOf(result.usage)
     }
   }
@@ -418,7 +260,7 @@ const providerWith = ({ model, name, timeout }: Settings): Provider.Provider => 
             }
             return Effect.succeed([])
           case "response-metadata":
-            if (typeof part.modelId === "string" && part.modelId.length > 0) answer.model = part.modelId
+            if (typeof part.modelId === "string" && part.modelId.length > 0) answer.model = scrub(part.modelId)
             return Effect.succeed([])
           case "finish":
             answer.finishReason = finishReason(part.finishReason)

@@ -8,6 +8,15 @@
  * left to the step's retry policy, which sees them typed. Tool calls are handed back to Trellis, never run by
  * `@effect/ai`: Trellis's agent runs its own tools.
  *
+ * The HTTP status decides what a refusal is, whatever its body: 429 is `RateLimited` with its Retry-After, 401 and
+ * 403 `AuthenticationError`, 5xx `ServerError`, none of them billed; a success status with a body that cannot be read
+ * is `MalformedOutput`, billed for its input. A provider that cannot decode an error body (plain text, another
+ * provider's JSON) reports no status; it is then read from the span the HTTP client makes for the request, so with
+ * tracing turned off (`Effect.withTracerEnabled(false)`) such a refusal is taken as an answer that could not be read.
+ *
+ * Give the client's keys as `secrets`: a server may echo one back, and they are then removed by their value from
+ * every error, and from the spans the `@effect/ai` model and its HTTP client make under the call.
+ *
  * `@effect/ai` has no setting of its own for the output limit and the temperature: each provider takes them in its
  * own config. `configure` applies them to each call, so the model stops where the reservation counted
  * (`AnthropicLanguageModel.withConfigOverride({ max_tokens, temperature })` for Anthropic).
@@ -35,20 +44,19 @@
  *
  * @since 0.1.0
  */
-import type * as AiError from "@effect/ai/AiError"
 import * as AiLanguageModel from "@effect/ai/LanguageModel"
-import type * as AiPrompt from "@effect/ai/Prompt"
 import type * as AiResponse from "@effect/ai/Response"
-import * as AiTool from "@effect/ai/Tool"
-import * as Toolkit from "@effect/ai/Toolkit"
-import { LanguageModel, LlmError, Pricing, type Prompt, Provider } from "@trellis/llm"
+import type * as AiTool from "@effect/ai/Tool"
+import { LanguageModel, LlmError, Pricing, type Prompt, Provider, Redaction } from "@trellis/llm"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { bodyMessage, type Failure, failureOf, withSent } from "./internal/failure.js"
+import { watch } from "./internal/observed.js"
+import { callOptions, show, toPrompt } from "./internal/request.js"
 
 /**
  * Applies a request's settings to one call of the `@effect/ai` model, by the provider's own config.
@@ -82,6 +90,14 @@ export interface Options extends LanguageModel.Options {
    * stream, from the request to the last part.
    */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The secrets the `@effect/ai` client was given (its API key, a proxy's token), as `Redacted`: the client holds
+   * them, not the adapter, and a server may echo one back. They are removed by their value, whatever their shape,
+   * from every error, from the model name a server reports, and from the spans the `@effect/ai` model and its HTTP
+   * client make under the call. Keys of a few well-known shapes (`sk-...`, Google's `AIza...`) are removed without
+   * it, others are not.
+   */
+  readonly secrets?: Redaction.Secrets | undefined
 }
 
 /**
@@ -105,14 +121,7 @@ interface Settings {
   readonly configure: Configure | undefined
   readonly cachedInInput: boolean
   readonly timeout: Duration.Duration
-}
-
-const show = (value: unknown): string => {
-  try {
-    return (typeof value === "string" ? JSON.stringify(value) : String(value)).slice(0, 100)
-  } catch {
-    return typeof value
-  }
+  readonly scrub: (text: string) => string
 }
 
 const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
@@ -133,7 +142,12 @@ const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
     ) {
       return Effect.fail(new InvalidOption({ option: "timeout", value: show(options.timeout), expected: "a positive, finite duration" }))
     }
+    if (options.secrets !== undefined && !Redaction.isSecrets(options.secrets)) {
+      // Never shown: a key given as a plain string would be printed.
+      return Effect.fail(new InvalidOption({ option: "secrets", value: "another value", expected: "a Redacted string, or an array of them" }))
+    }
     return Effect.succeed({
+      scrub: Redaction.scrubber(options.secrets),
       name: options.provider,
       model: options.model,
       configure: options.configure,
@@ -141,99 +155,6 @@ const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
       timeout: timeout.value
     })
   })
-
-// ---------------------------------------------------------------------------------------------------------------
-// Requests
-
-// `$schema` names a draft; providers' schema subsets do not list it.
-const withoutDialect = (schema: object): Record<string, unknown> => {
-  const { $schema: _, ...rest } = schema as Record<string, unknown>
-  return rest
-}
-
-// A tool call's arguments as the model wrote them: `@effect/ai` wants the parsed parameters back.
-const parsedArguments = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-const toPrompt = (
-  request: Prompt.ResolvedRequest,
-  invalid: (detail: string) => LlmError.InvalidRequest
-): Effect.Effect<Array<AiPrompt.MessageEncoded>, LlmError.InvalidRequest> =>
-  Effect.suspend(() => {
-    // A tool result names its tool in `@effect/ai`; Trellis's names only the call it answers.
-    const toolNames = new Map<string, string>()
-    const messages: Array<AiPrompt.MessageEncoded> = []
-    for (const message of request.messages) {
-      switch (message.role) {
-        case "system":
-        case "user":
-          messages.push({ role: message.role, content: message.content })
-          break
-        case "assistant": {
-          const calls = message.toolCalls ?? []
-          for (const call of calls) toolNames.set(call.id, call.name)
-          messages.push({
-            role: "assistant",
-            content: [
-              ...(message.content.length === 0 ? [] : [{ type: "text" as const, text: message.content }]),
-              ...calls.map((call) => ({
-                type: "tool-call" as const,
-                id: call.id,
-                name: call.name,
-                params: parsedArguments(call.arguments),
-                providerExecuted: false
-              }))
-            ]
-          })
-          break
-        }
-        case "tool": {
-          const name = toolNames.get(message.toolCallId)
-          if (name === undefined) {
-            return Effect.fail(invalid(`a tool message answers the call ${show(message.toolCallId)}, which no assistant message made`))
-          }
-          messages.push({
-            role: "tool",
-            content: [{ type: "tool-result", id: message.toolCallId, name, isFailure: false, result: message.content, providerExecuted: false }]
-          })
-          break
-        }
-      }
-    }
-    return Effect.succeed(messages)
-  })
-
-// Parameters taken as they come (any JSON object), shown to the model as the tool's own JSON Schema.
-const parametersOf = (schema: object) =>
-  Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ jsonSchema: withoutDialect(schema) })
-
-/**
- * The request's tools as an `@effect/ai` toolkit. Their calls are never resolved by `@effect/ai`
- * (`disableToolCallResolution`): the handler is never called, and dies if it ever were.
- */
-const toolkitOf = (tools: ReadonlyArray<Prompt.ToolDefinition>): Toolkit.WithHandler<Record<string, AiTool.Any>> => {
-  const toolkit = Toolkit.make(
-    ...tools.map((tool) =>
-      AiTool.make(tool.name, { description: tool.description }).setParameters(
-        parametersOf(tool.parameters) as unknown as AiTool.AnyParametersSchema
-      )
-    )
-  )
-  return {
-    tools: toolkit.tools,
-    handle: (name: string) => Effect.dieMessage(`the tool ${name} is run by Trellis, not by @effect/ai`)
-  } as unknown as Toolkit.WithHandler<Record<string, AiTool.Any>>
-}
-
-const callOptions = (request: Prompt.ResolvedRequest, prompt: Array<AiPrompt.MessageEncoded>) =>
-  request.tools.length === 0
-    ? { prompt }
-    : { prompt, toolkit: toolkitOf(request.tools), disableToolCallResolution: true as const }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Answers
@@ -254,109 +175,14 @@ const finishReason = (reason: AiResponse.FinishReason | undefined): Prompt.Finis
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Failures
-
-// What a failure says about the request that met it: whether it may have been billed (see `LlmError.Sent`).
-interface Failure {
-  readonly error: LlmError.LlmError
-  readonly billable: boolean
-}
-
-// The message of an error body as providers send it (`{ "error": { "message": ... } }`), else the body itself.
-const bodyMessage = (body: string | undefined): string | undefined => {
-  if (body === undefined || body.length === 0) return undefined
-  try {
-    const parsed = JSON.parse(body)
-    const message = parsed?.error?.message ?? parsed?.message
-    return typeof message === "string" ? message : body
-  } catch {
-    return body
-  }
-}
-
-const innermost = (error: unknown): unknown => {
-  let current = error
-  for (let depth = 0; depth < 10; depth++) {
-    const cause = (current as { readonly cause?: unknown } | undefined)?.cause
-    if (cause === undefined || cause === null || typeof cause !== "object") break
-    current = cause
-  }
-  return current
-}
-
-// Failures to connect at all: nothing reached a server, so nothing can have been billed.
-const neverConnected = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
-
-const failureOf = (provider: string) => (error: AiError.AiError): Failure => {
-  switch (error._tag) {
-    case "HttpRequestError": {
-      const root = innermost(error)
-      const code = (root as { readonly code?: unknown } | undefined)?.code
-      const reason = root !== error && root instanceof Error ? ` (${Provider.errorDetail(root.message)})` : ""
-      return {
-        error: new LlmError.ServerError({
-          provider,
-          status: undefined,
-          detail: Provider.errorDetail(`${error.reason}: ${error.description ?? "the request failed"}`) + reason
-        }),
-        // Only a transport failure can come after the request left; a connection never made costs nothing.
-        billable: error.reason === "Transport" && !(typeof code === "string" && neverConnected.has(code))
-      }
-    }
-    case "HttpResponseError": {
-      const status = error.response.status
-      const detail = Provider.errorDetail(bodyMessage(error.body) ?? error.description ?? `HTTP ${status}`)
-      if (error.reason !== "StatusCode") {
-        // A success status with a body that is not the API's.
-        return {
-          error: new LlmError.MalformedOutput({ provider, text: "", detail: `the answer could not be read: ${detail}`, attempts: 1 }),
-          billable: true
-        }
-      }
-      // An error status: the server did not do the work, and does not bill it.
-      if (status === 401 || status === 403) {
-        return { error: new LlmError.AuthenticationError({ provider, status, detail }), billable: false }
-      }
-      if (status === 429) {
-        return {
-          error: new LlmError.RateLimited({ provider, retryAfter: Provider.retryAfter(error.response.headers), detail }),
-          billable: false
-        }
-      }
-      if (status >= 500) return { error: new LlmError.ServerError({ provider, status, detail }), billable: false }
-      return { error: new LlmError.BadRequest({ provider, status, detail }), billable: false }
-    }
-    case "MalformedOutput":
-      return {
-        error: new LlmError.MalformedOutput({ provider, text: "", detail: Provider.errorDetail(error.description ?? "the answer could not be read"), attempts: 1 }),
-        billable: true
-      }
-    case "MalformedInput":
-      return {
-        error: new LlmError.InvalidRequest({ provider, detail: Provider.errorDetail(error.description ?? "the request could not be encoded") }),
-        billable: false
-      }
-    case "UnknownError":
-      return {
-        error: new LlmError.ServerError({ provider, status: undefined, detail: Provider.errorDetail(error.description ?? error.message) }),
-        billable: true
-      }
-  }
-}
-
-// The same error, carrying the one request the call sent.
-const withSent = (error: LlmError.LlmError, billable: boolean): LlmError.LlmError =>
-  LlmError.withSent(error, { requests: 1, billable: billable ? 1 : 0 })
-
-// ---------------------------------------------------------------------------------------------------------------
 // The provider
 
 // The call's tally of requests, when `LanguageModel` runs it (a provider used on its own has none).
 const currentTally = Effect.map(Effect.serviceOption(Provider.CurrentTally), Option.getOrUndefined)
 
 const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider.Provider => {
-  const { name, timeout } = settings
-  const toFailure = failureOf(name)
+  const { name, scrub, timeout } = settings
+  const toFailure = failureOf(name, scrub)
   const invalid = (detail: string) => new LlmError.InvalidRequest({ provider: name, detail })
   const timedOut = (): Failure => ({ error: new LlmError.LlmTimeout({ provider: name, timeout }), billable: true })
   const configured = (request: Prompt.ResolvedRequest) => settings.configure?.(request) ?? ((call) => call)
@@ -378,6 +204,10 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
     }
   }
 
+  // What the server says the model was goes on spans: never a secret it echoed there.
+  const reported = (modelId: Option.Option<string>, otherwise: string): string =>
+    Option.match(Option.filter(modelId, (id) => id.length > 0), { onNone: () => otherwise, onSome: scrub })
+
   // An answer withheld under the provider's policy is an error, as for every provider.
   const checked = (completion: Provider.Completion): Effect.Effect<Provider.Completion, Failure> =>
     completion.finishReason === "content_filter"
@@ -387,10 +217,12 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
   const generate = (request: Prompt.ResolvedRequest): Effect.Effect<Provider.Completion, LlmError.LlmError> =>
     Effect.flatMap(prepare(request), (options) =>
       Effect.flatMap(currentTally, (tally) => {
+        const watched = watch(scrub)
         tally?.sent()
         return ai.generateText(options).pipe(
           configured(request),
-          Effect.mapError(toFailure),
+          watched.effect,
+          Effect.mapError((error) => toFailure(error, watched.answer())),
           Effect.timeoutFail({ duration: timeout, onTimeout: timedOut }),
           Effect.map((response): Provider.Completion => {
             const metadata = response.content.find((part) => part.type === "response-metadata")
@@ -398,7 +230,7 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
               text: response.text,
               toolCalls: response.toolCalls.map((call) => ({ id: call.id, name: call.name, arguments: JSON.stringify(call.params) })),
               finishReason: finishReason(response.finishReason),
-              model: metadata === undefined ? request.model : Option.getOrElse(metadata.modelId, () => request.model),
+              model: metadata === undefined ? request.model : reported(metadata.modelId, request.model),
               usage: usageOf(response.usage)
             }
           }),
@@ -431,7 +263,7 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
             }
             return Effect.succeed([])
           case "response-metadata":
-            answer.model = Option.getOrElse(part.modelId, () => answer.model)
+            answer.model = reported(part.modelId, answer.model)
             return Effect.succeed([])
           case "finish":
             answer.finishReason = finishReason(part.reason)
@@ -443,7 +275,9 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
               error: new LlmError.ServerError({
                 provider: name,
                 status: undefined,
-                detail: Provider.errorDetail(bodyMessage(typeof part.error === "string" ? part.error : JSON.stringify(part.error)) ?? "an error in the stream")
+                detail: Provider.errorDetail(
+                  scrub(bodyMessage(typeof part.error === "string" ? part.error : JSON.stringify(part.error)) ?? "an error in the stream")
+                )
               }),
               billable: true
             })
@@ -466,10 +300,12 @@ const providerWith = (ai: AiLanguageModel.Service, settings: Settings): Provider
       // `configure` works on an effect: the context it gives (the provider's config with the request's settings)
       // is taken from one, and the stream runs in it.
       const context = yield* configured(request)(Effect.context<never>())
+      const watched = watch(scrub)
       tally?.sent()
       return ai.streamText(options).pipe(
         Stream.provideSomeContext(context),
-        Stream.mapError(toFailure),
+        watched.stream,
+        Stream.mapError((error) => toFailure(error, watched.answer())),
         Stream.mapEffect(read),
         Stream.flattenIterables,
         Stream.concat(Stream.fromEffect(done)),

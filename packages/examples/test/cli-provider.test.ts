@@ -5,6 +5,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Anthropic } from "@trellis/test-servers"
 import { ConfigProvider, Effect } from "effect"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { documentAnswers, usagePerCall } from "./anthropic.js"
 import { demo } from "./support.js"
 
@@ -34,6 +37,34 @@ describe("trellis-demo --provider", () => {
       expect(server.received).toHaveLength(3)
       expect(server.received.every((request) => request.headers["x-api-key"] === key)).toBe(true)
       expect(stdout + stderr).not.toContain(key)
+    }))
+
+  it.scoped("a key of another shape that the server echoes back is printed nowhere, nor recorded", () =>
+    Effect.gen(function*() {
+      const groqLike = "gsk_live_abc123DEF456ghi789JKL"
+      // A 401 for the first run, a 500 for the second.
+      let status = 401
+      const server = yield* Anthropic.start((request, res) =>
+        Anthropic.error(res, status, `${status === 401 ? "invalid x-api-key" : "upstream refused"} ${String(request.headers["x-api-key"])}`)
+      )
+      const env = { ANTHROPIC_API_KEY: groqLike, ANTHROPIC_BASE_URL: server.url }
+      const file = join(mkdtempSync(join(tmpdir(), "trellis-")), "echo.json")
+      const refused = yield* demo(["--json", "--provider", "anthropic", "--record", file], { env }).pipe(withEnv(env))
+      status = 500
+      const failed = yield* demo(["--provider", "anthropic", "--trace"], { env }).pipe(withEnv(env))
+      expect(server.received.map((request) => request.headers["x-api-key"])).toContain(groqLike)
+      expect(refused.code).toBe(1)
+      expect(refused.json().error.message).toContain("invalid x-api-key <redacted>")
+      expect(failed.code).toBe(1)
+      expect(failed.stdout + failed.stderr).toContain("upstream refused <redacted>")
+      const recorded = (() => {
+        try {
+          return readFileSync(file, "utf8")
+        } catch {
+          return ""
+        }
+      })()
+      expect(refused.stdout + refused.stderr + failed.stdout + failed.stderr + recorded).not.toContain(groqLike)
     }))
 
   it.scoped("prints the provider and model at start, --model naming the Anthropic model", () =>

@@ -191,6 +191,21 @@ export const error = (
   res.end(JSON.stringify({ type: "error", error: { type: errorType(status), message: detail } }))
 }
 
+/**
+ * Answers with any status and any body, as a server that does not quite speak the API would: plain text, an HTML
+ * page from a proxy, JSON of another provider's shape. An object is sent as JSON, a string as it is.
+ */
+export const send = (
+  res: http.ServerResponse,
+  status: number,
+  body: string | object,
+  headers: Record<string, string> = {}
+) => {
+  const json = typeof body !== "string"
+  res.writeHead(status, { "content-type": json ? "application/json" : "text/plain; charset=utf-8", ...headers })
+  res.end(json ? JSON.stringify(body) : body)
+}
+
 /** The text of a request as the API received it: its system prompt and every message, to answer by what was asked. */
 export const textOf = (request: Received): string => {
   const body = request.body ?? {}

@@ -29,7 +29,9 @@ const anthropic = (model: string | undefined): Layer.Layer<LanguageModel.Languag
         apiKey: Redacted.value(apiKey),
         ...(baseURL.length > 0 ? { baseURL } : {})
       })
-      return AiSdk.layer({ model: provider(model ?? defaultAnthropicModel) }).pipe(
+      // The key is also given as a secret: a server that echoes it back (in a 401, a 500) must not put it in errors,
+      // and from there in stderr, `--json`, spans, recordings or the journal.
+      return AiSdk.layer({ model: provider(model ?? defaultAnthropicModel), secrets: apiKey }).pipe(
         Layer.catchAll((invalid) => Layer.fail(ConfigError.InvalidData([invalid.option], invalid.message)))
       )
     })
