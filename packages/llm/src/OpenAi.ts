@@ -49,6 +49,7 @@ import type {
 } from "openai/resources/chat/completions"
 import { OptionKeys } from "@trellis/core"
 import * as LanguageModel from "./LanguageModel.js"
+import * as Redaction from "./Redaction.js"
 import {
   AuthenticationError,
   BadRequest,
@@ -257,7 +258,7 @@ const providerWith = (options: Options, settings: Settings): Provider => {
   const timeout = settings.timeout
   const maxTokensField = options.maxTokensField ??
     (isOpenAi(baseURL) ? "max_completion_tokens" : "max_tokens")
-  const read = reader(scrubber(key))
+  const read = reader(Redaction.scrubber(options.apiKey))
   const toFailure = failureMapper(read.scrub)
   const toError = (error: unknown) => toFailure(error).error
   const retry = retrySchedule(settings.retry)
@@ -707,27 +708,6 @@ const answered = (sent: Sent): Sent => ({ requests: sent.requests, billable: sen
 // A completion with the requests it took, when it took more than one.
 const withRequests = (completion: Completion, sent: Sent): Completion =>
   sent.requests > 1 ? { ...completion, requests: sent.requests, billable: sent.billable } : completion
-
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&")
-
-/**
- * Replaces the key in a text, whatever a server chose to echo back: raw, JSON-escaped (`\/`, `\u0041`, escaped
- * again inside a JSON string) or percent-encoded, in any case.
- */
-const scrubber = (key: string): (text: string) => string => {
-  if (key.length === 0) return (text) => text
-  const pattern = Array.from(key).map((char) => {
-    const code = char.codePointAt(0)!
-    if (code > 0xffff) return escapeRegExp(char)
-    const hex = code.toString(16).padStart(4, "0")
-    const ways = [escapeRegExp(char), `\\\\+u${hex}`]
-    if (code < 0x80) ways.push(`%${hex.slice(2)}`)
-    if (char === "/" || char === "\"" || char === "\\") ways.push(`\\\\+${escapeRegExp(char)}`)
-    return `(?:${ways.join("|")})`
-  }).join("")
-  const regExp = new RegExp(pattern, "gi")
-  return (text) => text.replace(regExp, "<redacted>")
-}
 
 const innermost = (error: unknown): unknown => {
   let current = error
