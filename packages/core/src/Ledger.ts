@@ -7,71 +7,177 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Cost from "./Cost.js"
+import * as Cost from "./Cost.js"
 import * as internal from "./internal/ledger.js"
+import type { PartialResult } from "./Result.js"
 import type * as Usage from "./Usage.js"
 
-export {
+/**
+ * A metered call was refused before it started: its worst-case cost could pass the budget.
+ *
+ * `spent` and `reserved` are the ledger's figures at the moment of refusal, which explain it. When a run fails with
+ * it, `partial` holds what was finished and the run's whole usage (including calls that were in flight at the
+ * refusal and finished after it).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
+  readonly budget: Cost.Cost
+  readonly spent: Cost.Cost
+  readonly reserved: Cost.Cost
+  readonly requested: Cost.Cost
+  readonly step: string
+  readonly partial?: PartialResult | undefined
+}> {
+  override get message(): string {
+    const left = Cost.subtract(this.budget, Cost.add(this.spent, this.reserved))
+    return `A call in step "${this.step}" could pass the budget of ${Cost.format(this.budget)}, so it was not sent: ` +
+      `it could cost up to ${Cost.format(this.requested)}, and ${Cost.format(left)} was left ` +
+      `(spent ${Cost.format(this.spent)}, reserved ${Cost.format(this.reserved)})`
+  }
+}
+
+/**
+ * A figure given to the ledger was not a whole, non-negative, safe number: a worst case of `NaN`, a usage of `-1e9`
+ * tokens... Counting it would disable the budget, so the ledger never does: a bad worst case (`reserve`, `metered`)
+ * or recorded usage (`record`) fails with this before anything is held, run or counted. A settlement cannot be
+ * refused (the call it settles has run, and may have been paid for), so a bad figure there is replaced by the most
+ * the call could cost, its reservation, marked estimated.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidUsage extends Data.TaggedError("InvalidUsage")<{
+  readonly step: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Step "${this.step}" gave the ledger ${this.detail}`
+  }
+}
+
+/**
+ * A hold on money for one call in flight, released when the call is settled.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reservation {
+  readonly id: number
+  readonly step: string
+  readonly amount: Cost.Cost
   /**
-   * A metered call was refused before it started: its worst-case cost could pass the budget.
-   *
-   * @since 0.1.0
+   * The most the call may be reported to cost and still be believed: past it the figures are taken as a lie. Between
+   * `amount` and `ceiling` they are an honest difference (a server counting tokens otherwise than the reservation
+   * did), recorded as reported.
    */
-  BudgetExceeded,
+  readonly ceiling: Cost.Cost
+}
+
+/**
+ * Options of a reservation.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ReserveOptions {
   /**
-   * A figure given to the ledger was not a whole, non-negative, safe number: a bad worst case or recorded usage fails
-   * with it, and nothing is held or counted.
-   *
-   * @since 0.1.0
+   * The most an honest answer could be reported to cost (see `Reservation.ceiling`); default: the amount reserved,
+   * so that any excess is taken as a lie. Never less than the amount.
    */
-  InvalidUsage,
+  readonly ceiling?: Cost.Cost | undefined
+}
+
+/**
+ * Options of a settlement.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SettleOptions {
   /**
-   * The ledger of the current run.
-   *
-   * @since 0.1.0
+   * Why the figures reported for the call cannot be right, when the caller knows (output tokens past the call's
+   * limit, say): under a budget they then fail the run as a lie would, whatever they cost.
    */
-  Ledger,
+  readonly implausible?: string | undefined
+}
+
+/**
+ * What the ledger holds at one moment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly budget: Option.Option<Cost.Cost>
+  readonly total: Usage.Usage
+  readonly byStep: Readonly<Record<string, Usage.Usage>>
+  readonly reserved: Cost.Cost
+}
+
+/**
+ * The ledger service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  readonly budget: Option.Option<Cost.Cost>
   /**
-   * Options for a new ledger.
-   *
-   * @since 0.1.0
+   * Holds `amount` for a call, or refuses with `BudgetExceeded` if it could pass the budget, or with `InvalidUsage`
+   * if it is not a whole number of nano-dollars from 0.
    */
-  type Options,
+  readonly reserve: (
+    amount: Cost.Cost,
+    options?: ReserveOptions
+  ) => Effect.Effect<Reservation, BudgetExceeded | InvalidUsage>
   /**
-   * A hold on money for one call in flight.
-   *
-   * @since 0.1.0
+   * Releases a reservation and records what the call really used. Never fails: a usage with a bad figure is counted
+   * as the reservation, marked estimated.
    */
-  type Reservation,
+  readonly settle: (reservation: Reservation, usage: Usage.Usage, options?: SettleOptions) => Effect.Effect<void>
+  /** Records usage that needed no reservation; fails with `InvalidUsage`, counting nothing, if a figure is bad. */
+  readonly record: (usage: Usage.Usage) => Effect.Effect<void, InvalidUsage>
+  /** Refuses every reservation from now on; calls already reserved still settle. */
+  readonly close: Effect.Effect<void>
+  /** Money left: budget minus spent minus reserved. `None` without a budget. */
+  readonly remaining: Effect.Effect<Option.Option<Cost.Cost>>
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** The same books, with what is reserved and recorded through the result attributed to `step`. */
+  readonly forStep: (step: string) => Service
+}
+
+/**
+ * The ledger of the current run. Inside a step it attributes to that step. Metered code reads it with
+ * `Effect.serviceOption`, so it is never a requirement: outside a run, calls simply go unmetered.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Ledger extends Context.Tag("@trellis/core/Ledger")<Ledger, Service>() {}
+
+/**
+ * Options for a new ledger.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** A cap on what may be spent and reserved together. */
+  readonly budget?: Cost.Cost | undefined
   /**
-   * Options of a reservation: the most an honest answer could be reported to cost.
-   *
-   * @since 0.3.0
+   * An enclosing ledger (for a run, the ledger of the step it runs in): reservations must fit its budget too, and
+   * usage is recorded there as well, under the step it attributes to.
    */
-  type ReserveOptions,
-  /**
-   * The ledger service.
-   *
-   * @since 0.1.0
-   */
-  type Service,
-  /**
-   * Options of a settlement: why the figures reported cannot be right, when the caller knows.
-   *
-   * @since 0.3.0
-   */
-  type SettleOptions,
-  /**
-   * What the ledger holds at one moment.
-   *
-   * @since 0.1.0
-   */
-  type Snapshot
-} from "./internal/ledger.js"
+  readonly parent?: Service | undefined
+}
 
 /**
  * Makes a ledger. Reservation is atomic: the check `spent + reserved + amount <= budget` and the hold happen in
@@ -80,7 +186,7 @@ export {
  *
  * @since 0.1.0
  */
-export const make = (options: internal.Options = {}): Effect.Effect<internal.Service> =>
+export const make = (options: Options = {}): Effect.Effect<Service> =>
   Effect.sync(() => internal.make(options).ledger)
 
 /**
@@ -88,8 +194,8 @@ export const make = (options: internal.Options = {}): Effect.Effect<internal.Ser
  *
  * @since 0.1.0
  */
-export const layer = (options: internal.Options = {}): Layer.Layer<internal.Ledger> =>
-  Layer.effect(internal.Ledger, make(options))
+export const layer = (options: Options = {}): Layer.Layer<Ledger> =>
+  Layer.effect(Ledger, make(options))
 
 /**
  * Options of {@link metered}.
@@ -122,8 +228,8 @@ export interface MeteredOptions<A, E, R> {
  */
 export const metered = <A, E, R>(
   options: MeteredOptions<A, E, R>
-): Effect.Effect<A, E | internal.BudgetExceeded | internal.InvalidUsage, R> =>
-  Effect.flatMap(Effect.serviceOption(internal.Ledger), (ledger) =>
+): Effect.Effect<A, E | BudgetExceeded | InvalidUsage, R> =>
+  Effect.flatMap(Effect.serviceOption(Ledger), (ledger) =>
     Option.isNone(ledger)
       ? options.run
       : Effect.acquireUseRelease(
@@ -138,6 +244,6 @@ export const metered = <A, E, R>(
  *
  * @since 0.1.0
  */
-export const record = (usage: Usage.Usage): Effect.Effect<void, internal.InvalidUsage> =>
-  Effect.flatMap(Effect.serviceOption(internal.Ledger), (ledger) =>
+export const record = (usage: Usage.Usage): Effect.Effect<void, InvalidUsage> =>
+  Effect.flatMap(Effect.serviceOption(Ledger), (ledger) =>
     Option.isNone(ledger) ? Effect.void : ledger.value.record(usage))

@@ -7,7 +7,7 @@ import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Cost from "./Cost.js"
-import type { BudgetExceeded } from "./internal/ledger.js"
+import type { BudgetExceeded } from "./Ledger.js"
 import type { PartialResult } from "./Result.js"
 import type { StepTimeout } from "./Step.js"
 

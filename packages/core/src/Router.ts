@@ -8,7 +8,8 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Cost from "./Cost.js"
-import * as Ledger from "./internal/ledger.js"
+import * as RunLedger from "./internal/ledger.js"
+import * as Ledger from "./Ledger.js"
 import { planOf } from "./internal/plans.js"
 import { run as runPlan } from "./internal/runner.js"
 import type * as Pipeline from "./Pipeline.js"
@@ -83,7 +84,7 @@ export const run = <Routes extends Record<string, Pipeline.Any>, E, R>(
   Effect.gen(function*() {
     const budgets = Object.values(self.routes).flatMap((pipeline) => (pipeline.budget === undefined ? [] : [pipeline.budget]))
     const parent = yield* Effect.serviceOption(Ledger.Ledger)
-    const routing = Ledger.make({
+    const routing = RunLedger.make({
       budget: budgets.length === 0 ? undefined : Cost.nanos(Math.min(...budgets)),
       parent: Option.getOrUndefined(parent)
     })

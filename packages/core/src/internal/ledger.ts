@@ -1,53 +1,21 @@
 /**
- * The ledger's books: what was spent and reserved, in total and by step, under an optional budget. `Ledger`
- * re-exports the public definitions; the runner makes a run's ledger here, with a parent and a listener.
+ * The ledger's books: what was spent and reserved, in total and by step, under an optional budget. `Ledger` defines
+ * the service and its errors; the runner makes a run's ledger here, with a parent and listeners.
  */
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Cost from "../Cost.js"
-import type { PartialResult } from "../Result.js"
+import {
+  BudgetExceeded,
+  InvalidUsage,
+  type Options,
+  type Reservation,
+  type ReserveOptions,
+  type Service,
+  type SettleOptions,
+  type Snapshot
+} from "../Ledger.js"
 import * as Usage from "../Usage.js"
-
-/**
- * A metered call was refused before it started: its worst-case cost could pass the budget.
- *
- * `spent` and `reserved` are the ledger's figures at the moment of refusal, which explain it. When a run fails with
- * it, `partial` holds what was finished and the run's whole usage (including calls that were in flight at the
- * refusal and finished after it).
- */
-export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
-  readonly budget: Cost.Cost
-  readonly spent: Cost.Cost
-  readonly reserved: Cost.Cost
-  readonly requested: Cost.Cost
-  readonly step: string
-  readonly partial?: PartialResult | undefined
-}> {
-  override get message(): string {
-    const left = Cost.subtract(this.budget, Cost.add(this.spent, this.reserved))
-    return `A call in step "${this.step}" could pass the budget of ${Cost.format(this.budget)}, so it was not sent: ` +
-      `it could cost up to ${Cost.format(this.requested)}, and ${Cost.format(left)} was left ` +
-      `(spent ${Cost.format(this.spent)}, reserved ${Cost.format(this.reserved)})`
-  }
-}
-
-/**
- * A figure given to the ledger was not a whole, non-negative, safe number: a worst case of `NaN`, a usage of `-1e9`
- * tokens... Counting it would disable the budget, so the ledger never does: a bad worst case (`reserve`, `metered`)
- * or recorded usage (`record`) fails with this before anything is held, run or counted. A settlement cannot be
- * refused (the call it settles has run, and may have been paid for), so a bad figure there is replaced by the most
- * the call could cost, its reservation, marked estimated.
- */
-export class InvalidUsage extends Data.TaggedError("InvalidUsage")<{
-  readonly step: string
-  readonly detail: string
-}> {
-  override get message(): string {
-    return `Step "${this.step}" gave the ledger ${this.detail}`
-  }
-}
 
 const usageFields = ["inputTokens", "outputTokens", "cachedInputTokens", "reasoningTokens", "requests", "toolCalls", "cost"] as const
 
@@ -80,91 +48,8 @@ const repaired = (usage: Usage.Usage, ceiling: Cost.Cost): Usage.Usage => {
   }
 }
 
-/** A hold on money for one call in flight, released when the call is settled. */
-export interface Reservation {
-  readonly id: number
-  readonly step: string
-  readonly amount: Cost.Cost
-  /**
-   * The most the call may be reported to cost and still be believed: past it the figures are taken as a lie. Between
-   * `amount` and `ceiling` they are an honest difference (a server counting tokens otherwise than the reservation
-   * did), recorded as reported.
-   */
-  readonly ceiling: Cost.Cost
-}
-
-/** Options of a reservation. */
-export interface ReserveOptions {
-  /**
-   * The most an honest answer could be reported to cost (see `Reservation.ceiling`); default: the amount reserved,
-   * so that any excess is taken as a lie. Never less than the amount.
-   */
-  readonly ceiling?: Cost.Cost | undefined
-}
-
-/** Options of a settlement. */
-export interface SettleOptions {
-  /**
-   * Why the figures reported for the call cannot be right, when the caller knows (output tokens past the call's
-   * limit, say): under a budget they then fail the run as a lie would, whatever they cost.
-   */
-  readonly implausible?: string | undefined
-}
-
-/** What the ledger holds at one moment. */
-export interface Snapshot {
-  readonly budget: Option.Option<Cost.Cost>
-  readonly total: Usage.Usage
-  readonly byStep: Readonly<Record<string, Usage.Usage>>
-  readonly reserved: Cost.Cost
-}
-
-/** The ledger service. */
-export interface Service {
-  readonly budget: Option.Option<Cost.Cost>
-  /**
-   * Holds `amount` for a call, or refuses with `BudgetExceeded` if it could pass the budget, or with `InvalidUsage`
-   * if it is not a whole number of nano-dollars from 0.
-   */
-  readonly reserve: (
-    amount: Cost.Cost,
-    options?: ReserveOptions
-  ) => Effect.Effect<Reservation, BudgetExceeded | InvalidUsage>
-  /**
-   * Releases a reservation and records what the call really used. Never fails: a usage with a bad figure is counted
-   * as the reservation, marked estimated.
-   */
-  readonly settle: (reservation: Reservation, usage: Usage.Usage, options?: SettleOptions) => Effect.Effect<void>
-  /** Records usage that needed no reservation; fails with `InvalidUsage`, counting nothing, if a figure is bad. */
-  readonly record: (usage: Usage.Usage) => Effect.Effect<void, InvalidUsage>
-  /** Refuses every reservation from now on; calls already reserved still settle. */
-  readonly close: Effect.Effect<void>
-  /** Money left: budget minus spent minus reserved. `None` without a budget. */
-  readonly remaining: Effect.Effect<Option.Option<Cost.Cost>>
-  readonly snapshot: Effect.Effect<Snapshot>
-  /** The same books, with what is reserved and recorded through the result attributed to `step`. */
-  readonly forStep: (step: string) => Service
-}
-
-/**
- * The ledger of the current run. Inside a step it attributes to that step. Metered code reads it with
- * `Effect.serviceOption`, so it is never a requirement: outside a run, calls simply go unmetered.
- */
-export class Ledger extends Context.Tag("@trellis/core/Ledger")<Ledger, Service>() {}
-
 /** The step usage is attributed to when it is recorded outside any step. */
 export const outsideAnyStep = "(outside any step)"
-
-/** Options for a new ledger. */
-export interface Options {
-  /** A cap on what may be spent and reserved together. */
-  readonly budget?: Cost.Cost | undefined
-  /**
-   * An enclosing ledger (for a run, the ledger of the step it runs in): reservations must fit its budget too, and
-   * usage is recorded there as well, under the step it attributes to.
-   */
-  readonly parent?: Service | undefined
-}
 
 /** What a run's ledger needs besides its options. */
 export interface RunOptions extends Options {

@@ -29,7 +29,8 @@ import * as StepExecutor from "../StepExecutor.js"
 import type { Graph } from "./graph.js"
 import { detached } from "./detach.js"
 import { Launcher } from "./launch.js"
-import * as Ledger from "./ledger.js"
+import * as Ledger from "../Ledger.js"
+import * as RunLedger from "./ledger.js"
 import { type Ending, Observer } from "./observer.js"
 import { Report } from "./report.js"
 import { type Halt, Scheduler } from "./scheduler.js"
@@ -54,7 +55,7 @@ type Outcome =
   | { readonly _tag: "Failed"; readonly cause: Cause.Cause<unknown> }
   | { readonly _tag: "Stopped"; readonly data: unknown }
   | { readonly _tag: "BudgetExceeded"; readonly error: Ledger.BudgetExceeded }
-  | { readonly _tag: "BudgetOverrun"; readonly overrun: Ledger.Overrun }
+  | { readonly _tag: "BudgetOverrun"; readonly overrun: RunLedger.Overrun }
 
 /**
  * Runs a pipeline's plan; fails with a `PipelineError`. The run opens its span, reports its start, and runs under
@@ -71,7 +72,7 @@ export const run = (
       Effect.withFiberRuntime((fiber) => {
         const context = fiber.currentContext
         const observer = new Observer(plan.name, listener, fiber, span)
-        const ledger = Ledger.make({
+        const ledger = RunLedger.make({
           budget: plan.budget,
           // A run inside a step of another run meters into that step too.
           parent: Option.getOrUndefined(Context.getOption(context, Ledger.Ledger)),
@@ -118,10 +119,10 @@ class Runner {
 
   readonly plan: Plan
   readonly observer: Observer
-  readonly ledger: Ledger.RunLedger
+  readonly ledger: RunLedger.RunLedger
   readonly executor: StepExecutor.Service
 
-  constructor(plan: Plan, observer: Observer, ledger: Ledger.RunLedger, executor: StepExecutor.Service) {
+  constructor(plan: Plan, observer: Observer, ledger: RunLedger.RunLedger, executor: StepExecutor.Service) {
     this.plan = plan
     this.observer = observer
     this.ledger = ledger
@@ -348,7 +349,7 @@ class Runner {
     return this.report.partial(this.usage(), this.now())
   }
 
-  overrun(overrun: Ledger.Overrun): BudgetOverrun {
+  overrun(overrun: RunLedger.Overrun): BudgetOverrun {
     return detached(new BudgetOverrun({ pipeline: this.plan.name, ...overrun, partial: this.partial() }))
   }
 
