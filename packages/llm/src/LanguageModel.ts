@@ -20,13 +20,13 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { chatAttributes, chatSpanName, errorAttributes, responseAttributes } from "./internal/genai.js"
-import * as Calibration from "./internal/calibration.js"
+import { makeTally, requestsProblem, sentOf, usageProblem } from "./internal/figures.js"
 import { meteredCall, meteredScoped } from "./internal/metering.js"
-import * as Plausibility from "./internal/plausibility.js"
+import { type Call, make as makeReservations } from "./internal/reservation.js"
 import { InvalidRequest, type LlmError, MalformedOutput, type Sent, UnpricedModel } from "./LlmError.js"
 import * as Pricing from "./Pricing.js"
 import type { FinishReason, Prompt, ResolvedRequest, ToolCall } from "./Prompt.js"
-import { type Completion, CurrentTally, type Provider, type ReportedUsage, type Tally, Wrapper } from "./Provider.js"
+import { type Completion, CurrentTally, type Provider, Wrapper } from "./Provider.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
@@ -116,8 +116,9 @@ export interface Options {
   readonly maxTokens?: number | undefined
   /**
    * How much the reservation adds to the input tokens counted here, for what the server may count beyond them (its
-   * own tokenizer, framing): a fraction from 0 to 10, default 0.1 (10%, rounded up). Another value fails each call
-   * with `InvalidRequest` before anything is sent.
+   * own tokenizer, framing): a fraction from 0 to 10, default 0.1 (10%, rounded up). It applies after calibration:
+   * once a model's call has settled, its counts are first scaled by the ratio its server showed. Another value fails
+   * each call with `InvalidRequest` before anything is sent.
    */
   readonly inputMargin?: number | undefined
   /** Repairs `generateObject` allows when a call sets none (default 2). */
@@ -132,102 +133,6 @@ const defaultInputMargin = 0.1
 const maxMaxTokens = 10_000_000
 /** The largest `inputMargin`: ten times the counted input is already far past any tokenizer's difference. */
 const maxInputMargin = 10
-// Far beyond any model's context: past it a reported token count is not a count but a broken server.
-const maxReportedTokens = 1_000_000_000
-// Far beyond any provider's retries for one call (the OpenAI layer allows 1,001 requests).
-const maxRequests = 10_000
-
-// A figure as a message shows it: a string in quotes, so "12" is not mistaken for the number 12; kept short.
-const show = (value: unknown): string =>
-  (typeof value === "string" ? JSON.stringify(value) : String(value)).slice(0, 100)
-
-const isWhole = (value: unknown, min: number, max: number): value is number =>
-  typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max
-
-/**
- * What is wrong with the usage a provider reported, if anything: each count a whole number from 0 to a billion,
- * cached tokens no more than the input, reasoning tokens no more than the output. Nothing reported is nothing wrong.
- */
-const usageProblem = (reported: unknown): string | undefined => {
-  if (reported == null) return undefined
-  if (typeof reported !== "object") return `usage is ${show(reported)}, not token counts`
-  const usage = reported as Record<string, unknown>
-  for (const field of ["inputTokens", "outputTokens", "cachedInputTokens", "reasoningTokens"]) {
-    const value = usage[field]
-    const optional = field === "cachedInputTokens" || field === "reasoningTokens"
-    if (!(optional && value == null) && !isWhole(value, 0, maxReportedTokens)) {
-      return `${field} is ${show(value)}, not a whole number from 0 to ${maxReportedTokens}`
-    }
-  }
-  const { cachedInputTokens, inputTokens, outputTokens, reasoningTokens } = usage as unknown as ReportedUsage
-  if ((cachedInputTokens ?? 0) > inputTokens) {
-    return `cachedInputTokens (${cachedInputTokens}) is more than inputTokens (${inputTokens})`
-  }
-  if ((reasoningTokens ?? 0) > outputTokens) {
-    return `reasoningTokens (${reasoningTokens}) is more than outputTokens (${outputTokens})`
-  }
-  return undefined
-}
-
-/** What is wrong with the count of requests a provider sent for an answer, and of those billable, if anything. */
-const requestsProblem = (completion: Completion): string | undefined => {
-  const { billable, requests } = completion
-  if (requests != null && !isWhole(requests, 1, maxRequests)) {
-    return `requests is ${show(requests)}, not a whole number from 1 to ${maxRequests}`
-  }
-  const unanswered = (requests ?? 1) - 1
-  return billable == null || isWhole(billable, 0, unanswered)
-    ? undefined
-    : `billable is ${show(billable)}, not a whole number from 0 to ${unanswered} (requests - 1)`
-}
-
-/**
- * A call's tally of requests (see `Provider.Tally`), and what it says was sent: each request still in flight counted
- * as billable; undefined when the provider marked none.
- */
-const makeTally = (): Tally & { readonly total: () => Sent | undefined } => {
-  let requests = 0
-  let ended = 0
-  let billable = 0
-  return {
-    sent: () => {
-      requests++
-    },
-    ended: (billed) => {
-      ended++
-      if (billed) billable++
-    },
-    total: () => (requests === 0 ? undefined : { requests, billable: billable + requests - ended })
-  }
-}
-
-/**
- * The requests a failed call sent, as its error says (`LlmError.Sent`), if it says and its figures can be right;
- * figures that cannot be right are taken as unsaid.
- */
-const sentOf = (error: unknown): Sent | undefined => {
-  if (!Predicate.hasProperty(error, "sent") || !Predicate.isObject(error.sent)) return undefined
-  const sent = error.sent as Partial<Sent>
-  return isWhole(sent.requests, 0, maxRequests) && isWhole(sent.billable, 0, sent.requests)
-    ? { requests: sent.requests, billable: sent.billable }
-    : undefined
-}
-
-/** One call as it goes: what was counted and reserved for it, and what its answer turned out to be. */
-interface Call {
-  readonly request: ResolvedRequest
-  /** Its input tokens as counted here. */
-  readonly inputTokens: number
-  readonly worstCase: Cost.Cost
-  /** The most input tokens an honest server could count for it, and what a call at that count would cost. */
-  readonly ceilingTokens: number
-  readonly ceiling: Cost.Cost
-  /** Set when the answer came with figures that cannot be used: the call fails, settled to this. */
-  billed: Usage.Usage | undefined
-  /** Set when the answer's figures cannot be right: a budgeted run then fails. */
-  implausible: string | undefined
-}
-
 /**
  * Builds the service around a provider. Prices come from the `Pricing` service when one is provided, else from
  * the bundled prices; token counts from the `Tokenizer` service when one is provided, else from the provider's own
@@ -278,30 +183,7 @@ const makeWith = (
     }
   }
 
-  const calibration = Calibration.make()
-
-  /**
-   * Opens a call of `request`: counts what the server will bill as input (the messages and their markup, the tool
-   * definitions, the schema of structured output, which a server receives beside the instruction that repeats it),
-   * and sets its reservation (that count scaled by the model's calibration, with the margin, and every output token
-   * allowed) and its ceiling (what the most any tokenizer could count would cost).
-   */
-  const open = (request: ResolvedRequest): Call => {
-    const extra = request.tools.map((tool) => tool.name + tool.description + JSON.stringify(tool.parameters))
-    if (request.json !== undefined) extra.push(request.json.name + JSON.stringify(request.json.schema))
-    const inputTokens = tokenizer.countMessages(request.messages, extra)
-    const reservedInput = Math.ceil(inputTokens * calibration.ratio(request.model) * (1 + inputMargin))
-    const ceilingTokens = Plausibility.inputCeiling(request, extra)
-    return {
-      request,
-      inputTokens,
-      worstCase: pricing.worstCase(request.model, reservedInput, request.maxTokens),
-      ceilingTokens,
-      ceiling: pricing.worstCase(request.model, Math.max(ceilingTokens, reservedInput), request.maxTokens),
-      billed: undefined,
-      implausible: undefined
-    }
-  }
+  const reservations = makeReservations(tokenizer, pricing, inputMargin)
 
   // The usage of a finished call, priced; counted with the tokenizer when the server reported none.
   const usageOf = (request: ResolvedRequest, inputTokens: number, completion: Completion): Effect.Effect<Usage.Usage> => {
@@ -350,7 +232,7 @@ const makeWith = (
     const problem = usageProblem(completion.usage) ?? badRequests
     if (problem === undefined) {
       return Effect.flatMap(usageOf(request, inputTokens, completion), (usage) =>
-        Effect.as(judge(call, completion, usage), {
+        Effect.as(reservations.judge(call, completion.usage, usage.cost), {
           text: completion.text,
           toolCalls: completion.toolCalls,
           finishReason: completion.finishReason,
@@ -376,30 +258,6 @@ const makeWith = (
         })
       )
     })
-  }
-
-  /**
-   * Judges the figures of an answer the server reported: past what an honest server could report (see
-   * `internal/plausibility`), the call is marked implausible, which fails a budgeted run, and a warning says so;
-   * within it, they teach the model's calibration, and a cost above the reservation is warned of once per model.
-   */
-  const judge = (call: Call, completion: Completion, usage: Usage.Usage): Effect.Effect<void> => {
-    const reported = completion.usage
-    if (reported == null) return Effect.void
-    const model = call.request.model
-    const implausible = Plausibility.implausibility(call.request, reported, call.ceilingTokens)
-    if (implausible !== undefined) {
-      call.implausible = implausible
-      return Effect.logWarning(`A call of ${model} reported figures that cannot be right: ${implausible}`)
-    }
-    calibration.learn(model, call.inputTokens, reported.inputTokens)
-    return usage.cost > call.worstCase && calibration.firstTime(model)
-      ? Effect.logWarning(
-        `A call of ${model} cost ${Cost.format(usage.cost)} where ${Cost.format(call.worstCase)} was reserved: its ` +
-          `server counts ${reported.inputTokens} input tokens where ${call.inputTokens} were counted here. Later ` +
-          `reservations for ${model} allow for the difference.`
-      )
-      : Effect.void
   }
 
   /**
@@ -469,7 +327,7 @@ const makeWith = (
   /** One call of a resolved request, metered and inside its `chat {model}` span. */
   const generateRequest = (request: ResolvedRequest): Effect.Effect<Response, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Effect.suspend(() => {
-      const call = open(request)
+      const call = reservations.open(request)
       const tally = makeTally()
       return checkRequest(request).pipe(Effect.zipRight(checkPriced(request)), Effect.zipRight(meteredCall({
         span: chatSpanName(request.model),
@@ -543,7 +401,7 @@ const makeWith = (
   const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Stream.suspend(() => {
       const request = resolve(prompt)
-      const call = open(request)
+      const call = reservations.open(request)
       const tally = makeTally()
       // What has arrived so far, for the settlement of a stream that ends before its `Finish`.
       let text = ""
