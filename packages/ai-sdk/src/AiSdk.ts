@@ -97,6 +97,8 @@ interface Settings {
 
 const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
   Effect.suspend(() => {
+    const unknown = Provider.unknownOption(options, ["model", "provider", "timeout", "secrets"])
+    if (unknown !== undefined) return Effect.fail(new InvalidOption(unknown))
     const model = options.model as Partial<LanguageModelV4> | undefined
     if (typeof model !== "object" || model === null || model.specificationVersion !== "v4") {
       return Effect.fail(

@@ -429,5 +429,12 @@ describe("AiSdk, on the AI SDK's mock model", () => {
       expect(wrongSpec.message).toContain("specification v4")
       const badTimeout = yield* Effect.flip(Layer.build(AiSdk.layer({ model: mock(result({})), timeout: -1 })).pipe(Effect.scoped))
       expect(badTimeout).toMatchObject({ _tag: "InvalidOption", option: "timeout" })
+      // A key a TypeScript caller could not have written is refused, naming the likely one; its value is not shown.
+      const misspelled = yield* Effect.flip(
+        Layer.build(AiSdk.layer({ model: mock(result({})), timeoutMs: 5000 } as never)).pipe(Effect.scoped)
+      )
+      expect(misspelled.message).toBe(
+        "AiSdk option timeoutMs must be a known option: did you mean timeout?, got a value of type number"
+      )
     }))
 })

@@ -126,6 +126,8 @@ interface Settings {
 
 const validate = (options: Options): Effect.Effect<Settings, InvalidOption> =>
   Effect.suspend(() => {
+    const unknown = Provider.unknownOption(options, ["provider", "model", "configure", "cachedInInput", "timeout", "secrets"])
+    if (unknown !== undefined) return Effect.fail(new InvalidOption(unknown))
     for (const option of ["provider", "model"] as const) {
       const value: unknown = options[option]
       if (typeof value !== "string" || value.length === 0 || value.trim() !== value) {

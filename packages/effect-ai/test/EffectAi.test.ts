@@ -307,5 +307,10 @@ describe("EffectAi, on @effect/ai-anthropic and a local Anthropic server", () =>
       const badTimeout = yield* build({ provider: "anthropic", model: modelName, timeout: -5 })
       expect(badTimeout).toMatchObject({ _tag: "InvalidOption", option: "timeout" })
       expect(badTimeout.message).toBe("EffectAi option timeout must be a positive, finite duration, got -5")
+      const misspelled = yield* build({ provider: "anthropic", model: modelName, secret: "key" } as never)
+      expect(misspelled).toMatchObject({ _tag: "InvalidOption", option: "secret" })
+      expect(misspelled.message).toBe(
+        "EffectAi option secret must be a known option: did you mean secrets?, got a value of type string"
+      )
     }))
 })

@@ -47,7 +47,6 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionMessageParam
 } from "openai/resources/chat/completions"
-import { OptionKeys } from "@trellis/core"
 import * as LanguageModel from "./LanguageModel.js"
 import * as Redaction from "./Redaction.js"
 import {
@@ -64,7 +63,16 @@ import {
   withSent
 } from "./LlmError.js"
 import type { FinishReason, Message, ResolvedRequest } from "./Prompt.js"
-import { type Chunk, type Completion, CurrentTally, type Provider, type ReportedUsage, retryAfter, shortLine } from "./Provider.js"
+import {
+  type Chunk,
+  type Completion,
+  CurrentTally,
+  type Provider,
+  type ReportedUsage,
+  retryAfter,
+  shortLine,
+  unknownOption
+} from "./Provider.js"
 
 /**
  * How transient failures (429, 5xx, connection errors, timeouts) are retried: at most `times` more attempts,
@@ -186,31 +194,14 @@ const wholeNumber = (option: string, value: unknown, min: number, max: number) =
       })
     )
 
-const knownKeys: ReadonlyArray<keyof Options> = [
-  "apiKey",
-  "baseURL",
-  "model",
-  "timeout",
-  "retry",
-  "maxTokensField",
-  "organization",
-  "project",
-  "maxTokens",
-  "inputMargin",
-  "maxRepairs",
-  "temperature"
-]
-
 // A key a TypeScript caller could not have written (`retries`, `base_url`): refused rather than silently ignored.
 const knownOnly = (options: Options): Either.Either<void, InvalidOption> => {
-  const found = OptionKeys.find(options, knownKeys) ?? OptionKeys.find(options.retry, ["times", "base", "cap"], "retry.")
-  return found === undefined ? Either.void : Either.left(
-    new InvalidOption({
-      option: found.path,
-      value: show(found.value),
-      expected: found.meant === undefined ? `one of ${found.known.join(", ")}` : `a known option: did you mean ${found.meant}?`
-    })
+  const unknown = unknownOption(
+    options,
+    ["apiKey", "baseURL", "model", "timeout", "retry", "maxTokensField", "organization", "project"],
+    { retry: ["times", "base", "cap"] }
   )
+  return unknown === undefined ? Either.void : Either.left(new InvalidOption(unknown))
 }
 
 const validate = (options: Options): Either.Either<Settings, InvalidOption> =>

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import { OptionKeys } from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -164,4 +165,39 @@ export const errorDetail = (text: string): string =>
 export const shortLine = (text: string): string => {
   const line = text.replace(/\s+/g, " ").trim()
   return line.length <= 200 ? line : `${line.slice(0, 199)}…`
+}
+
+/**
+ * The options of `LanguageModel.make`, which every provider layer's options include.
+ *
+ * @since 0.3.0
+ * @category options
+ */
+export const languageModelOptions: ReadonlyArray<string> = ["maxTokens", "inputMargin", "maxRepairs", "temperature"]
+
+/**
+ * An option a provider layer does not know (`retries` for `retry`, `base_url` for `baseURL`), as its
+ * `InvalidOption` names it: a TypeScript caller could not have written it, and ignoring it would silently do
+ * something else. `known` are the layer's own options beside {@link languageModelOptions}; `nested`, those of an
+ * option that is itself an object (`{ retry: ["times", "base", "cap"] }`).
+ *
+ * @since 0.3.0
+ * @category options
+ */
+export const unknownOption = (
+  options: unknown,
+  known: ReadonlyArray<string>,
+  nested: Readonly<Record<string, ReadonlyArray<string>>> = {}
+): { readonly option: string; readonly value: string; readonly expected: string } | undefined => {
+  let found = OptionKeys.find(options, [...known, ...languageModelOptions])
+  for (const [key, keys] of Object.entries(nested)) {
+    found ??= OptionKeys.find((options as Record<string, unknown> | undefined)?.[key], keys, `${key}.`)
+  }
+  if (found === undefined) return undefined
+  return {
+    option: found.path,
+    // A misplaced key may hold a secret: its value is described, never shown.
+    value: `a value of type ${found.value === null ? "null" : typeof found.value}`,
+    expected: found.meant === undefined ? `one of ${found.known.join(", ")}` : `a known option: did you mean ${found.meant}?`
+  }
 }

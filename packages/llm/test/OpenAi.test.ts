@@ -985,9 +985,10 @@ describe("OpenAi", () => {
         ["maxTokens", { maxTokens: 0 }, "a whole number from 1, got 0"],
         ["maxTokens", { maxTokens: 2.5 }, "got 2.5"],
         // Keys a TypeScript caller could not have written are refused, not ignored.
-        ["retries", { retries: 5 } as never, "a known option: did you mean retry?, got 5"],
-        ["base_url", { base_url: "http://x" } as never, `did you mean baseURL?, got "http://x"`],
-        ["retry.attempts", { retry: { attempts: 2 } } as never, "one of times, base, cap, got 2"]
+        ["retries", { retries: 5 } as never, "a known option: did you mean retry?, got a value of type number"],
+        ["base_url", { base_url: "http://x" } as never, "did you mean baseURL?"],
+        ["api_key", { api_key: "sk-secret-in-the-wrong-place" } as never, "did you mean apiKey?, got a value of type string"],
+        ["retry.attempts", { retry: { attempts: 2 } } as never, "one of times, base, cap, got a value of type number"]
       ]
       for (const [option, options, expected] of cases) {
         it.scoped(`${option}: ${expected}`, () =>
