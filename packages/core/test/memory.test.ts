@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Pipeline, Step } from "@trellis/core"
+import { Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
 import { Context, Data, Effect, Exit, Fiber } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
@@ -119,6 +119,24 @@ describe("Memory: nothing of a run stays reachable from its result or its pipeli
     const { collected, kept } = await serviceCollected(Effect.flip(Pipeline.run(pipeline)).pipe(Effect.withSpan("caller")))
     expect(kept._tag).toBe("StepFailed")
     expect(collected).toBe(true)
+  })
+
+  it("a run refused by its budget, and one whose call cost past its ceiling", async () => {
+    const call = (cost: number) =>
+      Effect.flatMap(Big, (big) =>
+        Ledger.metered({
+          worstCase: Cost.nanos(50),
+          run: Effect.succeed(big.bytes.length),
+          usage: () => Usage.make({ requests: 1, cost: Cost.nanos(cost) })
+        }))
+    const spends = Step.make("spends", { after: { reads }, run: () => Effect.zipRight(call(50), call(50)) })
+    const refused = await serviceCollected(Effect.flip(Pipeline.run(Pipeline.make("refused", { output: spends, budget: Cost.nanos(60) }))))
+    expect(refused.kept._tag).toBe("BudgetExceeded")
+    expect(refused.collected).toBe(true)
+    const lies = Step.make("lies", { after: { reads }, run: () => call(500) })
+    const lied = await serviceCollected(Effect.flip(Pipeline.run(Pipeline.make("lied", { output: lies, budget: Cost.nanos(1000) }))))
+    expect(lied.kept._tag).toBe("BudgetOverrun")
+    expect(lied.collected).toBe(true)
   })
 
   it("an interrupted run, with a step fiber of its own", async () => {
