@@ -52,6 +52,8 @@ export interface Run {
 export interface Service {
   /** The store's runs, of one pipeline if named, by pipeline then id. */
   readonly list: (options?: { readonly pipeline?: string | undefined }) => Effect.Effect<ReadonlyArray<Run>, SqlError>
+  /** Whether the store holds a run of the pipeline, by its workflow's execution id (finished or not). */
+  readonly exists: (options: { readonly pipeline: string; readonly execution: string }) => Effect.Effect<boolean, SqlError>
 }
 
 /**
@@ -147,6 +149,12 @@ const fromStepReply = (reply: string | null): Option.Option<Attempt> =>
  * @since 0.2.0
  */
 export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.map(SqlClient.SqlClient, (sql) => ({
+  exists: ({ execution, pipeline }) =>
+    Effect.map(
+      sql`SELECT 1 AS found FROM cluster_messages
+        WHERE entity_type = ${workflowPrefix + pipeline} AND entity_id = ${execution} AND tag = 'run'`.withoutTransform,
+      (rows) => rows.length > 0
+    ),
   list: (options) =>
     Effect.map(
       sql<Row>`

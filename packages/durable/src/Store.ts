@@ -22,7 +22,6 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
@@ -35,6 +34,8 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type * as Redacted from "effect/Redacted"
 import { duration, InvalidOption } from "./internal/options.js"
+import * as Sqlite from "./internal/sqlite.js"
+import type * as Unavailable from "./internal/unavailable.js"
 import * as Retention from "./Retention.js"
 import * as Runs from "./Runs.js"
 import * as Cancellations from "./Cancellations.js"
@@ -46,8 +47,14 @@ import * as SpendLog from "./SpendLog.js"
  * @since 0.2.0
  */
 export interface SqliteOptions extends EngineOptions {
-  /** The SQLite file; created with its tables if it does not exist. */
+  /** The SQLite file; created with its tables if it does not exist, unless `create` is `false`. */
   readonly filename: string
+  /**
+   * Whether a missing file is created (default `true`). A process that only reads or signals the runs of an existing
+   * store gives `false`: a mistyped path then fails with `StoreUnavailable` (`NotFound`) instead of making an empty
+   * store.
+   */
+  readonly create?: boolean | undefined
 }
 
 /**
@@ -67,40 +74,32 @@ export {
   InvalidOption
 }
 
+export {
+  /**
+   * Another process is the runner on this SQLite file.
+   *
+   * @since 0.2.0
+   */
+  StoreInUse
+} from "./internal/sqlite.js"
+
+export {
+  /**
+   * A store cannot be opened, or stopped being usable: the message names it (a SQLite file's path; a PostgreSQL URL
+   * without its password) and says why, and `reason` tells the cases apart (see `Reason`).
+   *
+   * @since 0.2.0
+   */
+  StoreUnavailable
+} from "./internal/unavailable.js"
+
 /**
- * Another process is the runner on this SQLite file.
+ * Why a store is unavailable: for a SQLite file `NotFound`, `NoDirectory`, `NotAFile`, `Corrupt` or `CannotOpen`; for
+ * PostgreSQL `Refused`, `AuthenticationFailed`, `NoDatabase` or `Lost`.
  *
  * @since 0.2.0
  */
-export class StoreInUse extends Data.TaggedError("StoreInUse")<{
-  readonly filename: string
-}> {
-  override get message(): string {
-    return `The SQLite file "${this.filename}" is in use by another process: one process at a time may run durable ` +
-      `pipelines on a SQLite file (two could run a step twice)`
-  }
-}
-
-/**
- * Takes the file for this process until the connection closes, or fails at once with `StoreInUse`. SQLite has no
- * advisory locks, and the cluster's shard locks do not tell two runners on one file apart, so the file's own lock
- * does it: in exclusive locking mode the connection keeps the write lock it takes here, and the operating system
- * releases it when the process ends, however it ends. WAL is turned on here rather than by the client, after the
- * busy timeout is set to 0, so that a second process is refused at once instead of waiting.
- */
-const takeFile = (filename: string): Layer.Layer<never, StoreInUse | SqlError, SqlClient.SqlClient> =>
-  Layer.effectDiscard(Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe("PRAGMA busy_timeout = 0")
-    yield* sql.unsafe("PRAGMA locking_mode = EXCLUSIVE")
-    yield* Effect.catchIf(
-      Effect.zipRight(sql.unsafe("PRAGMA journal_mode = WAL"), sql.unsafe("BEGIN EXCLUSIVE")),
-      (error) => (error.cause as { readonly code?: unknown } | undefined)?.code === "SQLITE_BUSY",
-      () => Effect.fail(new StoreInUse({ filename }))
-    )
-    yield* sql.unsafe("COMMIT")
-    yield* sql.unsafe("PRAGMA busy_timeout = 5000")
-  }))
+export type Reason = Unavailable.Reason
 
 /**
  * Options every store takes.
@@ -234,19 +233,21 @@ const shardingOf = (engine: Engine): Partial<ShardingConfig.ShardingConfig["Type
  * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
  * file: runs left unfinished in the file (by a crash) resume as soon as the layer is built and their pipelines are
  * registered. The process holds the file while the layer is open: another process that opens it fails with
- * `StoreInUse`.
+ * `StoreInUse`. A file that cannot be a store (a folder, a missing folder, a missing file with `create: false`, a
+ * file that is not a SQLite database or has damaged pages) fails with `StoreUnavailable`, naming it and why.
  *
  * @since 0.2.0
  */
 export const layerSqlite = (
   options: SqliteOptions
-): Layer.Layer<Services, ConfigError.ConfigError | StoreInUse | SqlError | InvalidOption> =>
-  checked(checkEngine(options), (engine) =>
-    singleRunner(engine).pipe(
-      Layer.provide(takeFile(options.filename).pipe(
-        Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))
-      ))
-    ))
+): Layer.Layer<
+  Services,
+  ConfigError.ConfigError | Sqlite.StoreInUse | Unavailable.StoreUnavailable | SqlError | InvalidOption
+> =>
+  checked(
+    checkEngine(options),
+    (engine) => singleRunner(engine).pipe(Layer.provide(Sqlite.client(options.filename, options.create ?? true)))
+  )
 
 /**
  * Options of {@link layerPg}.

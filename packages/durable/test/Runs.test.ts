@@ -3,7 +3,7 @@ import { Pipeline, Step } from "@trellis/core"
 import { Durable, Runs } from "@trellis/durable"
 import { Data, Effect, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, storeWith, tempDir } from "./utils.js"
+import { paidCall, runValid, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 
@@ -45,7 +45,7 @@ describe("Runs.list", () => {
       yield* Effect.gen(function*() {
         yield* Durable.run(completes, { id: "c1" })
         yield* Durable.run(completes, { id: "c2" })
-        yield* Effect.flip(Durable.run(fails, { id: "f" }))
+        yield* Effect.flip(runValid(fails, { id: "f" }))
         yield* Durable.run(stops, { id: "s" })
         yield* Durable.start(waits, { id: "w" })
         while ((yield* Durable.status(waits, { id: "w" }))._tag !== "Waiting") yield* Effect.sleep("20 millis")

@@ -79,3 +79,7 @@ export const settled = <A, E, R, O, D>(
     Durable.status(durable, { id }),
     (status) => status._tag === "Pending" ? Effect.zipRight(Effect.sleep("20 millis"), settled(durable, id)) : Effect.succeed(status)
   )
+
+/** `Durable.run` under an id known to be valid: the tests' ids are, so `InvalidId` is a defect here. */
+export const runValid = <A, E, R, O, D, I, V>(durable: Durable.Durable<A, E, R, O, D, I, V>, options: Durable.RunOptions<V>) =>
+  Durable.run(durable, options).pipe(Effect.catchTag("InvalidId", (error) => Effect.die(error)))

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Store } from "@trellis/durable"
 import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -178,6 +178,43 @@ describe("trellis-demo book, signal and runs", () => {
       expect([signalled.code, signalled.stdout]).toEqual([1, ended])
       const listed = await run(["runs", "--store", store, "--json"])
       expect(JSON.parse(listed.stdout).map((run: { status: string }) => run.status)).toEqual(["cancelled"])
+    }), 60_000)
+
+  it("refuses signal and cancel of a run the store does not hold at once, naming it, and stores nothing", () =>
+    inScratch(async (dir) => {
+      const store = join(dir, "booking.db")
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      await run(["book", "--store", store, "--run-id", "b1"])
+      const unknown = `No run "b9" of pipeline "booking_conversation" in the store: it was never started, or was removed ` +
+        `as finished long ago`
+      for (const args of [["signal", "b9", "name", JSON.stringify("Ada")], ["cancel", "b9"]]) {
+        const refused = await run([...args, "--store", store])
+        expect({ args, code: refused.code, stdout: refused.stdout, stderr: refused.stderr }).toEqual({
+          args,
+          code: 2,
+          stdout: "",
+          stderr: `trellis-demo: ${unknown}\n`
+        })
+      }
+      const listed = await run(["runs", "--store", store, "--json"])
+      expect(JSON.parse(listed.stdout).map((run: { id: string; status: string }) => [run.id, run.status])).toEqual([
+        ["b1", "waiting"]
+      ])
+    }), 60_000)
+
+  it("never makes a store to read, signal or cancel: a missing SQLite file is one line naming it, exit 1", () =>
+    inScratch(async (dir) => {
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const missing = join(dir, "typo.db")
+      for (const args of [["runs"], ["runs", "--json"], ["signal", "b1", "name", JSON.stringify("Ada")], ["cancel", "b1"]]) {
+        const refused = await run([...args, "--store", missing])
+        expect({ args, code: refused.code, stderr: refused.stderr }).toEqual({
+          args,
+          code: 1,
+          stderr: `trellis-demo: Cannot open the SQLite file "${missing}": it does not exist\n`
+        })
+        expect(existsSync(missing)).toBe(false)
+      }
     }), 60_000)
 
   it.effect("needs --store, and book needs --run-id, with one line and exit 2", () =>

@@ -20,7 +20,7 @@ import {
   type StoreLocation,
   StoreFlag
 } from "./args.js"
-import { type Opened, readerLayer, storeLayer, storeName } from "./store.js"
+import { existingLayer, type Opened, readerLayer, storeLayer, storeName } from "./store.js"
 
 /** What the commands write to, and the model the conversation reads answers with, from `--provider` and `--model`. */
 export interface Io {
@@ -80,7 +80,7 @@ const withStore = <R>(
     Effect.catchIf(
       (error): error is Exclude<typeof error, InputError> => !(error instanceof InputError),
       (error) => {
-        const message = error._tag === "StoreInUse"
+        const message = error._tag === "StoreInUse" || error._tag === "StoreUnavailable"
           ? error.message
           : `cannot open ${storeName(location)}: ${error.message}`
         return Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${message}\n`)), 1)
@@ -129,7 +129,9 @@ const book = (io: Io, setCode: (code: number) => void, before: Before) =>
           io,
           location,
           yield* chosenModel(io, options),
-          Effect.zipRight(Durable.start(booking, { id: id.value }), report(io, id.value, location))
+          Effect.zipRight(Durable.start(booking, { id: id.value }), report(io, id.value, location)).pipe(
+            Effect.catchTag("InvalidId", (error) => Effect.fail(new InputError({ message: error.message })))
+          )
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Start (or resume) the durable booking conversation, and show what it asks"))
@@ -161,8 +163,12 @@ const signal = (io: Io, setCode: (code: number) => void, before: Before) =>
           yield* chosenModel(io, options),
           Durable.signal(booking, { id, step: parsed.step, value }).pipe(
             Effect.zipRight(report(io, id, location)),
-            Effect.catchTag("InvalidSignal", (error) => Effect.fail(new InputError({ message: error.message })))
-          )
+            Effect.catchTags({
+              InvalidSignal: (error) => Effect.fail(new InputError({ message: error.message })),
+              UnknownRun: (error) => Effect.fail(new InputError({ message: error.message }))
+            })
+          ),
+          existingLayer
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Deliver a value to a durable run's waiting step, and show what the run asks next"))
@@ -185,7 +191,10 @@ const cancel = (io: Io, setCode: (code: number) => void, before: Before) =>
           io,
           location,
           yield* chosenModel(io, options),
-          Effect.zipRight(Durable.cancel(booking, { id }), report(io, id, location))
+          Effect.zipRight(Durable.cancel(booking, { id }), report(io, id, location)).pipe(
+            Effect.catchTag("UnknownRun", (error) => Effect.fail(new InputError({ message: error.message })))
+          ),
+          existingLayer
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Cancel a durable booking conversation, and show how it ended"))

@@ -20,13 +20,18 @@ export const storeLayer = (location: StoreLocation): Opened =>
     : Store.layerSqlite({ filename: location.filename })
 
 /**
- * Opens the store to read it: a PostgreSQL store as a client only, so that listing never takes runs from the
- * runners working on it; a SQLite file as its runner, as only one process may have it open.
+ * Opens a store that must exist, to list its runs: a PostgreSQL store as a client only, so that listing never takes
+ * runs from the runners working on it; a SQLite file as its runner, as only one process may have it open, and never
+ * made anew: a mistyped path is an error naming it, not an empty store.
  */
 export const readerLayer = (location: StoreLocation): Opened =>
   location._tag === "Postgres"
     ? Store.layerPgClient({ url: Redacted.make(location.url) })
-    : Store.layerSqlite({ filename: location.filename })
+    : Store.layerSqlite({ filename: location.filename, create: false })
+
+/** Opens a store that must exist, as its runner: for a command that signals or cancels a run kept in it. */
+export const existingLayer = (location: StoreLocation): Opened =>
+  location._tag === "Postgres" ? storeLayer(location) : Store.layerSqlite({ filename: location.filename, create: false })
 
 /** The store, as messages name it (never with a PostgreSQL URL's password). */
 export const storeName = (location: StoreLocation) =>
