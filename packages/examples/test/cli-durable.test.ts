@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Store } from "@trellis/durable"
 import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -87,6 +87,32 @@ describe("trellis-demo --store", () => {
         `trellis-demo: The SQLite file "${filename}" is in use by another process: one process at a time may run ` +
           `durable pipelines on a SQLite file (two could run a step twice)\n`
       )
+    }), 60_000)
+
+  it("says why a store cannot be opened (a folder, a missing folder, a file that is no database), as JSON too", () =>
+    inScratch(async (dir) => {
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const notes = join(dir, "notes.txt")
+      writeFileSync(notes, "not a database\n".repeat(100))
+      const cases = [
+        [dir, "NotAFile", `Cannot open the SQLite file "${dir}": it is not a file (a folder)`],
+        [join(dir, "nowhere", "runs.db"), "NoDirectory", `Cannot open the SQLite file "${join(dir, "nowhere", "runs.db")}": its folder does not exist`],
+        [notes, "Corrupt", `Cannot open the SQLite file "${notes}": it is not a SQLite database, or it is damaged`]
+      ] as const
+      for (const [store, reason, message] of cases) {
+        for (const args of [["--store", store, "--run-id", "r1"], ["runs", "--store", store]]) {
+          const plain = await run(args)
+          expect({ args, code: plain.code, stdout: plain.stdout }).toEqual({ args, code: 1, stdout: "" })
+          expect(plain.stderr).toMatch(new RegExp(`^trellis-demo: ${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*\n$`))
+          const json = await run([...args, "--json"])
+          expect(json.code).toBe(1)
+          expect(JSON.parse(json.stdout)).toEqual({
+            status: "failed",
+            error: { tag: "StoreUnavailable", reason, step: null, message: expect.stringContaining(message) }
+          })
+        }
+      }
+      expect(existsSync(join(dir, "nowhere"))).toBe(false)
     }), 60_000)
 
   it.effect("refuses --run-id without --store and --store without --run-id, with one line and exit 2", () =>

@@ -43,7 +43,7 @@ import {
 import { withFixtures } from "./fixtures.js"
 import { baseDirectory, readDocument } from "./input.js"
 import { commands } from "./runs.js"
-import { storeLayer, storeName } from "./store.js"
+import { type OpenError, storeFailed, storeLayer, storeName } from "./store.js"
 import { chooseProvider } from "./provider.js"
 import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
@@ -304,14 +304,8 @@ const demo = (flags: Flags, io: Io) =>
         })
       ).pipe(
         Effect.provide(storeLayer(durably.location)),
-        Effect.catchTags({
-          StoreInUse: (error) => Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${error.message}\n`)), 1),
-          SqlError: (error) =>
-            Effect.as(
-              Effect.sync(() => io.stderr(`trellis-demo: cannot open ${storeName(durably.location)}: ${error.message}\n`)),
-              1
-            )
-        })
+        // What is left to fail is opening the store: the run's own failures are reported by `runWith`.
+        Effect.catchAll((error: OpenError) => Effect.sync(() => storeFailed(io, durably.location, flags.json, error)))
       )
     const provided = stored.pipe(
       Effect.provideService(Document, { text }),

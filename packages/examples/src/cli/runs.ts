@@ -20,7 +20,7 @@ import {
   type StoreLocation,
   StoreFlag
 } from "./args.js"
-import { existingLayer, type Opened, readerLayer, storeLayer, storeName } from "./store.js"
+import { existingLayer, type Opened, readerLayer, storeFailed, storeLayer, storeName } from "./store.js"
 
 /** What the commands write to, and the model the conversation reads answers with, from `--provider` and `--model`. */
 export interface Io {
@@ -73,18 +73,14 @@ const withStore = <R>(
   location: StoreLocation,
   model: Layer.Layer<LanguageModel.LanguageModel, InputError>,
   effect: Effect.Effect<number, InputError | Effect.Effect.Error<ReturnType<typeof Runs.list>>, R>,
-  opened: (location: StoreLocation) => Opened = storeLayer
+  opened: (location: StoreLocation) => Opened = storeLayer,
+  json = false
 ): Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>> =>
   effect.pipe(
     Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(opened(location)), Layer.provide(model))),
     Effect.catchIf(
       (error): error is Exclude<typeof error, InputError> => !(error instanceof InputError),
-      (error) => {
-        const message = error._tag === "StoreInUse" || error._tag === "StoreUnavailable"
-          ? error.message
-          : `cannot open ${storeName(location)}: ${error.message}`
-        return Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${message}\n`)), 1)
-      }
+      (error) => Effect.sync(() => storeFailed(io, location, json, error))
     )
   ) as Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>>
 
@@ -209,7 +205,7 @@ const runs = (io: Io, setCode: (code: number) => void, before: Before) =>
         const location = yield* requiredStore(Option.orElse(parsed.store, () => given.store))
         const listed = Effect.map(Runs.list(), (runs) => print(io, location, runs, parsed.json))
         // Listing asks no model: the conversation is registered with the default one.
-        return yield* withStore(io, location, io.model(Option.none(), Option.none()), listed, readerLayer)
+        return yield* withStore(io, location, io.model(Option.none(), Option.none()), listed, readerLayer, parsed.json)
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("List the durable runs kept in a store, with their status, steps done and cost"))
 

@@ -33,6 +33,31 @@ export const readerLayer = (location: StoreLocation): Opened =>
 export const existingLayer = (location: StoreLocation): Opened =>
   location._tag === "Postgres" ? storeLayer(location) : Store.layerSqlite({ filename: location.filename, create: false })
 
+/** The errors a store can fail to open with. */
+export type OpenError = Layer.Layer.Error<Opened>
+
+/**
+ * Says that the store could not be opened: one line on stderr (the error's own message when it names the store, as
+ * `StoreInUse` and `StoreUnavailable` do), and with `--json` a JSON object on stdout too, so that a program reading
+ * stdout is told rather than handed nothing. Gives the exit code, 1.
+ */
+export const storeFailed = (
+  io: { readonly stdout: (text: string) => void; readonly stderr: (text: string) => void },
+  location: StoreLocation,
+  json: boolean,
+  error: OpenError
+): number => {
+  const message = error._tag === "StoreInUse" || error._tag === "StoreUnavailable"
+    ? error.message
+    : `cannot open ${storeName(location)}: ${error.message}`
+  io.stderr(`trellis-demo: ${message}\n`)
+  if (json) {
+    const reason = error._tag === "StoreUnavailable" ? { reason: error.reason } : {}
+    io.stdout(JSON.stringify({ status: "failed", error: { tag: error._tag, ...reason, step: null, message } }) + "\n")
+  }
+  return 1
+}
+
 /** The store, as messages name it (never with a PostgreSQL URL's password). */
 export const storeName = (location: StoreLocation) =>
   location._tag === "Postgres" ? "the PostgreSQL store" : `the store ${JSON.stringify(location.filename)}`
