@@ -529,8 +529,8 @@ export type SignalOptions<S> = RunRef & (
 /**
  * Delivers a value to a run's waiting step ({@link await}), from any process on the run's store. The value is kept
  * until the run reaches the step, if it has not yet; a run suspended there resumes. A second signal to the same step
- * is ignored once the first is stored. A run the store does not hold fails with `UnknownRun`, and nothing is
- * written.
+ * is ignored once the first is stored, and so is a signal to a run that has finished (a cancelled one too): nothing is
+ * stored. A run the store does not hold fails with `UnknownRun`, and nothing is written.
  *
  * @since 0.2.0
  */
@@ -558,6 +558,9 @@ export const signal = <A, E, R, O, D, I, V, S>(
     yield* Either.mapLeft(Storable.check(schema, value), (problem) => invalid(`the value cannot be journaled: ${problem}`))
     const executionId = yield* executionIdOf(self, options)
     yield* Ids.known(self.pipeline.name, options.id, executionId)
+    // A finished run never reads the value: stored, it would only be listed as a step the run did.
+    const outcome = yield* self.workflow.poll(executionId)
+    if (outcome !== undefined && outcome._tag !== "Suspended") return
     const signal = Waiting.deferred(name, schema)
     const token = DurableDeferred.tokenFromExecutionId(signal, { workflow: self.workflow, executionId })
     yield* DurableDeferred.succeed(signal, { token, value })

@@ -21,7 +21,6 @@ import type * as SocketServer from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
@@ -34,6 +33,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type * as Redacted from "effect/Redacted"
 import { duration, InvalidOption } from "./internal/options.js"
+import * as Postgres from "./internal/postgres.js"
 import * as Sqlite from "./internal/sqlite.js"
 import type * as Unavailable from "./internal/unavailable.js"
 import * as Retention from "./Retention.js"
@@ -262,15 +262,16 @@ export interface PgOptions extends EngineOptions {
 /**
  * A workflow engine journaling in a PostgreSQL database, with this process as its one runner, and the spend log in
  * the same database: runs left unfinished (by a crash) resume as soon as the layer is built and their pipelines are
- * registered.
+ * registered. A connection the server refuses fails with `StoreUnavailable`, its reason saying which refusal it is
+ * (`Refused`, `AuthenticationFailed`, `NoDatabase`), as it does for {@link layerPgRunner} and {@link layerPgClient}.
  *
  * @since 0.2.0
  */
 export const layerPg = (
   options: PgOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SqlError | InvalidOption> =>
+): Layer.Layer<Services, ConfigError.ConfigError | SqlError | Unavailable.StoreUnavailable | InvalidOption> =>
   checked(checkEngine(options), (engine) =>
-    oneAtATime(singleRunner(engine)).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
+    oneAtATime(singleRunner(engine)).pipe(Layer.provide(Postgres.client(options.url))))
 
 /**
  * Where a runner is reached by the other runners and clients: a host name or IP address they can connect to, and
@@ -435,7 +436,12 @@ export const layerPgRunner = (
   options: PgRunnerOptions
 ): Layer.Layer<
   Services,
-  ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidRunner | InvalidOption
+  | ConfigError.ConfigError
+  | SocketServer.SocketServerError
+  | SqlError
+  | Unavailable.StoreUnavailable
+  | InvalidRunner
+  | InvalidOption
 > => {
   const { host, port } = options.runner
   if (
@@ -454,7 +460,7 @@ export const layerPgRunner = (
         refreshAssignmentsInterval: pickUp
       })
     )).pipe(
-      Layer.provide(PgClient.layer({ url: options.url, applicationName: connectionPrefix + addressKey({ host, port }) }))
+      Layer.provide(Postgres.client(options.url, connectionPrefix + addressKey({ host, port })))
     ))
 }
 
@@ -471,9 +477,12 @@ const pickUpInterval = (input: Duration.DurationInput | undefined): Either.Eithe
  */
 export const layerPgClient = (
   options: PgClientOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidOption> =>
+): Layer.Layer<
+  Services,
+  ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | Unavailable.StoreUnavailable | InvalidOption
+> =>
   checked(pickUpInterval(options.pickUpInterval), (pickUp) =>
     oneAtATime(services(
       { pollInterval: defaultPollInterval, shutdownTimeout: undefined, retention: "forever" },
       cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp })
-    )).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
+    )).pipe(Layer.provide(Postgres.client(options.url))))

@@ -5,7 +5,7 @@ import { Store } from "@trellis/durable"
 import { type Duration, Effect, Layer, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { tempDir } from "./utils.js"
+import { postgresUrl, tempDir } from "./utils.js"
 
 describe("Store.layerPgRunner", () => {
   const url = Redacted.make("postgres://trellis:s3cret@127.0.0.1:1/runs")
@@ -111,5 +111,39 @@ describe("Store.layerSqlite on a file that cannot be a store", () => {
         expect(error).toMatchObject({ _tag: "StoreUnavailable", store: filename, reason: "Corrupt" })
         expect(error.message).toContain(`Cannot open the SQLite file "${filename}": it is not a SQLite database, or it is damaged`)
       }
+    }))
+})
+
+describe("a PostgreSQL store that refuses the connection", () => {
+  /** The server's URL with its user, password, port or database changed. */
+  const changed = (url: string, change: (url: URL) => void) => {
+    const changed = new URL(url)
+    change(changed)
+    return changed.toString()
+  }
+  const refusal = (url: string) =>
+    Effect.flip(Layer.build(Store.layerPg({ url: Redacted.make(url) }))).pipe(Effect.timeout("20 seconds"))
+
+  it.scoped("says nothing answered, for a port nothing listens on, without the password", () =>
+    Effect.gen(function*() {
+      const error = yield* refusal("postgres://trellis:s3cret@127.0.0.1:1/runs")
+      expect(error).toMatchObject({ _tag: "StoreUnavailable", reason: "Refused", store: "postgres://trellis@127.0.0.1:1/runs" })
+      expect(error.message).toBe(
+        "Cannot open the PostgreSQL database postgres://trellis@127.0.0.1:1/runs: nothing answered at its host and port " +
+          "(is the server running there?) (connect ECONNREFUSED 127.0.0.1:1)"
+      )
+    }))
+
+  it.scoped.skipIf(postgresUrl === undefined)("says the user or password was refused, and that a database is missing", () =>
+    Effect.gen(function*() {
+      const url = postgresUrl!
+      const user = yield* refusal(changed(url, (url) => ((url.username = "nobody_here"), (url.password = "s3cret"))))
+      expect(user).toMatchObject({ _tag: "StoreUnavailable", reason: "AuthenticationFailed" })
+      expect(user.message).toContain("the server refused the user name or password")
+      expect(user.message).not.toContain("s3cret")
+      const database = yield* refusal(changed(url, (url) => void (url.pathname = "/no_such_database")))
+      expect(database).toMatchObject({ _tag: "StoreUnavailable", reason: "NoDatabase" })
+      expect(database.message).toContain("the server has no database of that name")
+      expect(database.message).toContain(`database "no_such_database" does not exist`)
     }))
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Cancellations, Durable } from "@trellis/durable"
+import { Cancellations, Durable, Runs } from "@trellis/durable"
 import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import * as path from "node:path"
 import { paidCall, runValid, settled, storeWith, tempDir } from "./utils.js"
@@ -33,13 +33,15 @@ describe("Durable.cancel", () => {
       expect([error._tag, error.reason, error.step, error.errorTag]).toEqual(["RunFailed", "Cancelled", "answer", "Cancelled"])
       expect(error.outputs).toEqual({ question: "Your name?" })
       expect(error.usage.total.cost).toBe(1_000)
-      // A signal that comes after changes nothing: the stored outcome is returned, in a later process too.
-      const again = yield* Effect.zipRight(
+      // A signal that comes after changes nothing: the stored outcome is returned, in a later process too, and the
+      // waiting step is not listed as done.
+      const [again, listed] = yield* Effect.zipRight(
         Durable.signal(durable, { id: "r", step: "answer", value: "Ada" }),
-        Effect.flip(runValid(durable, { id: "r" }))
+        Effect.all([Effect.flip(runValid(durable, { id: "r" })), Runs.list()])
       ).pipe(Effect.provide(storeWith(file, durable)))
       expect(again).toEqual(error)
       expect(replies).toBe(0)
+      expect(listed.map((run) => [run.status, run.steps])).toEqual([["cancelled", ["question"]]])
     }))
 
   it.live("ends a run that was about to suspend, a step still running beside its waiting one", () =>

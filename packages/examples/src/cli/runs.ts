@@ -20,6 +20,7 @@ import {
   type StoreLocation,
   StoreFlag
 } from "./args.js"
+import { printable } from "./text.js"
 import { existingLayer, type Opened, readerLayer, storeFailed, storeLayer, storeName } from "./store.js"
 
 /** What the commands write to, and the model the conversation reads answers with, from `--provider` and `--model`. */
@@ -237,5 +238,12 @@ const print = (io: Io, location: StoreLocation, runs: ReadonlyArray<Runs.Run>, j
  * The commands, each setting the process's exit code through `setCode`; `before` reads the demo's options given
  * before a command's name, which stand in for the command's own.
  */
-export const commands = (io: Io, setCode: (code: number) => void, before: Before) =>
-  [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before), cancel(io, setCode, before)] as const
+export const commands = (given: Io, setCode: (code: number) => void, before: Before) => {
+  // Ids, steps and answers come from the command line and the store: they reach the terminal escaped.
+  const io: Io = {
+    ...given,
+    stdout: (text) => given.stdout(printable(text)),
+    stderr: (text) => given.stderr(printable(text))
+  }
+  return [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before), cancel(io, setCode, before)] as const
+}

@@ -4,6 +4,7 @@
 import { Store } from "@trellis/durable"
 import { type Layer, Redacted } from "effect"
 import type { StoreLocation } from "./args.js"
+import { printable, quoted } from "./text.js"
 
 /** A store opened by a command, whichever way it was opened. */
 export type Opened = Layer.Layer<
@@ -50,14 +51,14 @@ export const storeFailed = (
   const message = error._tag === "StoreInUse" || error._tag === "StoreUnavailable"
     ? error.message
     : `cannot open ${storeName(location)}: ${error.message}`
-  io.stderr(`trellis-demo: ${message}\n`)
+  io.stderr(`trellis-demo: ${printable(message)}\n`)
   if (json) {
     const reason = error._tag === "StoreUnavailable" ? { reason: error.reason } : {}
-    io.stdout(JSON.stringify({ status: "failed", error: { tag: error._tag, ...reason, step: null, message } }) + "\n")
+    io.stdout(printable(JSON.stringify({ status: "failed", error: { tag: error._tag, ...reason, step: null, message } })) + "\n")
   }
   return 1
 }
 
 /** The store, as messages name it (never with a PostgreSQL URL's password). */
 export const storeName = (location: StoreLocation) =>
-  location._tag === "Postgres" ? "the PostgreSQL store" : `the store ${JSON.stringify(location.filename)}`
+  location._tag === "Postgres" ? "the PostgreSQL store" : `the store ${quoted(location.filename)}`
