@@ -36,10 +36,12 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Cancellation from "./internal/cancellation.js"
 import * as Executor from "./internal/executor.js"
+import * as Health from "./internal/health.js"
 import * as Ids from "./internal/ids.js"
 import * as Journal from "./internal/journal.js"
 import * as Listening from "./internal/listening.js"
 import * as Storable from "./internal/storable.js"
+import type { StoreUnavailable } from "./internal/unavailable.js"
 import * as Waiting from "./internal/waiting.js"
 import * as Cancellations from "./Cancellations.js"
 import type * as Runs from "./Runs.js"
@@ -397,8 +399,9 @@ export {
 /**
  * Runs a durable pipeline under an id, through the workflow engine in the context (see `Store`); the pipeline must
  * be registered with {@link layer}. Succeeds with the run's result; fails with `RunFailed` when the pipeline failed
- * (then and on every later run of the id), `InvalidInput` when the input cannot be stored, or `InvalidId` for an
- * empty id or one with control characters.
+ * (then and on every later run of the id), `InvalidInput` when the input cannot be stored, `InvalidId` for an
+ * empty id or one with control characters, or `StoreUnavailable` (reason `Lost`) when the store's database is lost
+ * while the run goes on: the run is left to its journal, and a new process resumes it.
  *
  * Interrupting the caller stops the waiting, not the run: the run goes on in the runner that executes it, and a
  * later `run` of the same id returns its outcome.
@@ -408,11 +411,17 @@ export {
 export const run = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
-): Effect.Effect<Result.Result<A, O, D>, RunFailed | InputError<V> | Ids.InvalidId, WorkflowEngine> =>
-  Effect.flatMap(
-    payloadOf(self, options),
-    (payload) => self.workflow.execute(payload) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
-  )
+): Effect.Effect<
+  Result.Result<A, O, D>,
+  RunFailed | InputError<V> | Ids.InvalidId | StoreUnavailable,
+  WorkflowEngine
+> =>
+  Effect.flatMap(payloadOf(self, options), (payload) => {
+    const execute = self.workflow.execute(payload) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+    // A store that can be lost tells when it is: the outcome would never come.
+    return Effect.flatMap(Effect.serviceOption(Health.Health), (health) =>
+      health._tag === "None" ? execute : Effect.raceFirst(execute, health.value.lost))
+  })
 
 // The workflow's payload for a run: its id, and its input for a pipeline made with one (the payload's declared type
 // names the id alone; the schema the workflow was made with encodes the input too). The input is checked here, where

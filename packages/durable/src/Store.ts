@@ -33,6 +33,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type * as Redacted from "effect/Redacted"
 import { duration, InvalidOption } from "./internal/options.js"
+import * as Health from "./internal/health.js"
 import * as Postgres from "./internal/postgres.js"
 import * as Sqlite from "./internal/sqlite.js"
 import type * as Unavailable from "./internal/unavailable.js"
@@ -137,6 +138,7 @@ export type Services =
   | Cancellations.Cancellations
   | Retention.Retention
   | Runs.Runs
+  | Health.Health
 
 /** The options every store takes, checked, with their defaults. */
 interface Engine {
@@ -182,7 +184,8 @@ const pruning = (engine: Engine): Layer.Layer<never, never, Retention.Retention>
  */
 const services = <E>(
   engine: Engine,
-  cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>
+  cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>,
+  health: Layer.Layer<Health.Health, never, SqlClient.SqlClient>
 ): Layer.Layer<Services, E | SqlError, SqlClient.SqlClient> =>
   pruning(engine).pipe(Layer.provideMerge(
     Layer.mergeAll(
@@ -190,7 +193,8 @@ const services = <E>(
       SpendLog.layer,
       Cancellations.layer,
       Retention.layer,
-      Runs.layer
+      Runs.layer,
+      health
     ).pipe(Layer.provide(cluster))
   ))
 
@@ -219,9 +223,10 @@ const startupLock = [0x7472656c, 1]
 
 /** The engine with this process as the one runner. */
 const singleRunner = (
-  engine: Engine
+  engine: Engine,
+  health: Layer.Layer<Health.Health, never, SqlClient.SqlClient>
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
-  services(engine, SingleRunner.layer({ runnerStorage: "sql", shardingConfig: shardingOf(engine) }))
+  services(engine, SingleRunner.layer({ runnerStorage: "sql", shardingConfig: shardingOf(engine) }), health)
 
 /** What the cluster is told of the checked options. */
 const shardingOf = (engine: Engine): Partial<ShardingConfig.ShardingConfig["Type"]> => ({
@@ -246,7 +251,8 @@ export const layerSqlite = (
 > =>
   checked(
     checkEngine(options),
-    (engine) => singleRunner(engine).pipe(Layer.provide(Sqlite.client(options.filename, options.create ?? true)))
+    (engine) =>
+      singleRunner(engine, Health.never).pipe(Layer.provide(Sqlite.client(options.filename, options.create ?? true)))
   )
 
 /**
@@ -271,7 +277,9 @@ export const layerPg = (
   options: PgOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError | Unavailable.StoreUnavailable | InvalidOption> =>
   checked(checkEngine(options), (engine) =>
-    oneAtATime(singleRunner(engine)).pipe(Layer.provide(Postgres.client(options.url))))
+    oneAtATime(singleRunner(engine, Health.watching(Postgres.displayUrl(options.url)))).pipe(
+      Layer.provide(Postgres.client(options.url))
+    ))
 
 /**
  * Where a runner is reached by the other runners and clients: a host name or IP address they can connect to, and
@@ -458,7 +466,8 @@ export const layerPgRunner = (
         ...shardingOf(engine),
         runnerAddress: Option.some(RunnerAddress.make(host, port)),
         refreshAssignmentsInterval: pickUp
-      })
+      }),
+      Health.watching(Postgres.displayUrl(options.url))
     )).pipe(
       Layer.provide(Postgres.client(options.url, connectionPrefix + addressKey({ host, port })))
     ))
@@ -484,5 +493,35 @@ export const layerPgClient = (
   checked(pickUpInterval(options.pickUpInterval), (pickUp) =>
     oneAtATime(services(
       { pollInterval: defaultPollInterval, shutdownTimeout: undefined, retention: "forever" },
-      cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp })
+      cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp }),
+      Health.watching(Postgres.displayUrl(options.url))
     )).pipe(Layer.provide(Postgres.client(options.url))))
+
+export {
+  /**
+   * The health of the store a process runs on: every store provides it. A PostgreSQL store's database is looked at
+   * every second, and the first look that fails, or does not answer within 5 seconds, loses it (see {@link lost}).
+   *
+   * @since 0.2.0
+   */
+  Health
+} from "./internal/health.js"
+
+/**
+ * Fails with `StoreUnavailable` (reason `Lost`) once the store's database is lost, and never succeeds: what a process
+ * that only runs work waits on, so that it ends, for a supervisor to start it again, rather than stay up unable to
+ * finish its runs. A runner that lost its PostgreSQL database while a step ran cannot finish that run (the engine
+ * waits for ever for the outcome it could not write); a new process resumes it from the journal. `Durable.run` fails
+ * the same way. A SQLite store is never lost.
+ *
+ * @example
+ * ```ts
+ * NodeRuntime.runMain(Store.lost.pipe(Effect.provide(Durable.layer(document).pipe(Layer.provideMerge(store)))))
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const lost: Effect.Effect<never, Unavailable.StoreUnavailable, Health.Health> = Effect.flatMap(
+  Health.Health,
+  (health) => health.lost
+)

@@ -34,7 +34,8 @@ const why: Record<Reason, string> = {
   Refused: "nothing answered at its host and port (is the server running there?)",
   AuthenticationFailed: "the server refused the user name or password",
   NoDatabase: "the server has no database of that name",
-  Lost: "the connection was lost and the database did not come back in time"
+  Lost: "it stopped answering while this process ran on it, so the runs it had in flight are left to their journal " +
+    "(a new process resumes them)"
 }
 
 /**
