@@ -36,11 +36,15 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Cancellation from "./internal/cancellation.js"
 import * as Executor from "./internal/executor.js"
+import * as Health from "./internal/health.js"
+import * as Ids from "./internal/ids.js"
 import * as Journal from "./internal/journal.js"
 import * as Listening from "./internal/listening.js"
 import * as Storable from "./internal/storable.js"
+import type { StoreUnavailable } from "./internal/unavailable.js"
 import * as Waiting from "./internal/waiting.js"
 import * as Cancellations from "./Cancellations.js"
+import type * as Runs from "./Runs.js"
 import * as SpendLog from "./SpendLog.js"
 
 /**
@@ -375,10 +379,29 @@ export class InvalidInput extends Data.TaggedError("InvalidInput")<{
  */
 export type InputError<V> = [V] extends [void] ? never : InvalidInput
 
+export {
+  /**
+   * A run cannot be started under the id: it is empty, or has control characters (which would reach a terminal raw
+   * wherever the id is printed). Nothing was started.
+   *
+   * @since 0.2.0
+   */
+  InvalidId,
+  /**
+   * No run of the pipeline is stored under the id (never started, removed by retention, or mistyped): what
+   * {@link signal} and {@link cancel} fail with, having written nothing.
+   *
+   * @since 0.2.0
+   */
+  UnknownRun
+} from "./internal/ids.js"
+
 /**
  * Runs a durable pipeline under an id, through the workflow engine in the context (see `Store`); the pipeline must
  * be registered with {@link layer}. Succeeds with the run's result; fails with `RunFailed` when the pipeline failed
- * (then and on every later run of the id), or `InvalidInput` when the input cannot be stored.
+ * (then and on every later run of the id), `InvalidInput` when the input cannot be stored, `InvalidId` for an
+ * empty id or one with control characters, or `StoreUnavailable` (reason `Lost`) when the store's database is lost
+ * while the run goes on: the run is left to its journal, and a new process resumes it.
  *
  * Interrupting the caller stops the waiting, not the run: the run goes on in the runner that executes it, and a
  * later `run` of the same id returns its outcome.
@@ -388,16 +411,26 @@ export type InputError<V> = [V] extends [void] ? never : InvalidInput
 export const run = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
-): Effect.Effect<Result.Result<A, O, D>, RunFailed | InputError<V>, WorkflowEngine> =>
-  Effect.flatMap(
-    payloadOf(self, options),
-    (payload) => self.workflow.execute(payload) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
-  )
+): Effect.Effect<
+  Result.Result<A, O, D>,
+  RunFailed | InputError<V> | Ids.InvalidId | StoreUnavailable,
+  WorkflowEngine
+> =>
+  Effect.flatMap(payloadOf(self, options), (payload) => {
+    const execute = self.workflow.execute(payload) as Effect.Effect<Result.Result<A, O, D>, RunFailed, WorkflowEngine>
+    // A store that can be lost tells when it is: the outcome would never come.
+    return Effect.flatMap(Effect.serviceOption(Health.Health), (health) =>
+      health._tag === "None" ? execute : Effect.raceFirst(execute, health.value.lost))
+  })
 
 // The workflow's payload for a run: its id, and its input for a pipeline made with one (the payload's declared type
 // names the id alone; the schema the workflow was made with encodes the input too). The input is checked here, where
 // it can fail typed: the cluster would refuse what JSON cannot carry with a defect, in the runner.
-const payloadOf = <V>(self: Any, options: RunOptions<V>): Effect.Effect<{ readonly id: string }, InputError<V>> => {
+const payloadOf = <V>(
+  self: Any,
+  options: RunOptions<V>
+): Effect.Effect<{ readonly id: string }, InputError<V> | Ids.InvalidId> => {
+  if (!Ids.isValid(options.id)) return Effect.fail(new Ids.InvalidId({ pipeline: self.pipeline.name, id: options.id }))
   const input: Input<unknown, V> | undefined = self.input
   if (input === undefined) return Effect.succeed({ id: options.id })
   return Either.match(Storable.check(input.schema, options.input as V), {
@@ -452,7 +485,7 @@ export interface AwaitOptions<A, I, Deps extends Step.Dependencies> {
 /**
  * A step that waits for the outside world: its output is the value {@link signal} delivers under its name. A durable
  * run that reaches it before the value arrives lets the steps running beside it finish, then suspends, surviving
- * restarts, until the value arrives; a value delivered earlier is used at once.
+ * restarts, until the value arrives; a value delivered to the run before it reaches the step is kept and used there.
  *
  * @example
  * ```ts
@@ -505,14 +538,15 @@ export type SignalOptions<S> = RunRef & (
 /**
  * Delivers a value to a run's waiting step ({@link await}), from any process on the run's store. The value is kept
  * until the run reaches the step, if it has not yet; a run suspended there resumes. A second signal to the same step
- * is ignored once the first is stored.
+ * is ignored once the first is stored, and so is a signal to a run that has finished (a cancelled one too): nothing is
+ * stored. A run the store does not hold fails with `UnknownRun`, and nothing is written.
  *
  * @since 0.2.0
  */
 export const signal = <A, E, R, O, D, I, V, S>(
   self: Durable<A, E, R, O, D, I, V>,
   options: SignalOptions<S>
-): Effect.Effect<void, InvalidSignal, WorkflowEngine> =>
+): Effect.Effect<void, InvalidSignal | Ids.UnknownRun | SqlError, WorkflowEngine | Runs.Runs> =>
   Effect.gen(function*() {
     const name = typeof options.step === "string" ? options.step : options.step.name
     const invalid = (detail: string) => new InvalidSignal({ pipeline: self.pipeline.name, step: name, detail })
@@ -531,11 +565,13 @@ export const signal = <A, E, R, O, D, I, V, S>(
       )
       : options.value
     yield* Either.mapLeft(Storable.check(schema, value), (problem) => invalid(`the value cannot be journaled: ${problem}`))
+    const executionId = yield* executionIdOf(self, options)
+    yield* Ids.known(self.pipeline.name, options.id, executionId)
+    // A finished run never reads the value: stored, it would only be listed as a step the run did.
+    const outcome = yield* self.workflow.poll(executionId)
+    if (outcome !== undefined && outcome._tag !== "Suspended") return
     const signal = Waiting.deferred(name, schema)
-    const token = DurableDeferred.tokenFromExecutionId(signal, {
-      workflow: self.workflow,
-      executionId: yield* executionIdOf(self, options)
-    })
+    const token = DurableDeferred.tokenFromExecutionId(signal, { workflow: self.workflow, executionId })
     yield* DurableDeferred.succeed(signal, { token, value })
   })
 
@@ -557,16 +593,17 @@ export type Cancelled = Cancellation.Cancelled
  * resumes and fails at once; a running one is found cancelled within a second by the runner executing it, which
  * interrupts its steps in flight (their finalizers run, and what their calls were billed counts) and starts no
  * other. The run fails with `RunFailed`, its reason `"Cancelled"`, keeping what it finished. A run that finishes
- * first keeps its outcome, and a run not yet started is cancelled as soon as it starts.
+ * first keeps its outcome. A run the store does not hold fails with `UnknownRun`, and nothing is written.
  *
  * @since 0.2.0
  */
 export const cancel = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   run: RunRef
-): Effect.Effect<void, SqlError, WorkflowEngine | Cancellations.Cancellations> =>
+): Effect.Effect<void, Ids.UnknownRun | SqlError, WorkflowEngine | Cancellations.Cancellations | Runs.Runs> =>
   Effect.gen(function*() {
     const execution = yield* executionIdOf(self, run)
+    yield* Ids.known(self.pipeline.name, run.id, execution)
     yield* Effect.flatMap(Cancellations.Cancellations, (cancellations) => cancellations.cancel(execution))
     yield* self.workflow.resume(execution)
   })
@@ -602,12 +639,12 @@ export const status = <A, E, R, O, D, I, V>(
 
 /**
  * Starts a run (or resumes it, as {@link run} would) without waiting for its outcome: see {@link status}. Fails with
- * `InvalidInput` when the input cannot be stored.
+ * `InvalidInput` when the input cannot be stored, and `InvalidId` as {@link run} does.
  *
  * @since 0.2.0
  */
 export const start = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options: RunOptions<V>
-): Effect.Effect<void, InputError<V>, WorkflowEngine> =>
+): Effect.Effect<void, InputError<V> | Ids.InvalidId, WorkflowEngine> =>
   Effect.flatMap(payloadOf(self, options), (payload) => Effect.asVoid(self.workflow.execute(payload, { discard: true })))

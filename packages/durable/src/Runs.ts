@@ -52,6 +52,8 @@ export interface Run {
 export interface Service {
   /** The store's runs, of one pipeline if named, by pipeline then id. */
   readonly list: (options?: { readonly pipeline?: string | undefined }) => Effect.Effect<ReadonlyArray<Run>, SqlError>
+  /** Whether the store holds a run of the pipeline, by its workflow's execution id (finished or not). */
+  readonly exists: (options: { readonly pipeline: string; readonly execution: string }) => Effect.Effect<boolean, SqlError>
 }
 
 /**
@@ -109,6 +111,9 @@ interface Row {
   readonly tag: string
   readonly payload: string
   readonly reply: string | null
+  /** The message's and its reply's ids, as text: 64-bit, they would round as SQLite's numbers. */
+  readonly message_id: string
+  readonly reply_id: string | null
 }
 
 /** A run's status and cost from its reply, if it finished or waits. */
@@ -147,11 +152,17 @@ const fromStepReply = (reply: string | null): Option.Option<Attempt> =>
  * @since 0.2.0
  */
 export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.map(SqlClient.SqlClient, (sql) => ({
+  exists: ({ execution, pipeline }) =>
+    Effect.map(
+      sql`SELECT 1 AS found FROM cluster_messages
+        WHERE entity_type = ${workflowPrefix + pipeline} AND entity_id = ${execution} AND tag = 'run'`.withoutTransform,
+      (rows) => rows.length > 0
+    ),
   list: (options) =>
     Effect.map(
       sql<Row>`
         SELECT m.entity_type AS entity_type, m.entity_id AS entity_id, m.tag AS tag, m.payload AS payload,
-          r.payload AS reply
+          r.payload AS reply, CAST(m.id AS TEXT) AS message_id, CAST(r.id AS TEXT) AS reply_id
         FROM cluster_messages m LEFT JOIN cluster_replies r ON r.request_id = m.request_id AND r.kind = 0
         WHERE m.tag IN ('run', 'activity', 'deferred') AND m.entity_type ${
         options?.pipeline === undefined
@@ -166,7 +177,8 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
             pipeline: string
             id: string
             reply: string | null
-            steps: Array<{ readonly name: string; readonly retryable: boolean }>
+            replyId: bigint | undefined
+            steps: Array<{ readonly name: string; readonly retryable: boolean; readonly signalledAt?: bigint }>
             cost: number
           }
         >()
@@ -174,7 +186,14 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
           const key = `${row.entity_type}\u0000${row.entity_id}`
           let run = runs.get(key)
           if (run === undefined) {
-            run = { pipeline: row.entity_type.slice(workflowPrefix.length), id: "", reply: null, steps: [], cost: 0 }
+            run = {
+              pipeline: row.entity_type.slice(workflowPrefix.length),
+              id: "",
+              reply: null,
+              replyId: undefined,
+              steps: [],
+              cost: 0
+            }
             runs.set(key, run)
           }
           return run
@@ -184,13 +203,18 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
           if (row.tag === "run") {
             run.id = Option.match(RunPayload(row.payload), { onNone: () => row.entity_id, onSome: ({ id }) => id })
             run.reply = row.reply
+            run.replyId = row.reply_id === null ? undefined : BigInt(row.reply_id)
             continue
           }
           const name = Option.getOrUndefined(Named(row.payload))?.name
           if (name === undefined) continue
           if (row.tag === "deferred") {
             if (name.startsWith(Waiting.signalPrefix)) {
-              run.steps.push({ name: name.slice(Waiting.signalPrefix.length), retryable: false })
+              run.steps.push({
+                name: name.slice(Waiting.signalPrefix.length),
+                retryable: false,
+                signalledAt: BigInt(row.message_id)
+              })
             }
             continue
           }
@@ -209,11 +233,15 @@ export const make: Effect.Effect<Service, never, SqlClient.SqlClient> = Effect.m
             const { cost, status } = fromRunReply(run.reply)
             // A failed attempt that would be retried ended its step only if the run is over (its retries ran out).
             const over = status !== "running" && status !== "waiting"
+            // A signal stored after the run's outcome (ids grow with time) came too late to be used: a cancelled
+            // run's waiting step did not finish with it.
+            const late = (step: { readonly signalledAt?: bigint }) =>
+              over && step.signalledAt !== undefined && run.replyId !== undefined && step.signalledAt > run.replyId
             return {
               pipeline: run.pipeline,
               id: run.id,
               status,
-              steps: run.steps.filter((step) => over || !step.retryable).map((step) => step.name),
+              steps: run.steps.filter((step) => (over || !step.retryable) && !late(step)).map((step) => step.name),
               cost: Cost.nanos(cost ?? run.cost)
             }
           })

@@ -21,8 +21,6 @@ import type * as SocketServer from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import type * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
@@ -35,6 +33,10 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type * as Redacted from "effect/Redacted"
 import { duration, InvalidOption } from "./internal/options.js"
+import * as Health from "./internal/health.js"
+import * as Postgres from "./internal/postgres.js"
+import * as Sqlite from "./internal/sqlite.js"
+import type * as Unavailable from "./internal/unavailable.js"
 import * as Retention from "./Retention.js"
 import * as Runs from "./Runs.js"
 import * as Cancellations from "./Cancellations.js"
@@ -46,8 +48,14 @@ import * as SpendLog from "./SpendLog.js"
  * @since 0.2.0
  */
 export interface SqliteOptions extends EngineOptions {
-  /** The SQLite file; created with its tables if it does not exist. */
+  /** The SQLite file; created with its tables if it does not exist, unless `create` is `false`. */
   readonly filename: string
+  /**
+   * Whether a missing file is created (default `true`). A process that only reads or signals the runs of an existing
+   * store gives `false`: a mistyped path then fails with `StoreUnavailable` (`NotFound`) instead of making an empty
+   * store.
+   */
+  readonly create?: boolean | undefined
 }
 
 /**
@@ -67,40 +75,32 @@ export {
   InvalidOption
 }
 
+export {
+  /**
+   * Another process is the runner on this SQLite file.
+   *
+   * @since 0.2.0
+   */
+  StoreInUse
+} from "./internal/sqlite.js"
+
+export {
+  /**
+   * A store cannot be opened, or stopped being usable: the message names it (a SQLite file's path; a PostgreSQL URL
+   * without its password) and says why, and `reason` tells the cases apart (see `Reason`).
+   *
+   * @since 0.2.0
+   */
+  StoreUnavailable
+} from "./internal/unavailable.js"
+
 /**
- * Another process is the runner on this SQLite file.
+ * Why a store is unavailable: for a SQLite file `NotFound`, `NoDirectory`, `NotAFile`, `Corrupt` or `CannotOpen`; for
+ * PostgreSQL `Refused`, `AuthenticationFailed`, `NoDatabase` or `Lost`.
  *
  * @since 0.2.0
  */
-export class StoreInUse extends Data.TaggedError("StoreInUse")<{
-  readonly filename: string
-}> {
-  override get message(): string {
-    return `The SQLite file "${this.filename}" is in use by another process: one process at a time may run durable ` +
-      `pipelines on a SQLite file (two could run a step twice)`
-  }
-}
-
-/**
- * Takes the file for this process until the connection closes, or fails at once with `StoreInUse`. SQLite has no
- * advisory locks, and the cluster's shard locks do not tell two runners on one file apart, so the file's own lock
- * does it: in exclusive locking mode the connection keeps the write lock it takes here, and the operating system
- * releases it when the process ends, however it ends. WAL is turned on here rather than by the client, after the
- * busy timeout is set to 0, so that a second process is refused at once instead of waiting.
- */
-const takeFile = (filename: string): Layer.Layer<never, StoreInUse | SqlError, SqlClient.SqlClient> =>
-  Layer.effectDiscard(Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe("PRAGMA busy_timeout = 0")
-    yield* sql.unsafe("PRAGMA locking_mode = EXCLUSIVE")
-    yield* Effect.catchIf(
-      Effect.zipRight(sql.unsafe("PRAGMA journal_mode = WAL"), sql.unsafe("BEGIN EXCLUSIVE")),
-      (error) => (error.cause as { readonly code?: unknown } | undefined)?.code === "SQLITE_BUSY",
-      () => Effect.fail(new StoreInUse({ filename }))
-    )
-    yield* sql.unsafe("COMMIT")
-    yield* sql.unsafe("PRAGMA busy_timeout = 5000")
-  }))
+export type Reason = Unavailable.Reason
 
 /**
  * Options every store takes.
@@ -138,6 +138,7 @@ export type Services =
   | Cancellations.Cancellations
   | Retention.Retention
   | Runs.Runs
+  | Health.Health
 
 /** The options every store takes, checked, with their defaults. */
 interface Engine {
@@ -183,7 +184,8 @@ const pruning = (engine: Engine): Layer.Layer<never, never, Retention.Retention>
  */
 const services = <E>(
   engine: Engine,
-  cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>
+  cluster: Layer.Layer<Sharding.Sharding | MessageStorage.MessageStorage, E, SqlClient.SqlClient>,
+  health: Layer.Layer<Health.Health, never, SqlClient.SqlClient>
 ): Layer.Layer<Services, E | SqlError, SqlClient.SqlClient> =>
   pruning(engine).pipe(Layer.provideMerge(
     Layer.mergeAll(
@@ -191,7 +193,8 @@ const services = <E>(
       SpendLog.layer,
       Cancellations.layer,
       Retention.layer,
-      Runs.layer
+      Runs.layer,
+      health
     ).pipe(Layer.provide(cluster))
   ))
 
@@ -220,9 +223,10 @@ const startupLock = [0x7472656c, 1]
 
 /** The engine with this process as the one runner. */
 const singleRunner = (
-  engine: Engine
+  engine: Engine,
+  health: Layer.Layer<Health.Health, never, SqlClient.SqlClient>
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError, SqlClient.SqlClient> =>
-  services(engine, SingleRunner.layer({ runnerStorage: "sql", shardingConfig: shardingOf(engine) }))
+  services(engine, SingleRunner.layer({ runnerStorage: "sql", shardingConfig: shardingOf(engine) }), health)
 
 /** What the cluster is told of the checked options. */
 const shardingOf = (engine: Engine): Partial<ShardingConfig.ShardingConfig["Type"]> => ({
@@ -234,19 +238,22 @@ const shardingOf = (engine: Engine): Partial<ShardingConfig.ShardingConfig["Type
  * A workflow engine journaling in a SQLite file, with this process as its one runner, and the spend log in the same
  * file: runs left unfinished in the file (by a crash) resume as soon as the layer is built and their pipelines are
  * registered. The process holds the file while the layer is open: another process that opens it fails with
- * `StoreInUse`.
+ * `StoreInUse`. A file that cannot be a store (a folder, a missing folder, a missing file with `create: false`, a
+ * file that is not a SQLite database or has damaged pages) fails with `StoreUnavailable`, naming it and why.
  *
  * @since 0.2.0
  */
 export const layerSqlite = (
   options: SqliteOptions
-): Layer.Layer<Services, ConfigError.ConfigError | StoreInUse | SqlError | InvalidOption> =>
-  checked(checkEngine(options), (engine) =>
-    singleRunner(engine).pipe(
-      Layer.provide(takeFile(options.filename).pipe(
-        Layer.provideMerge(SqliteClient.layer({ filename: options.filename, disableWAL: true }))
-      ))
-    ))
+): Layer.Layer<
+  Services,
+  ConfigError.ConfigError | Sqlite.StoreInUse | Unavailable.StoreUnavailable | SqlError | InvalidOption
+> =>
+  checked(
+    checkEngine(options),
+    (engine) =>
+      singleRunner(engine, Health.never).pipe(Layer.provide(Sqlite.client(options.filename, options.create ?? true)))
+  )
 
 /**
  * Options of {@link layerPg}.
@@ -261,15 +268,18 @@ export interface PgOptions extends EngineOptions {
 /**
  * A workflow engine journaling in a PostgreSQL database, with this process as its one runner, and the spend log in
  * the same database: runs left unfinished (by a crash) resume as soon as the layer is built and their pipelines are
- * registered.
+ * registered. A connection the server refuses fails with `StoreUnavailable`, its reason saying which refusal it is
+ * (`Refused`, `AuthenticationFailed`, `NoDatabase`), as it does for {@link layerPgRunner} and {@link layerPgClient}.
  *
  * @since 0.2.0
  */
 export const layerPg = (
   options: PgOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SqlError | InvalidOption> =>
+): Layer.Layer<Services, ConfigError.ConfigError | SqlError | Unavailable.StoreUnavailable | InvalidOption> =>
   checked(checkEngine(options), (engine) =>
-    oneAtATime(singleRunner(engine)).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
+    oneAtATime(singleRunner(engine, Health.watching(Postgres.displayUrl(options.url)))).pipe(
+      Layer.provide(Postgres.client(options.url))
+    ))
 
 /**
  * Where a runner is reached by the other runners and clients: a host name or IP address they can connect to, and
@@ -434,7 +444,12 @@ export const layerPgRunner = (
   options: PgRunnerOptions
 ): Layer.Layer<
   Services,
-  ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidRunner | InvalidOption
+  | ConfigError.ConfigError
+  | SocketServer.SocketServerError
+  | SqlError
+  | Unavailable.StoreUnavailable
+  | InvalidRunner
+  | InvalidOption
 > => {
   const { host, port } = options.runner
   if (
@@ -451,9 +466,10 @@ export const layerPgRunner = (
         ...shardingOf(engine),
         runnerAddress: Option.some(RunnerAddress.make(host, port)),
         refreshAssignmentsInterval: pickUp
-      })
+      }),
+      Health.watching(Postgres.displayUrl(options.url))
     )).pipe(
-      Layer.provide(PgClient.layer({ url: options.url, applicationName: connectionPrefix + addressKey({ host, port }) }))
+      Layer.provide(Postgres.client(options.url, connectionPrefix + addressKey({ host, port })))
     ))
 }
 
@@ -470,9 +486,42 @@ const pickUpInterval = (input: Duration.DurationInput | undefined): Either.Eithe
  */
 export const layerPgClient = (
   options: PgClientOptions
-): Layer.Layer<Services, ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | InvalidOption> =>
+): Layer.Layer<
+  Services,
+  ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | Unavailable.StoreUnavailable | InvalidOption
+> =>
   checked(pickUpInterval(options.pickUpInterval), (pickUp) =>
     oneAtATime(services(
       { pollInterval: defaultPollInterval, shutdownTimeout: undefined, retention: "forever" },
-      cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp })
-    )).pipe(Layer.provide(PgClient.layer({ url: options.url }))))
+      cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp }),
+      Health.watching(Postgres.displayUrl(options.url))
+    )).pipe(Layer.provide(Postgres.client(options.url))))
+
+export {
+  /**
+   * The health of the store a process runs on: every store provides it. A PostgreSQL store's database is looked at
+   * every second, and the first look that fails, or does not answer within 5 seconds, loses it (see {@link lost}).
+   *
+   * @since 0.2.0
+   */
+  Health
+} from "./internal/health.js"
+
+/**
+ * Fails with `StoreUnavailable` (reason `Lost`) once the store's database is lost, and never succeeds: what a process
+ * that only runs work waits on, so that it ends, for a supervisor to start it again, rather than stay up unable to
+ * finish its runs. A runner that lost its PostgreSQL database while a step ran cannot finish that run (the engine
+ * waits for ever for the outcome it could not write); a new process resumes it from the journal. `Durable.run` fails
+ * the same way. A SQLite store is never lost.
+ *
+ * @example
+ * ```ts
+ * NodeRuntime.runMain(Store.lost.pipe(Effect.provide(Durable.layer(document).pipe(Layer.provideMerge(store)))))
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const lost: Effect.Effect<never, Unavailable.StoreUnavailable, Health.Health> = Effect.flatMap(
+  Health.Health,
+  (health) => health.lost
+)

@@ -4,7 +4,7 @@ import { Durable, Retention, Store } from "@trellis/durable"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
 import { Context, Data, Deferred, type Duration, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, storeWith, tempDir } from "./utils.js"
+import { paidCall, runValid, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 let files = 0
@@ -130,7 +130,7 @@ describe("Durable.run", () => {
         input: { tag: Numbers, schema: Schema.Struct({ values: Schema.Array(Schema.Number) }) }
       })
       const result = yield* Effect.gen(function*() {
-        const nan = yield* Effect.flip(Durable.run(durable, { id: "a", input: { values: [1, Number.NaN] } }))
+        const nan = yield* Effect.flip(runValid(durable, { id: "a", input: { values: [1, Number.NaN] } }))
         expect(nan._tag).toBe("InvalidInput")
         expect(nan.message).toContain(`Cannot start run "a" of pipeline "sum": its input `)
         expect(nan.message).toContain("NaN and Infinity become null")
@@ -248,7 +248,7 @@ describe("Durable.run", () => {
       })
       const durable = Durable.make(Pipeline.make("fails", { output: failing }))
       const file = freshFile()
-      const error = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      const error = yield* Effect.flip(runValid(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(error).toBeInstanceOf(Durable.RunFailed)
       expect([error.reason, error.step, error.errorTag, error.usage.total.cost]).toEqual(["StepFailed", "failing", "Refused", 2_000])
       expect(error.message).toMatch(/^Durable run "x" of pipeline "fails" failed: .*refused: no/)
@@ -258,7 +258,7 @@ describe("Durable.run", () => {
       const plain = yield* Effect.flip(Pipeline.run(durable.pipeline))
       expect([error.partial.outputs, error.partial.usage]).toEqual([plain.partial.outputs, plain.partial.usage])
       expect(runs).toBe(4)
-      const again = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      const again = yield* Effect.flip(runValid(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(again).toEqual(error)
       expect(again.partial.outputs).toEqual({ paid: 1 })
       expect(runs).toBe(4)
@@ -271,12 +271,12 @@ describe("Durable.run", () => {
       const mean = Step.make("mean", { after: { paid }, output: Schema.Number, run: () => Effect.succeed(0 / 0) })
       const durable = Durable.make(Pipeline.make("averages", { output: mean }))
       const file = freshFile()
-      const error = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      const error = yield* Effect.flip(runValid(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(error).toBeInstanceOf(Durable.RunFailed)
       expect([error.reason, error.step, error.usage.total.cost]).toEqual(["StepFailed", "mean", 2_000])
       expect(error.message).toContain(`What step "mean" ended with cannot be journaled`)
       // The stored outcome reads back, in a later process too.
-      const again = yield* Effect.flip(Durable.run(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
+      const again = yield* Effect.flip(runValid(durable, { id: "x" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(again).toEqual(error)
     }))
 
@@ -287,10 +287,10 @@ describe("Durable.run", () => {
         stop: Schema.Struct({ score: Schema.Number })
       })
       const file = freshFile()
-      const error = yield* Effect.flip(Durable.run(durable, { id: "s" }).pipe(Effect.provide(storeWith(file, durable))))
+      const error = yield* Effect.flip(runValid(durable, { id: "s" }).pipe(Effect.provide(storeWith(file, durable))))
       expect([error.reason, error.step]).toEqual(["StepFailed", "score"])
       expect(error.message).toContain(`What step "score" ended with cannot be journaled`)
-      const again = yield* Effect.flip(Durable.run(durable, { id: "s" }).pipe(Effect.provide(storeWith(file, durable))))
+      const again = yield* Effect.flip(runValid(durable, { id: "s" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(again).toEqual(error)
     }))
 
@@ -312,7 +312,7 @@ describe("Durable.run", () => {
       yield* Deferred.await(entered)
       yield* Fiber.interrupt(fiber)
       crash = false
-      const error = yield* Effect.flip(Durable.run(durable, { id: "b" }).pipe(Effect.provide(storeWith(file, durable))))
+      const error = yield* Effect.flip(runValid(durable, { id: "b" }).pipe(Effect.provide(storeWith(file, durable))))
       expect([error.reason, error.step, error.usage.total.cost]).toEqual(["BudgetExceeded", "second", 6_000])
     }))
 })

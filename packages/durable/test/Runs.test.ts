@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
+import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import { Durable, Runs } from "@trellis/durable"
 import { Data, Effect, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, storeWith, tempDir } from "./utils.js"
+import { paidCall, runValid, settled, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 
@@ -45,7 +46,7 @@ describe("Runs.list", () => {
       yield* Effect.gen(function*() {
         yield* Durable.run(completes, { id: "c1" })
         yield* Durable.run(completes, { id: "c2" })
-        yield* Effect.flip(Durable.run(fails, { id: "f" }))
+        yield* Effect.flip(runValid(fails, { id: "f" }))
         yield* Durable.run(stops, { id: "s" })
         yield* Durable.start(waits, { id: "w" })
         while ((yield* Durable.status(waits, { id: "w" }))._tag !== "Waiting") yield* Effect.sleep("20 millis")
@@ -70,5 +71,29 @@ describe("Runs.list", () => {
       expect(answered).toEqual([
         { pipeline: "waits", id: "w", status: "completed", steps: ["first", "answer", "second"], cost: 1_000 }
       ])
+    }))
+})
+
+describe("Runs.list of a cancelled run", () => {
+  it.live("does not list a waiting step as done for a signal stored after the run ended", () =>
+    Effect.gen(function*() {
+      const answer = Durable.await("answer", { schema: Schema.Number })
+      const waits = Durable.make(Pipeline.make("late", { output: answer }))
+      const listed = yield* Effect.gen(function*() {
+        yield* Durable.start(waits, { id: "c" })
+        expect((yield* settled(waits, "c"))._tag).toBe("Waiting")
+        yield* Durable.cancel(waits, { id: "c" })
+        expect((yield* settled(waits, "c"))._tag).toBe("Finished")
+        // Written to the engine directly, as a store that already holds one has it: `Durable.signal` no longer
+        // stores a signal for a finished run.
+        const signal = DurableDeferred.make("Signal/answer", { success: Schema.Number })
+        const executionId = yield* waits.workflow.executionId({ id: "c" })
+        yield* DurableDeferred.succeed(signal, {
+          token: DurableDeferred.tokenFromExecutionId(signal, { workflow: waits.workflow, executionId }),
+          value: 7
+        })
+        return yield* Runs.list()
+      }).pipe(Effect.provide(storeWith(path.join(dir, "late.db"), waits)))
+      expect(listed.map((run) => [run.id, run.status, run.steps])).toEqual([["c", "cancelled", []]])
     }))
 })

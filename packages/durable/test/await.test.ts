@@ -66,14 +66,20 @@ describe("Durable.await", () => {
       expect(runs).toEqual({ question: 1, reply: 1 })
     }))
 
-  it.live("uses a value delivered before the run reaches the step, without suspending", () =>
+  it.live("keeps a value delivered before the run reaches the step, and uses it there", () =>
     Effect.gen(function*() {
-      const runs: Record<string, number> = {}
-      const durable = conversation("early", runs)
-      const result = yield* Effect.zipRight(
-        Durable.signal(durable, { id: "r", step: "answer", value: { name: "Early" } }),
-        Durable.run(durable, { id: "r" })
-      ).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      const release = yield* Deferred.make<void>()
+      const question = Step.make("question", { output: Schema.String, run: () => Effect.as(Deferred.await(release), "?") })
+      const answer = Durable.await("answer", { schema: Schema.String, after: { question } })
+      const reply = Step.make("reply", { after: { answer }, output: Schema.String, run: ({ answer }) => Effect.succeed(`Hello, ${answer}`) })
+      const durable = Durable.make(Pipeline.make("early", { output: reply }))
+      const result = yield* Effect.gen(function*() {
+        yield* Durable.start(durable, { id: "r" })
+        // The run is stored, and held at the step before the waiting one.
+        yield* Durable.signal(durable, { id: "r", step: "answer", value: "Early" })
+        yield* Deferred.succeed(release, undefined)
+        return yield* Durable.run(durable, { id: "r" })
+      }).pipe(Effect.provide(storeWith(freshFile(), durable)))
       expect(result.output).toBe("Hello, Early")
     }))
 
@@ -98,6 +104,7 @@ describe("Durable.await", () => {
       const double = Step.make("double", { after: { answer }, output: Schema.Number, run: ({ answer }) => Effect.succeed(answer * 2) })
       const durable = Durable.make(Pipeline.make("numbers", { output: double }))
       const result = yield* Effect.gen(function*() {
+        yield* Durable.start(durable, { id: "r" })
         for (const value of [Number.NaN, Number.POSITIVE_INFINITY]) {
           const refused = yield* Effect.flip(Durable.signal(durable, { id: "r", step: answer, value }))
           expect(refused._tag).toBe("InvalidSignal")

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Pipeline, Step } from "@trellis/core"
+import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Cancellations, Durable } from "@trellis/durable"
+import { Cancellations, Durable, Runs } from "@trellis/durable"
 import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import * as path from "node:path"
-import { paidCall, settled, storeWith, tempDir } from "./utils.js"
+import { paidCall, runValid, settled, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 let files = 0
@@ -27,18 +28,20 @@ describe("Durable.cancel", () => {
         yield* Durable.start(durable, { id: "r" })
         expect((yield* settled(durable, "r"))._tag).toBe("Waiting")
         yield* Durable.cancel(durable, { id: "r" })
-        return yield* Effect.flip(Durable.run(durable, { id: "r" }))
+        return yield* Effect.flip(runValid(durable, { id: "r" }))
       }).pipe(Effect.provide(storeWith(file, durable)))
       expect([error._tag, error.reason, error.step, error.errorTag]).toEqual(["RunFailed", "Cancelled", "answer", "Cancelled"])
       expect(error.outputs).toEqual({ question: "Your name?" })
       expect(error.usage.total.cost).toBe(1_000)
-      // A signal that comes after changes nothing: the stored outcome is returned, in a later process too.
-      const again = yield* Effect.zipRight(
+      // A signal that comes after changes nothing: the stored outcome is returned, in a later process too, and the
+      // waiting step is not listed as done.
+      const [again, listed] = yield* Effect.zipRight(
         Durable.signal(durable, { id: "r", step: "answer", value: "Ada" }),
-        Effect.flip(Durable.run(durable, { id: "r" }))
+        Effect.all([Effect.flip(runValid(durable, { id: "r" })), Runs.list()])
       ).pipe(Effect.provide(storeWith(file, durable)))
       expect(again).toEqual(error)
       expect(replies).toBe(0)
+      expect(listed.map((run) => [run.status, run.steps])).toEqual([["cancelled", ["question"]]])
     }))
 
   it.live("ends a run that was about to suspend, a step still running beside its waiting one", () =>
@@ -56,7 +59,7 @@ describe("Durable.cancel", () => {
       })
       const durable = Durable.make(Pipeline.make("beside", { output: sum }))
       const error = yield* Effect.gen(function*() {
-        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "r" })))
+        const running = yield* Effect.fork(Effect.flip(runValid(durable, { id: "r" })))
         yield* Deferred.await(entered)
         // The waiting step has found no value; the run suspends once `slow` ends.
         yield* Effect.sleep("100 millis")
@@ -90,7 +93,7 @@ describe("Durable.cancel", () => {
       })
       const durable = Durable.make(Pipeline.make("cut", { output: last }))
       const error = yield* Effect.gen(function*() {
-        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "r" })))
+        const running = yield* Effect.fork(Effect.flip(runValid(durable, { id: "r" })))
         yield* Deferred.await(entered)
         yield* Durable.cancel(durable, { id: "r" })
         const error = yield* Fiber.join(running)
@@ -114,7 +117,7 @@ describe("Durable.cancel", () => {
       })
       const durable = Durable.make(Pipeline.make("several", { output: wait }))
       const outcomes = yield* Effect.gen(function*() {
-        const runs = yield* Effect.forEach(["r1", "r2", "r3"], (id) => Effect.fork(Effect.either(Durable.run(durable, { id }))))
+        const runs = yield* Effect.forEach(["r1", "r2", "r3"], (id) => Effect.fork(Effect.either(runValid(durable, { id }))))
         while (entered < 3) yield* Effect.sleep("10 millis")
         yield* Durable.cancel(durable, { id: "r2" })
         const cut = yield* Fiber.join(runs[1]!)
@@ -155,23 +158,31 @@ describe("Durable.cancel", () => {
         Effect.orDie
       )
       // The next runner resumes the run, which ends without running the step again.
-      const error = yield* Effect.flip(Durable.run(durable, { id: "r" })).pipe(Effect.provide(storeWith(file, durable)))
+      const error = yield* Effect.flip(runValid(durable, { id: "r" })).pipe(Effect.provide(storeWith(file, durable)))
       expect([error.reason, error.step, error.outputs]).toEqual(["Cancelled", "hanging", { first: 1 }])
       expect(calls).toBe(1)
       // The lost attempt's settled call counts, from the spend log.
       expect([error.usage.total.cost, error.usage.byStep.hanging?.cost]).toEqual([3_000, 2_000])
     }))
 
-  it.live("cancels a run before it starts: no step runs", () =>
+  it.live("refuses a run the store does not hold with UnknownRun, naming it, and writes nothing: a later run is not cancelled", () =>
     Effect.gen(function*() {
       let runs = 0
-      const only = Step.make("only", { output: Schema.Number, retry: 3, run: () => Effect.sync(() => ++runs) })
+      const only = Step.make("only", { output: Schema.Number, run: () => Effect.sync(() => ++runs) })
       const durable = Durable.make(Pipeline.make("early", { output: only }))
-      const error = yield* Effect.zipRight(
-        Durable.cancel(durable, { id: "r" }),
-        Effect.flip(Durable.run(durable, { id: "r" }))
-      ).pipe(Effect.provide(storeWith(freshFile(), durable)))
-      expect([error.reason, error.step, error.timeline[0]?.attempts]).toEqual(["Cancelled", "only", 1])
-      expect(runs).toBe(0)
+      const file = freshFile()
+      const error = yield* Effect.flip(Durable.cancel(durable, { id: "nope" })).pipe(Effect.provide(storeWith(file, durable)))
+      expect(error).toBeInstanceOf(Durable.UnknownRun)
+      expect(error.message).toBe(
+        `No run "nope" of pipeline "early" in the store: it was never started, or was removed as finished long ago`
+      )
+      const rows = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql<{ readonly n: number }>`SELECT count(*) AS n FROM trellis_cancel`).pipe(
+          Effect.provide(SqliteClient.layer({ filename: file })),
+          Effect.orDie
+        )
+      expect(rows[0]?.n).toBe(0)
+      const result = yield* runValid(durable, { id: "nope" }).pipe(Effect.provide(storeWith(file, durable)))
+      expect([result.output, runs]).toEqual([1, 1])
     }))
 })

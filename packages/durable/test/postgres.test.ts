@@ -3,7 +3,7 @@ import { Cost, Pipeline, Step } from "@trellis/core"
 import { Durable, Retention, Store } from "@trellis/durable"
 import { Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
-import { freshDatabase, paidCall, postgresUrl } from "./utils.js"
+import { freshDatabase, paidCall, postgresUrl, runValid } from "./utils.js"
 
 describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>
@@ -70,7 +70,7 @@ describe.skipIf(postgresUrl === undefined)("Durable.run on PostgreSQL", () => {
       const runner = store(durable)
       const client = Store.layerPgClient({ url: Redacted.make(database.url) }).pipe(Layer.orDie)
       const error = yield* Effect.gen(function*() {
-        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "pg-2" })))
+        const running = yield* Effect.fork(Effect.flip(runValid(durable, { id: "pg-2" })))
         yield* Deferred.await(entered)
         yield* Durable.cancel(durable, { id: "pg-2" }).pipe(Effect.provide(client))
         return yield* Fiber.join(running)

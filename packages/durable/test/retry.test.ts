@@ -6,7 +6,7 @@ import { Durable, Runs, SpendLog, Store } from "@trellis/durable"
 import { PgClient } from "@effect/sql-pg"
 import { Data, Deferred, Duration, Effect, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
 import * as path from "node:path"
-import { freshDatabase, paidCall, postgresUrl, storeWith, tempDir } from "./utils.js"
+import { freshDatabase, paidCall, postgresUrl, runValid, storeWith, tempDir } from "./utils.js"
 
 const dir = tempDir()
 let files = 0
@@ -130,12 +130,12 @@ describe("a durable step's retries", () => {
       const durable = Durable.make(Pipeline.make("limits", { output: limited }))
       yield* crashOnce(durable, file, "l", entered)
       crash = false
-      const error = yield* Effect.flip(Durable.run(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
+      const error = yield* Effect.flip(runValid(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(calls).toBe(4)
       expect(error.error).toBeInstanceOf(RateLimited)
       expect([error.reason, error.errorTag, (error.error as RateLimited).call]).toEqual(["StepFailed", "RateLimited", 4])
       // Stored, and read back through the schema in a later process.
-      const stored = yield* Effect.flip(Durable.run(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
+      const stored = yield* Effect.flip(runValid(durable, { id: "l" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(stored.error).toBeInstanceOf(RateLimited)
       expect(stored).toEqual(error)
       expect(calls).toBe(4)
@@ -151,7 +151,7 @@ describe("a durable step's retries", () => {
       yield* crashOnce(durable, file, "b", entered)
       expect(calls.count).toBe(3)
       crash = false
-      const error = yield* Effect.flip(Durable.run(durable, { id: "b" }).pipe(Effect.provide(storeWith(file, durable))))
+      const error = yield* Effect.flip(runValid(durable, { id: "b" }).pipe(Effect.provide(storeWith(file, durable))))
       expect(calls.count).toBe(4)
       expect([error._tag, error.reason, error.step]).toEqual(["RunFailed", "StepFailed", "flaky"])
       expect(error.message).toContain("flaky (attempt 4)")
@@ -222,13 +222,13 @@ describe("a durable step's retries", () => {
           Durable.layer(durable),
           Layer.orDie(Store.layerSqlite({ filename: file, shutdownTimeout: "200 millis" }))
         )
-      const error = yield* Effect.flip(Durable.run(durable, { id: "e" }).pipe(Effect.provide(store())))
+      const error = yield* Effect.flip(runValid(durable, { id: "e" }).pipe(Effect.provide(store())))
       expect(calls.count).toBe(3)
       expect([error.reason, error.step, error.usage.total.cost]).toEqual(["StepFailed", "flaky", 3_000])
       expect(error.usage).toEqual(plain.partial.usage)
       // The journal keeps a step's error as its tag and message.
       expect(error.message).toBe(`Durable run "e" of pipeline "failing" failed: ${plain.message.replace("Flaky", "StepError")}`)
-      const [again, runs] = yield* Effect.all([Effect.flip(Durable.run(durable, { id: "e" })), Runs.list()]).pipe(
+      const [again, runs] = yield* Effect.all([Effect.flip(runValid(durable, { id: "e" })), Runs.list()]).pipe(
         Effect.provide(store())
       )
       expect(again).toEqual(error)

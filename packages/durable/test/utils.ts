@@ -79,3 +79,13 @@ export const settled = <A, E, R, O, D>(
     Durable.status(durable, { id }),
     (status) => status._tag === "Pending" ? Effect.zipRight(Effect.sleep("20 millis"), settled(durable, id)) : Effect.succeed(status)
   )
+
+/** `Durable.run` under an id known to be valid, on a store not lost: `InvalidId` and `StoreUnavailable` are defects here. */
+export const runValid = <A, E, R, O, D, I, V>(durable: Durable.Durable<A, E, R, O, D, I, V>, options: Durable.RunOptions<V>) =>
+  Durable.run(durable, options).pipe(
+    Effect.catchIf(
+      (error): error is Durable.InvalidId | Store.StoreUnavailable =>
+        error instanceof Durable.InvalidId || error instanceof Store.StoreUnavailable,
+      (error) => Effect.die(error)
+    )
+  )

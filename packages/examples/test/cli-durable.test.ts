@@ -5,12 +5,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Store } from "@trellis/durable"
+import { OfflineModel } from "@trellis/llm"
 import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { booking, layer, settled } from "../src/booking.js"
 import { demo } from "./support.js"
 
 // The executable as installed: the built JavaScript, on plain Node (the test command builds first).
@@ -87,6 +89,32 @@ describe("trellis-demo --store", () => {
         `trellis-demo: The SQLite file "${filename}" is in use by another process: one process at a time may run ` +
           `durable pipelines on a SQLite file (two could run a step twice)\n`
       )
+    }), 60_000)
+
+  it("says why a store cannot be opened (a folder, a missing folder, a file that is no database), as JSON too", () =>
+    inScratch(async (dir) => {
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const notes = join(dir, "notes.txt")
+      writeFileSync(notes, "not a database\n".repeat(100))
+      const cases = [
+        [dir, "NotAFile", `Cannot open the SQLite file "${dir}": it is not a file (a folder)`],
+        [join(dir, "nowhere", "runs.db"), "NoDirectory", `Cannot open the SQLite file "${join(dir, "nowhere", "runs.db")}": its folder does not exist`],
+        [notes, "Corrupt", `Cannot open the SQLite file "${notes}": it is not a SQLite database, or it is damaged`]
+      ] as const
+      for (const [store, reason, message] of cases) {
+        for (const args of [["--store", store, "--run-id", "r1"], ["runs", "--store", store]]) {
+          const plain = await run(args)
+          expect({ args, code: plain.code, stdout: plain.stdout }).toEqual({ args, code: 1, stdout: "" })
+          expect(plain.stderr).toMatch(new RegExp(`^trellis-demo: ${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*\n$`))
+          const json = await run([...args, "--json"])
+          expect(json.code).toBe(1)
+          expect(JSON.parse(json.stdout)).toEqual({
+            status: "failed",
+            error: { tag: "StoreUnavailable", reason, step: null, message: expect.stringContaining(message) }
+          })
+        }
+      }
+      expect(existsSync(join(dir, "nowhere"))).toBe(false)
     }), 60_000)
 
   it.effect("refuses --run-id without --store and --store without --run-id, with one line and exit 2", () =>
@@ -177,8 +205,88 @@ describe("trellis-demo book, signal and runs", () => {
       const signalled = await run(["signal", "b1", "name", JSON.stringify("Ada"), "--store", store])
       expect([signalled.code, signalled.stdout]).toEqual([1, ended])
       const listed = await run(["runs", "--store", store, "--json"])
-      expect(JSON.parse(listed.stdout).map((run: { status: string }) => run.status)).toEqual(["cancelled"])
+      // The answer that came after the cancel is not a step the run did.
+      expect(JSON.parse(listed.stdout).map((run: { status: string; steps: Array<string> }) => [run.status, run.steps]))
+        .toEqual([["cancelled", []]])
     }), 60_000)
+
+  it("refuses signal and cancel of a run the store does not hold at once, naming it, and stores nothing", () =>
+    inScratch(async (dir) => {
+      const store = join(dir, "booking.db")
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      await run(["book", "--store", store, "--run-id", "b1"])
+      const unknown = `No run "b9" of pipeline "booking_conversation" in the store: it was never started, or was removed ` +
+        `as finished long ago`
+      for (const args of [["signal", "b9", "name", JSON.stringify("Ada")], ["cancel", "b9"]]) {
+        const refused = await run([...args, "--store", store])
+        expect({ args, code: refused.code, stdout: refused.stdout, stderr: refused.stderr }).toEqual({
+          args,
+          code: 2,
+          stdout: "",
+          stderr: `trellis-demo: ${unknown}\n`
+        })
+      }
+      const listed = await run(["runs", "--store", store, "--json"])
+      expect(JSON.parse(listed.stdout).map((run: { id: string; status: string }) => [run.id, run.status])).toEqual([
+        ["b1", "waiting"]
+      ])
+    }), 60_000)
+
+  it("never makes a store to read, signal or cancel: a missing SQLite file is one line naming it, exit 1", () =>
+    inScratch(async (dir) => {
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const missing = join(dir, "typo.db")
+      for (const args of [["runs"], ["runs", "--json"], ["signal", "b1", "name", JSON.stringify("Ada")], ["cancel", "b1"]]) {
+        const refused = await run([...args, "--store", missing])
+        expect({ args, code: refused.code, stderr: refused.stderr }).toEqual({
+          args,
+          code: 1,
+          stderr: `trellis-demo: Cannot open the SQLite file "${missing}": it does not exist\n`
+        })
+        expect(existsSync(missing)).toBe(false)
+      }
+    }), 60_000)
+
+  it("prints ids with their control characters escaped, and refuses them in a run id", () =>
+    inScratch(async (dir) => {
+      const store = join(dir, "booking.db")
+      const raw = "b\u001b[2J\u009b1"
+      // A run stored under such an id by a program that went around `Durable.start`'s check.
+      await Effect.runPromise(
+        booking.workflow.execute({ id: raw }, { discard: true }).pipe(
+          Effect.zipRight(settled(raw)),
+          Effect.provide(layer(store)),
+          Effect.provide(OfflineModel.layer())
+        )
+      )
+      const run = (args: ReadonlyArray<string>) => Effect.runPromise(demo(args, { cwd: dir }))
+      const table = await run(["runs", "--store", store])
+      expect(table.stdout).toContain("b\\u001b[2J\\u009b1")
+      const json = await run(["runs", "--store", store, "--json"])
+      expect(JSON.parse(json.stdout)[0].id).toBe(raw)
+      const refused = [
+        await run(["signal", raw, "name", JSON.stringify("Ada"), "--store", store]),
+        await run(["cancel", raw, "--store", store]),
+        await run(["book", "--run-id", raw, "--store", store]),
+        await run(["--run-id", raw, "--store", store])
+      ]
+      for (const output of [table, json, ...refused]) {
+        expect(/\p{Cc}/u.test(output.stdout.replaceAll("\n", "") + output.stderr.replaceAll("\n", ""))).toBe(false)
+      }
+      for (const { code, stderr } of refused) {
+        expect([code, stderr]).toEqual([2, `trellis-demo: --run-id cannot have control characters, got "b\\u001b[2J\\u009b1"\n`])
+      }
+    }), 60_000)
+
+  it("says which refusal a PostgreSQL store gave, without its password", async () => {
+    const refused = await Effect.runPromise(demo(["runs", "--store", "postgres://ada:s3cret@127.0.0.1:1/runs", "--json"]))
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toBe(
+      "trellis-demo: Cannot open the PostgreSQL database postgres://ada@127.0.0.1:1/runs: nothing answered at its host " +
+        "and port (is the server running there?) (connect ECONNREFUSED 127.0.0.1:1)\n"
+    )
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ tag: "StoreUnavailable", reason: "Refused" })
+  }, 60_000)
 
   it.effect("needs --store, and book needs --run-id, with one line and exit 2", () =>
     Effect.gen(function*() {

@@ -6,6 +6,7 @@ import { Options } from "@effect/cli"
 import { Cost } from "@trellis/core"
 import { Data, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { fixtureFlags, fixtureValueFlags } from "./fixtures.js"
+import { quoted } from "./text.js"
 
 /** Input the demo cannot work with (a bad flag, a bad `--input`): a one-line message, exit code 2. */
 export class InputError extends Data.TaggedError("InputError")<{ readonly message: string }> {}
@@ -148,11 +149,12 @@ export const ModelName = Schema.String.pipe(
   })
 )
 
-/** `--run-id`: an id, not empty and without spaces around it. */
+/** `--run-id`: an id, not empty, without spaces around it or control characters (a run cannot have them). */
 export const RunId = Schema.String.pipe(
   Schema.filter((id) => id.length > 0 && id.trim() === id, {
     message: () => "must name a run (not empty, no spaces around it)"
-  })
+  }),
+  Schema.filter((id) => !/\p{Cc}/u.test(id), { message: () => "cannot have control characters" })
 )
 
 /** Where durable runs are kept: a PostgreSQL database given by URL, or else a SQLite file. */
@@ -186,7 +188,7 @@ export const decodeFlag = <A>(flag: string, schema: Schema.Schema<A, string>, te
         onRight: (decoded) => Effect.succeed(Option.some(decoded)),
         onLeft: (error) => {
           const why = ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? "is not valid"
-          return Effect.fail(new InputError({ message: `--${flag} ${why}, got ${JSON.stringify(value)}` }))
+          return Effect.fail(new InputError({ message: `--${flag} ${why}, got ${quoted(value)}` }))
         }
       })
   })

@@ -43,7 +43,8 @@ import {
 import { withFixtures } from "./fixtures.js"
 import { baseDirectory, readDocument } from "./input.js"
 import { commands } from "./runs.js"
-import { storeLayer, storeName } from "./store.js"
+import { printable, quoted } from "./text.js"
+import { type OpenError, storeFailed, storeLayer, storeName } from "./store.js"
 import { chooseProvider } from "./provider.js"
 import { type JsonReport, Progress, SpanWriter, type StepRow, stepsJson, table, usageJson, type Write } from "./report.js"
 
@@ -276,7 +277,7 @@ const demo = (flags: Flags, io: Io) =>
           // A run the store has finished is returned as it was stored; the line on stderr says which it was.
           const finished = yield* Durable.isFinished(durable, { id })
           const note = Effect.sync(() =>
-            io.stderr(`trellis-demo: run "${id}" ${finished ? "returned from" : "stored in"} ${storeName(location)}\n`)
+            io.stderr(`trellis-demo: run ${quoted(id)} ${finished ? "returned from" : "stored in"} ${storeName(location)}\n`)
           )
           // This process is the run's runner: the layer's listener hears its steps as they run (a resumed run's
           // finished steps as they are replayed).
@@ -304,14 +305,8 @@ const demo = (flags: Flags, io: Io) =>
         })
       ).pipe(
         Effect.provide(storeLayer(durably.location)),
-        Effect.catchTags({
-          StoreInUse: (error) => Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${error.message}\n`)), 1),
-          SqlError: (error) =>
-            Effect.as(
-              Effect.sync(() => io.stderr(`trellis-demo: cannot open ${storeName(durably.location)}: ${error.message}\n`)),
-              1
-            )
-        })
+        // What is left to fail is opening the store: the run's own failures are reported by `runWith`.
+        Effect.catchAll((error: OpenError) => Effect.sync(() => storeFailed(io, durably.location, flags.json, error)))
       )
     const provided = stored.pipe(
       Effect.provideService(Document, { text }),
@@ -325,7 +320,7 @@ const demo = (flags: Flags, io: Io) =>
   }).pipe(
     Effect.catchTag("InputError", (error) =>
       Effect.sync(() => {
-        io.stderr(`trellis-demo: ${error.message}\n`)
+        io.stderr(`trellis-demo: ${printable(error.message)}\n`)
         return 2
       }))
   )
@@ -369,13 +364,13 @@ export const run = (args: ReadonlyArray<string>, io: Io) =>
         Effect.provide(logToStderr(io.stderr)),
         Effect.catchTag("InputError", (error) =>
           Effect.sync(() => {
-            io.stderr(`trellis-demo: ${error.message}\n`)
+            io.stderr(`trellis-demo: ${printable(error.message)}\n`)
             return 2
           })),
         Effect.catchIf(ValidationError.isValidationError, () =>
           Effect.sync(() => {
             const line = explained.join("\n").split("\n").map((l) => l.trim()).find((l) => l.length > 0)
-            io.stderr(`trellis-demo: ${line ?? "invalid arguments"}\n`)
+            io.stderr(`trellis-demo: ${printable(line ?? "invalid arguments")}\n`)
             return 2
           }))
       ))

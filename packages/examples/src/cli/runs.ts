@@ -20,7 +20,8 @@ import {
   type StoreLocation,
   StoreFlag
 } from "./args.js"
-import { type Opened, readerLayer, storeLayer, storeName } from "./store.js"
+import { printable } from "./text.js"
+import { existingLayer, type Opened, readerLayer, storeFailed, storeLayer, storeName } from "./store.js"
 
 /** What the commands write to, and the model the conversation reads answers with, from `--provider` and `--model`. */
 export interface Io {
@@ -73,18 +74,14 @@ const withStore = <R>(
   location: StoreLocation,
   model: Layer.Layer<LanguageModel.LanguageModel, InputError>,
   effect: Effect.Effect<number, InputError | Effect.Effect.Error<ReturnType<typeof Runs.list>>, R>,
-  opened: (location: StoreLocation) => Opened = storeLayer
+  opened: (location: StoreLocation) => Opened = storeLayer,
+  json = false
 ): Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>> =>
   effect.pipe(
     Effect.provide(Durable.layer(booking).pipe(Layer.provideMerge(opened(location)), Layer.provide(model))),
     Effect.catchIf(
       (error): error is Exclude<typeof error, InputError> => !(error instanceof InputError),
-      (error) => {
-        const message = error._tag === "StoreInUse"
-          ? error.message
-          : `cannot open ${storeName(location)}: ${error.message}`
-        return Effect.as(Effect.sync(() => io.stderr(`trellis-demo: ${message}\n`)), 1)
-      }
+      (error) => Effect.sync(() => storeFailed(io, location, json, error))
     )
   ) as Effect.Effect<number, InputError, Exclude<R, Durable.Signals | Store.Services | LanguageModel.LanguageModel>>
 
@@ -129,7 +126,9 @@ const book = (io: Io, setCode: (code: number) => void, before: Before) =>
           io,
           location,
           yield* chosenModel(io, options),
-          Effect.zipRight(Durable.start(booking, { id: id.value }), report(io, id.value, location))
+          Effect.zipRight(Durable.start(booking, { id: id.value }), report(io, id.value, location)).pipe(
+            Effect.catchTag("InvalidId", (error) => Effect.fail(new InputError({ message: error.message })))
+          )
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Start (or resume) the durable booking conversation, and show what it asks"))
@@ -161,8 +160,12 @@ const signal = (io: Io, setCode: (code: number) => void, before: Before) =>
           yield* chosenModel(io, options),
           Durable.signal(booking, { id, step: parsed.step, value }).pipe(
             Effect.zipRight(report(io, id, location)),
-            Effect.catchTag("InvalidSignal", (error) => Effect.fail(new InputError({ message: error.message })))
-          )
+            Effect.catchTags({
+              InvalidSignal: (error) => Effect.fail(new InputError({ message: error.message })),
+              UnknownRun: (error) => Effect.fail(new InputError({ message: error.message }))
+            })
+          ),
+          existingLayer
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Deliver a value to a durable run's waiting step, and show what the run asks next"))
@@ -185,7 +188,10 @@ const cancel = (io: Io, setCode: (code: number) => void, before: Before) =>
           io,
           location,
           yield* chosenModel(io, options),
-          Effect.zipRight(Durable.cancel(booking, { id }), report(io, id, location))
+          Effect.zipRight(Durable.cancel(booking, { id }), report(io, id, location)).pipe(
+            Effect.catchTag("UnknownRun", (error) => Effect.fail(new InputError({ message: error.message })))
+          ),
+          existingLayer
         )
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("Cancel a durable booking conversation, and show how it ended"))
@@ -200,7 +206,7 @@ const runs = (io: Io, setCode: (code: number) => void, before: Before) =>
         const location = yield* requiredStore(Option.orElse(parsed.store, () => given.store))
         const listed = Effect.map(Runs.list(), (runs) => print(io, location, runs, parsed.json))
         // Listing asks no model: the conversation is registered with the default one.
-        return yield* withStore(io, location, io.model(Option.none(), Option.none()), listed, readerLayer)
+        return yield* withStore(io, location, io.model(Option.none(), Option.none()), listed, readerLayer, parsed.json)
       }).pipe(Effect.map(setCode))
   ).pipe(Command.withDescription("List the durable runs kept in a store, with their status, steps done and cost"))
 
@@ -232,5 +238,12 @@ const print = (io: Io, location: StoreLocation, runs: ReadonlyArray<Runs.Run>, j
  * The commands, each setting the process's exit code through `setCode`; `before` reads the demo's options given
  * before a command's name, which stand in for the command's own.
  */
-export const commands = (io: Io, setCode: (code: number) => void, before: Before) =>
-  [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before), cancel(io, setCode, before)] as const
+export const commands = (given: Io, setCode: (code: number) => void, before: Before) => {
+  // Ids, steps and answers come from the command line and the store: they reach the terminal escaped.
+  const io: Io = {
+    ...given,
+    stdout: (text) => given.stdout(printable(text)),
+    stderr: (text) => given.stderr(printable(text))
+  }
+  return [runs(io, setCode, before), book(io, setCode, before), signal(io, setCode, before), cancel(io, setCode, before)] as const
+}
