@@ -32,6 +32,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type * as Redacted from "effect/Redacted"
+import { OptionKeys } from "@trellis/core"
 import { duration, InvalidOption } from "./internal/options.js"
 import * as Health from "./internal/health.js"
 import * as Postgres from "./internal/postgres.js"
@@ -147,7 +148,26 @@ interface Engine {
   readonly retention: Duration.Duration | "forever"
 }
 
-const checkEngine = (options: EngineOptions): Either.Either<Engine, InvalidOption> =>
+const engineKeys = ["pollInterval", "shutdownTimeout", "retention"]
+
+/**
+ * The options every store takes, checked with their defaults; `own` are the store's other options (a key neither
+ * knows is refused, naming the likely one: a JavaScript caller's `retension` would silently keep the default).
+ */
+const checkEngine = (options: EngineOptions, own: ReadonlyArray<string>): Either.Either<Engine, InvalidOption> =>
+  Either.flatMap(knownKeys(options, [...engineKeys, ...own]), () => engineOf(options))
+
+/** `options` with no key outside `known`, or an `InvalidOption` naming the first one. */
+const knownKeys = (options: unknown, known: ReadonlyArray<string>, prefix = ""): Either.Either<void, InvalidOption> => {
+  const found = OptionKeys.find(options, known, prefix)
+  if (found === undefined) return Either.void
+  const detail = found.meant === undefined
+    ? `no such option; known: ${found.known.join(", ")}`
+    : `no such option (did you mean ${JSON.stringify(found.meant)}?)`
+  return Either.left(new InvalidOption({ option: found.path, detail }))
+}
+
+const engineOf = (options: EngineOptions): Either.Either<Engine, InvalidOption> =>
   Either.all({
     pollInterval: options.pollInterval === undefined
       ? Either.right(defaultPollInterval)
@@ -250,7 +270,7 @@ export const layerSqlite = (
   ConfigError.ConfigError | Sqlite.StoreInUse | Unavailable.StoreUnavailable | SqlError | InvalidOption
 > =>
   checked(
-    checkEngine(options),
+    checkEngine(options, ["filename", "create"]),
     (engine) =>
       singleRunner(engine, Health.never).pipe(Layer.provide(Sqlite.client(options.filename, options.create ?? true)))
   )
@@ -276,7 +296,7 @@ export interface PgOptions extends EngineOptions {
 export const layerPg = (
   options: PgOptions
 ): Layer.Layer<Services, ConfigError.ConfigError | SqlError | Unavailable.StoreUnavailable | InvalidOption> =>
-  checked(checkEngine(options), (engine) =>
+  checked(checkEngine(options, ["url"]), (engine) =>
     oneAtATime(singleRunner(engine, Health.watching(Postgres.displayUrl(options.url)))).pipe(
       Layer.provide(Postgres.client(options.url))
     ))
@@ -458,8 +478,12 @@ export const layerPgRunner = (
   ) {
     return Layer.fail(new InvalidRunner({ host, port }))
   }
-  const checks = Either.all([checkEngine(options), pickUpInterval(options.pickUpInterval)])
-  return checked(checks, ([engine, pickUp]) =>
+  const checks = Either.all([
+    checkEngine(options, ["url", "runner", "pickUpInterval"]),
+    knownKeys(options.runner, ["host", "port"], "runner."),
+    pickUpInterval(options.pickUpInterval)
+  ])
+  return checked(checks, ([engine, , pickUp]) =>
     oneAtATime(services(
       engine,
       cluster({
@@ -490,12 +514,15 @@ export const layerPgClient = (
   Services,
   ConfigError.ConfigError | SocketServer.SocketServerError | SqlError | Unavailable.StoreUnavailable | InvalidOption
 > =>
-  checked(pickUpInterval(options.pickUpInterval), (pickUp) =>
+  checked(
+    Either.flatMap(knownKeys(options, ["url", "pickUpInterval"]), () => pickUpInterval(options.pickUpInterval)),
+    (pickUp) =>
     oneAtATime(services(
       { pollInterval: defaultPollInterval, shutdownTimeout: undefined, retention: "forever" },
       cluster({ runnerAddress: Option.none(), refreshAssignmentsInterval: pickUp }),
       Health.watching(Postgres.displayUrl(options.url))
-    )).pipe(Layer.provide(Postgres.client(options.url))))
+    )).pipe(Layer.provide(Postgres.client(options.url)))
+  )
 
 export {
   /**

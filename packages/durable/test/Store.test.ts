@@ -36,7 +36,12 @@ describe("a store's durations", () => {
     ["shutdownTimeout", (dir) => Store.layerSqlite({ filename: `${dir}/d.db`, shutdownTimeout: Number.NaN })],
     ["pollInterval", () => Store.layerPg({ url, pollInterval: "-1 second" as Duration.DurationInput })],
     ["pickUpInterval", () => Store.layerPgRunner({ url, runner, pickUpInterval: Number.NaN })],
-    ["pickUpInterval", () => Store.layerPgClient({ url, pickUpInterval: 0 })]
+    ["pickUpInterval", () => Store.layerPgClient({ url, pickUpInterval: 0 })],
+    // Keys a TypeScript caller could not write: refused, not ignored.
+    ["retension", (dir) => Store.layerSqlite({ filename: `${dir}/e.db`, retension: "1 day" } as never)],
+    ["file", (dir) => Store.layerSqlite({ file: `${dir}/f.db` } as never)],
+    ["runner.hostname", () => Store.layerPgRunner({ url, runner: { ...runner, hostname: "x" } } as never)],
+    ["pickupInterval", () => Store.layerPgClient({ url, pickupInterval: 5 } as never)]
   ]
   for (const [option, layer] of cases) {
     it.scoped(`a bad ${option} fails the layer with InvalidOption, naming it, before anything is opened`, () =>
