@@ -236,9 +236,9 @@ export interface RunOptions {
 /**
  * Runs a pipeline. Succeeds with `Completed` or `Stopped`; fails with `StepFailed` (the first step that failed
  * after its retries; its running siblings are interrupted), `BudgetExceeded` (a call was refused before it could
- * pass the budget), `BudgetOverrun` (calls reported more than they reserved, and the spend passed the budget) or
- * `PipelineTimeout`, each with the partial result. Interrupting the run interrupts every step and waits for their
- * finalizers.
+ * pass the budget), `BudgetOverrun` (the spend passed the budget, or a call's figures cannot be right) or
+ * `PipelineTimeout`, each with the partial result, built once every call the run reserved for has settled.
+ * Interrupting the run interrupts every step and waits for their finalizers.
  *
  * @since 0.1.0
  */
