@@ -5,59 +5,15 @@
 import { createAnthropic } from "@ai-sdk/anthropic"
 import { describe, expect, it } from "@effect/vitest"
 import { LanguageModel } from "@trellis/llm"
-import { Anthropic } from "@trellis/test-servers"
-import { Cause, Effect, Exit, Layer, Redacted, Stream, Tracer } from "effect"
+import { Anthropic, Tracing } from "@trellis/test-servers"
+import { Effect, Layer, Redacted, Stream } from "effect"
 import { AiSdk } from "../src/index.js"
 
 const modelName = "claude-haiku-4-5"
 
-// Keys that look like no `sk-...` key: Groq's, Mistral's.
-const keys = ["gsk_live_abc123DEF456ghi789JKL", "mistral-XYZ0123456789abcdefQRS"] as const
-
-// A tracer that keeps every span, to look for the key in their attributes and in the way they ended.
-const recording = () => {
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span(name, parent, context, links, startTime, kind) {
-      const attributes = new Map<string, unknown>()
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: `span${spans.length}`,
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links,
-        sampled: true,
-        kind,
-        end(endTime, exit) {
-          ;(span as { status: Tracer.SpanStatus }).status = { _tag: "Ended", startTime, endTime, exit }
-        },
-        attribute(key, value) {
-          attributes.set(key, value)
-        },
-        event() {},
-        addLinks() {}
-      }
-      spans.push(span)
-      return span
-    },
-    context: (f) => f()
-  })
-  // Everything the spans hold as text: their attributes, and the failure each ended with.
-  const text = () =>
-    spans.map((span) =>
-      JSON.stringify([...span.attributes]) +
-      (span.status._tag === "Ended" && Exit.isFailure(span.status.exit) ? Cause.pretty(span.status.exit.cause) : "")
-    ).join("\n")
-  return { spans, tracer, text }
-}
-
-// Everything an error holds as text: its message, its fields, and the pretty print of a failure with it.
-const everything = (error: { readonly message: string }) =>
-  [error.message, JSON.stringify({ ...error }), Cause.pretty(Cause.fail(error))].join("\n")
+const keys = Tracing.oddKeys
+const recording = Tracing.recordingTracer
+const everything = Tracing.errorText
 
 describe.each(keys)("AiSdk, a server echoing the key %s", (key) => {
   const layerOn = (url: string) =>

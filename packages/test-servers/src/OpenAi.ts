@@ -2,71 +2,9 @@
  * A server on 127.0.0.1 that speaks OpenAI's Chat Completions API, for the real `openai` SDK to talk to in tests:
  * completions and their streamed chunks, error statuses, and requests left open to see a client hang up.
  */
-import { Effect } from "effect"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
+import type * as http from "node:http"
 
-/** A request the test server received, and whether its client hung up before it was answered. */
-export interface Received {
-  readonly index: number
-  readonly path: string
-  readonly headers: http.IncomingHttpHeaders
-  readonly body: any
-  abandoned: boolean
-}
-
-/** How the test answers a request; `res` is left open when the handler does not end it. */
-export type Handler = (request: Received, res: http.ServerResponse) => void
-
-/** A real HTTP server on 127.0.0.1, for the `openai` SDK to talk to; closed when the scope ends. */
-export const start = (handler: Handler) =>
-  Effect.acquireRelease(
-    Effect.async<{ server: http.Server; url: string; received: Array<Received>; waitFor: (n: number) => Promise<void>; abandoned: (index: number) => Promise<void> }>((resume) => {
-      const received: Array<Received> = []
-      const waiters: Array<() => void> = []
-      const notify = () => waiters.splice(0).forEach((wake) => wake())
-      const server = http.createServer((req, res) => {
-        let raw = ""
-        req.on("data", (chunk) => (raw += chunk))
-        req.on("end", () => {
-          const request: Received = {
-            index: received.length,
-            path: req.url ?? "",
-            headers: req.headers,
-            body: raw.length > 0 ? JSON.parse(raw) : undefined,
-            abandoned: false
-          }
-          received.push(request)
-          res.on("close", () => {
-            if (!res.writableEnded) request.abandoned = true
-            notify()
-          })
-          notify()
-          handler(request, res)
-        })
-      })
-      const until = (done: () => boolean) =>
-        new Promise<void>((resolve) => {
-          const check = () => (done() ? resolve() : waiters.push(check))
-          check()
-        })
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({
-          server,
-          url: `http://127.0.0.1:${port}/v1`,
-          received,
-          waitFor: (n) => until(() => received.length >= n),
-          abandoned: (index) => until(() => received[index]?.abandoned === true)
-        }))
-      })
-    }),
-    ({ server }) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
+export { type Handler, type Received, type Server, start } from "./Http.js"
 
 /** A chat completion body as OpenAI sends it. */
 export const completion = (text: string, options: { usage?: { prompt_tokens: number; completion_tokens: number } | null; model?: string; finish_reason?: string; tool_calls?: Array<unknown> } = {}) => ({
