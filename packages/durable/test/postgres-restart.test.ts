@@ -11,10 +11,9 @@ import { Durable, Store } from "@trellis/durable"
 import { Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { postgresUrl } from "./utils.js"
+import { freePort, postgresUrl } from "./utils.js"
 
 const bin = fs.existsSync("/usr/lib/postgresql")
   ? fs.readdirSync("/usr/lib/postgresql").map((version) => `/usr/lib/postgresql/${version}/bin`)
@@ -22,15 +21,6 @@ const bin = fs.existsSync("/usr/lib/postgresql")
   : undefined
 const runnable = postgresUrl !== undefined && bin !== undefined && process.getuid?.() === 0
 
-/** A free TCP port on 127.0.0.1. */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.on("error", reject)
-  })
 
 describe.skipIf(!runnable)("a runner whose PostgreSQL database restarts while a step runs", () => {
   let dir = ""

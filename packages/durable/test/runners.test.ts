@@ -3,9 +3,8 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as net from "node:net"
 import { fileURLToPath } from "node:url"
-import { freshDatabase, postgresUrl } from "./utils.js"
+import { freePort, freshDatabase, postgresUrl } from "./utils.js"
 
 const fixture = fileURLToPath(new URL("./fixtures/relay.mjs", import.meta.url))
 
@@ -25,15 +24,6 @@ interface LogRow {
   readonly at: number
 }
 
-/** A free TCP port on 127.0.0.1 (free when asked: the runner takes it a moment later). */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.on("error", reject)
-  })
 
 /** Starts the fixture; its output is kept, and an unexpected exit is remembered. */
 const start = (...args: ReadonlyArray<string>) => {

@@ -7,6 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -89,3 +90,13 @@ export const runValid = <A, E, R, O, D, I, V>(durable: Durable.Durable<A, E, R, 
       (error) => Effect.die(error)
     )
   )
+
+/** A free TCP port on 127.0.0.1 (free when asked: whoever takes it does so a moment later). */
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+    server.on("error", reject)
+  })
