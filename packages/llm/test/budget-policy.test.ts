@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, type Event, Pipeline, Step } from "@trellis/core"
-import { Effect, Fiber, Layer, Logger, Schema, TestClock, TestContext } from "effect"
+import { Effect, Fiber, Layer, Logger, Schema, Stream, TestClock, TestContext } from "effect"
 import * as fc from "fast-check"
 import { LanguageModel, Pricing, type Prompt, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger } from "./support.js"
@@ -120,6 +120,19 @@ describe("Budgets and servers that count otherwise", () => {
       expect(events.filter((event) => event._tag === "UsageRecorded")).toMatchObject([{ usage: { outputTokens: 500 } }])
       expect(log.lines.some((line) => line.startsWith("WARN") && line.includes("cannot be right"))).toBe(true)
     }).pipe(Effect.provide(Layer.merge(model.layer, log.layer)))
+  })
+
+  it.effect("a streamed answer whose output passes the limit is a lie too", () => {
+    const model = server(1, 500)
+    const streams = Step.make("streams", {
+      run: () =>
+        Stream.runDrain(LanguageModel.stream({ messages: [{ role: "user", content: document }], maxTokens: 20 }))
+    })
+    return Effect.gen(function*() {
+      const { exit } = yield* runCollecting(Pipeline.make("streamed", { output: streams, budget: Cost.dollars(1) }))
+      const failure = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      expect(failure).toMatchObject({ _tag: "BudgetOverrun", reason: "Implausible", step: "streams" })
+    }).pipe(Effect.provide(model.layer))
   })
 
   it.effect("input past what any tokenizer could count for what was sent is a lie", () => {
