@@ -140,7 +140,7 @@ export interface Service {
   ) => Effect.Effect<Reservation, BudgetExceeded | InvalidUsage>
   /**
    * Releases a reservation and records what the call really used. Never fails: a usage with a bad figure is counted
-   * as the reservation, marked estimated.
+   * as the reservation, marked estimated; a reservation settled already, or not made by this ledger, is ignored.
    */
   readonly settle: (reservation: Reservation, usage: Usage.Usage, options?: SettleOptions) => Effect.Effect<void>
   /** Records usage that needed no reservation; fails with `InvalidUsage`, counting nothing, if a figure is bad. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cost, type Event, Ledger, Pipeline, Step, Usage } from "@trellis/core"
-import { Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, TestClock } from "effect"
 import { runWithClock } from "./utils.js"
 
 /**
@@ -100,5 +100,55 @@ describe("An honest difference and a lie", () => {
       // Without a budget there is no guarantee to break: the same call is recorded and the run completes.
       const result = yield* Pipeline.run(Pipeline.make("unbudgeted", { output: said }))
       expect(result.usage.total.outputTokens).toBe(900)
+    }))
+})
+
+describe("What a run's ledger refuses", () => {
+  it.effect("a reservation settled twice, or one it never made, releases nothing and counts nothing", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.make({ budget: Cost.nanos(1000) })
+      const x = yield* ledger.reserve(Cost.nanos(500))
+      yield* ledger.reserve(Cost.nanos(400))
+      yield* ledger.settle(x, Usage.make({ requests: 1, cost: Cost.nanos(100) }))
+      yield* ledger.settle(x, Usage.make({ requests: 1, cost: Cost.nanos(100) }))
+      yield* ledger.settle({ id: 999, step: "made up", amount: Cost.nanos(400), ceiling: Cost.nanos(400) }, Usage.empty)
+      const snapshot = yield* ledger.snapshot
+      expect(snapshot.reserved).toBe(400)
+      expect(snapshot.total).toMatchObject({ requests: 1, cost: 100 })
+    }))
+
+  it.effect("a call a step left behind cannot start after the run ended", () =>
+    Effect.gen(function*() {
+      let late: Exit.Exit<unknown, unknown> | undefined
+      const leaves = Step.make("leaves", {
+        run: () => Effect.asVoid(Effect.forkDaemon(Effect.zipRight(Effect.sleep("1 second"), Effect.exit(call)).pipe(
+          Effect.tap((exit) => Effect.sync(() => (late = exit)))
+        )))
+      })
+      const result = yield* Pipeline.run(Pipeline.make("left", { output: leaves, budget: Cost.nanos(1000) }))
+      expect(result._tag).toBe("Completed")
+      yield* TestClock.adjust("2 seconds")
+      expect(late !== undefined && Exit.isFailure(late) && Cause.failureOption(late.cause)).toMatchObject({
+        _tag: "Some",
+        value: { _tag: "BudgetExceeded" }
+      })
+    }))
+
+  it.effect("under a timeout, a reservation that is never settled holds the run's end no longer than the timeout", () =>
+    Effect.gen(function*() {
+      const holds = Step.make("holds", {
+        run: () =>
+          Effect.gen(function*() {
+            const ledger = Option.getOrThrow(yield* Effect.serviceOption(Ledger.Ledger))
+            yield* ledger.reserve(Cost.nanos(10))
+            yield* Effect.never
+          })
+      })
+      const pipeline = Pipeline.make("held", { output: holds, timeout: "1 second" })
+      const fiber = yield* Effect.fork(Effect.flip(Pipeline.run(pipeline)))
+      // The timeout, then as long again for the calls to settle: the run has ended by then.
+      for (let step = 0; step < 4; step++) yield* TestClock.adjust("500 millis")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("PipelineTimeout")
     }))
 })

@@ -109,6 +109,8 @@ class Books {
   overrun: Overrun | undefined = undefined
   /** Reservations held and not yet settled (their settlement's reports included). */
   open = 0
+  /** The reservations held: a settlement of anything else (settled already, or never made here) is ignored. */
+  readonly holds = new Set<Reservation>()
   /** Woken when the last open reservation is settled. */
   private idleWaiters: Array<() => void> = []
   readonly budget: Option.Option<Cost.Cost>
@@ -232,13 +234,16 @@ class LedgerImpl implements Service {
     books.reserved = Cost.add(books.reserved, amount)
     books.open++
     const held: Held = { id: books.nextId++, step: this.step, amount, ceiling: ceiling > amount ? ceiling : amount, outer }
+    books.holds.add(held)
     return Effect.succeed(held)
   }
 
   settle(reservation: Reservation, reported: Usage.Usage, options?: SettleOptions): Effect.Effect<void> {
     return Effect.suspend(() => {
-      const usage = problemOf(reported) === undefined ? reported : repaired(reported, reservation.amount)
       const books = this.books
+      // Settling twice, or what this ledger never held, would release money another call holds.
+      if (!books.holds.delete(reservation)) return Effect.void
+      const usage = problemOf(reported) === undefined ? reported : repaired(reported, reservation.amount)
       const { amount, ceiling, step } = reservation
       books.reserved = Cost.subtract(books.reserved, amount)
       books.add(step, usage, { amount, ceiling, implausible: options?.implausible })

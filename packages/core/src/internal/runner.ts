@@ -114,6 +114,8 @@ class Runner {
   readonly scheduler: Scheduler<Outcome>
   readonly report: Report
   readonly launcher = new Launcher()
+  /** Set once the run, under a timeout, waited that long for its calls to settle: it does not wait again. */
+  private gaveUpWaiting = false
   /** Set while the driver waits for the run to settle: wakes it. */
   private wake: ((done: Effect.Effect<void>) => void) | undefined = undefined
 
@@ -141,13 +143,24 @@ class Runner {
   }
 
   /**
-   * Waits until every call the run reserved for has been settled. A step can end before calls it made: a call
-   * forked inside it (`Effect.forEach` with concurrency interrupts its other workers without waiting for their
-   * finalizers, where a call is settled). The run's result, error and end event wait for them, so they count every
-   * call that was sent.
+   * Once no step runs: refuses every new reservation (a call a step left behind cannot start after the run), then
+   * waits until every call the run reserved for has been settled. A step can end before calls it made: a call forked
+   * inside it (`Effect.forEach` with concurrency interrupts its other workers without waiting for their finalizers,
+   * where a call is settled). The run's result, error and end event wait for them, so they count every call that was
+   * sent. Under a timeout the wait is bounded by it too: a call that never settles cannot hold the run for ever.
    */
   callsSettled(): Effect.Effect<void> {
-    return this.ledger.busy() ? this.ledger.idle() : Effect.void
+    return Effect.suspend(() => {
+      this.ledger.close()
+      if (!this.ledger.busy()) return Effect.void
+      const timeout = this.plan.timeout
+      if (timeout === undefined) return this.ledger.idle()
+      if (this.gaveUpWaiting) return Effect.void
+      return Effect.catchAll(Effect.timeout(Effect.interruptible(this.ledger.idle()), timeout), () =>
+        Effect.sync(() => {
+          this.gaveUpWaiting = true
+        }))
+    })
   }
 
   /** Stops what still runs and waits for its calls, then gives the run's end. */
@@ -356,6 +369,7 @@ class Runner {
   /** Once settled: stops the steps still running if the run halted, then gives the result or the error. */
   conclude(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     if (this.scheduler.halt === undefined && this.ledger.overrun() === undefined && !this.ledger.busy()) {
+      this.ledger.close()
       return Effect.succeed(this.report.completed(this.usage(), this.now()))
     }
     // Calls still settling may yet take the spend past the budget: the halt and overrun are read after them.
