@@ -128,6 +128,8 @@ export interface Options {
 
 const defaultMaxTokens = 4096
 const defaultMaxRepairs = 2
+// The OpenAI layer's bound too: past it a number is a typo.
+const maxMaxRepairs = 100
 const defaultInputMargin = 0.1
 // Far beyond any model's output; past it a number is a typo, and its reservation would be absurd.
 const maxMaxTokens = 10_000_000
@@ -351,6 +353,11 @@ const makeWith = (
     Effect.suspend(() => {
       const base = resolve(prompt)
       const maxRepairs = objectOptions.maxRepairs ?? options.maxRepairs ?? defaultMaxRepairs
+      // NaN or Infinity would repair, and pay, without end.
+      if (!(Number.isSafeInteger(maxRepairs) && maxRepairs >= 0 && maxRepairs <= maxMaxRepairs)) {
+        const detail = `maxRepairs must be a whole number from 0 to ${maxMaxRepairs}, got ${String(maxRepairs)}`
+        return Effect.fail(new InvalidRequest({ provider: provider.name, detail }))
+      }
       const jsonSchema = JSONSchema.make(schema)
       const instruction = `Answer with one JSON document and nothing else, matching this JSON Schema:\n` +
         JSON.stringify(jsonSchema)

@@ -44,7 +44,8 @@ const primer = 3
  * The longest run of one kind of character (letters, other signs, or blanks) counted in one piece. An encoder first
  * splits text where the kind of character changes, then merges byte pairs within each part in time that grows with
  * the square of its length (160 KB of `x` took 11.5 s, 20 KB of CJK text 3.6 s). A longer run is counted in pieces
- * of this length: linear in the text, at most a token or so more per piece, which only makes a reservation safer.
+ * of this length: linear in the text, within a token or so of the exact count per piece (more, as a rule; rarely one
+ * less, which the reservation's margin covers).
  * Ordinary text, code and JSON never hold such runs, and are counted exactly.
  */
 const longestRun = 256
@@ -56,7 +57,7 @@ const longRuns = new RegExp(
 /**
  * Counts `text` with `countText`, long runs in pieces (see `longestRun`): time linear in the text's length. A piece
  * is cut by code units, so a character outside the Basic Multilingual Plane may be split: its halves then count as
- * the bytes they are, which is more, never less.
+ * the bytes they are.
  */
 const countLinear = (countText: (text: string) => number, text: string): number => {
   let total = 0

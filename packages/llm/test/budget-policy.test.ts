@@ -88,6 +88,42 @@ describe("Budgets and servers that count otherwise", () => {
     }).pipe(Effect.provide(log.layer))
   })
 
+  it.effect("a server adding a preamble of its own is learned as tokens added, not as a ratio from a one-word call", () => {
+    // 3,000 tokens of its own on every call: a ratio of hundreds on "hi", a few percent on a long prompt.
+    const model = ScriptedModel.make({
+      model: "test-model",
+      reply: (request) => ({ text: "ok", usage: { inputTokens: countedHere(request) + 3000, outputTokens: 1 } })
+    })
+    const long = document.repeat(20)
+    const tiny = Step.make("tiny", { run: () => LanguageModel.generate({ messages: [{ role: "user", content: "hi" }], maxTokens: 10 }) })
+    const big = Step.make("big", {
+      after: { tiny },
+      run: () => LanguageModel.generate({ messages: [{ role: "user", content: long }], maxTokens: 10 })
+    })
+    return Effect.gen(function*() {
+      const bigCall = (Tokenizer.o200k.countMessages([{ role: "user", content: long }]) + 3000) * 1000 + 2000
+      // Room for the tiny call and twice what the long one costs: a ratio learned from "hi" would reserve far more.
+      const { exceeded, exit } = yield* runCollecting(
+        Pipeline.make("preamble", { output: big, budget: Cost.nanos(2 * bigCall + 3_100_000) })
+      )
+      expect(exit._tag).toBe("Success")
+      expect(exceeded.map((event) => event.step)).toEqual(["tiny"])
+    }).pipe(Effect.provide(Layer.provide(model.layer, prices)))
+  })
+
+  it.effect("refuses a number of repairs that would never end, before anything is sent", () => {
+    const model = server(1)
+    const Answer = Schema.Struct({ verdict: Schema.String })
+    return Effect.gen(function*() {
+      for (const maxRepairs of [Number.NaN, Infinity, -1, 1.5]) {
+        const error = yield* Effect.flip(LanguageModel.generateObject(Answer, "Approve?", { maxRepairs }))
+        expect(error).toMatchObject({ _tag: "InvalidRequest" })
+        expect(error.message).toContain("maxRepairs must be a whole number from 0 to 100")
+      }
+      expect(model.calls).toHaveLength(0)
+    }).pipe(Effect.provide(model.layer))
+  })
+
   it.effect("reserves for the schema a server counts beside the instruction that repeats it", () => {
     const Answer = Schema.Struct({ verdict: Schema.Literal("approve", "reject"), reasons: Schema.Array(Schema.String) })
     const text = `{"verdict":"approve","reasons":[]}`

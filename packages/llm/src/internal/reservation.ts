@@ -48,7 +48,7 @@ export const make = (tokenizer: Tokenizer.Service, pricing: Pricing.Service, inp
     const extra = request.tools.map((tool) => tool.name + tool.description + JSON.stringify(tool.parameters))
     if (request.json !== undefined) extra.push(request.json.name + JSON.stringify(request.json.schema))
     const inputTokens = tokenizer.countMessages(request.messages, extra)
-    const reservedInput = Math.ceil(inputTokens * calibration.ratio(request.model) * (1 + inputMargin))
+    const reservedInput = Math.ceil(calibration.input(request.model, inputTokens) * (1 + inputMargin))
     const ceilingTokens = Plausibility.inputCeiling(request, extra)
     return {
       request,
