@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Cost, Ledger, Usage } from "@trellis/core"
+import { Cost, Ledger, OptionKeys, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -128,6 +128,7 @@ export interface Options {
 
 const defaultMaxTokens = 4096
 const defaultMaxRepairs = 2
+const promptKeys = ["messages", "system", "model", "temperature", "maxTokens", "tools", "json"]
 // The OpenAI layer's bound too: past it a number is a typo.
 const maxMaxRepairs = 100
 const defaultInputMargin = 0.1
@@ -347,10 +348,22 @@ const makeWith = (
       })))
     })
 
-  const generate = (prompt: Prompt) => generateRequest(resolve(prompt))
+  // A request's key a TypeScript caller could not have written (`max_tokens`) would be ignored: refused instead.
+  const promptProblem = (prompt: Prompt): InvalidRequest | undefined => {
+    const unknown = typeof prompt === "string" ? undefined : OptionKeys.unknown(prompt, promptKeys)
+    return unknown === undefined ? undefined : new InvalidRequest({ provider: provider.name, detail: unknown })
+  }
+
+  const generate = (prompt: Prompt) =>
+    Effect.suspend(() => {
+      const problem = promptProblem(prompt)
+      return problem === undefined ? generateRequest(resolve(prompt)) : Effect.fail(problem)
+    })
 
   const generateObject = <A, I>(schema: Schema.Schema<A, I>, prompt: Prompt, objectOptions: ObjectOptions = {}) =>
     Effect.suspend(() => {
+      const problem = promptProblem(prompt)
+      if (problem !== undefined) return Effect.fail(problem)
       const base = resolve(prompt)
       const maxRepairs = objectOptions.maxRepairs ?? options.maxRepairs ?? defaultMaxRepairs
       // NaN or Infinity would repair, and pay, without end.
@@ -407,6 +420,8 @@ const makeWith = (
 
   const stream = (prompt: Prompt): Stream.Stream<StreamPart, LlmError | Ledger.BudgetExceeded | Ledger.InvalidUsage> =>
     Stream.suspend(() => {
+      const problem = promptProblem(prompt)
+      if (problem !== undefined) return Stream.fail(problem)
       const request = resolve(prompt)
       const call = reservations.open(request)
       const tally = makeTally()

@@ -111,7 +111,7 @@ describe("Budgets and servers that count otherwise", () => {
     }).pipe(Effect.provide(Layer.provide(model.layer, prices)))
   })
 
-  it.effect("refuses a number of repairs that would never end, before anything is sent", () => {
+  it.effect("refuses a number of repairs that would never end, and a request's unknown key, before anything is sent", () => {
     const model = server(1)
     const Answer = Schema.Struct({ verdict: Schema.String })
     return Effect.gen(function*() {
@@ -120,6 +120,12 @@ describe("Budgets and servers that count otherwise", () => {
         expect(error).toMatchObject({ _tag: "InvalidRequest" })
         expect(error.message).toContain("maxRepairs must be a whole number from 0 to 100")
       }
+      // A request's key a TypeScript caller could not write is refused too: `max_tokens` would leave 4096 reserved.
+      const misspelled = { messages: [{ role: "user", content: "hi" }], max_tokens: 5 } as never
+      const refused = yield* Effect.flip(LanguageModel.generate(misspelled))
+      expect(refused.message).toContain(`unknown option "max_tokens" (did you mean "maxTokens"?)`)
+      const streamed = yield* Effect.flip(Stream.runDrain(LanguageModel.stream(misspelled)))
+      expect(streamed).toMatchObject({ _tag: "InvalidRequest" })
       expect(model.calls).toHaveLength(0)
     }).pipe(Effect.provide(model.layer))
   })
