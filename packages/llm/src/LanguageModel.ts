@@ -433,9 +433,16 @@ const makeWith = (
           text += chunk.text
           return Effect.succeed({ _tag: "TextDelta", text: chunk.text })
         }
-        return Effect.map(respond(call, chunk.completion), (response) => {
-          final = response.usage
-          return { _tag: "Finish", response }
+        const finished = final
+        return Effect.flatMap(respond(call, chunk.completion), (response): Effect.Effect<StreamPart, MalformedOutput> => {
+          if (finished === undefined) {
+            final = response.usage
+            return Effect.succeed({ _tag: "Finish", response })
+          }
+          // A provider that finishes twice: both finishes are counted (never less than either), and the stream fails.
+          final = Usage.add(finished, response.usage)
+          const detail = "the stream finished twice"
+          return Effect.fail(new MalformedOutput({ provider: provider.name, text, detail, attempts: 1 }))
         })
       })
       return Stream.unwrapScoped(

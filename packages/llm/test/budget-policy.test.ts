@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cost, type Event, Pipeline, Step } from "@trellis/core"
 import { Effect, Fiber, Layer, Logger, Schema, Stream, TestClock, TestContext } from "effect"
 import * as fc from "fast-check"
-import { LanguageModel, Pricing, type Prompt, ScriptedModel, Tokenizer } from "../src/index.js"
+import { LanguageModel, Pricing, type Prompt, type Provider, ScriptedModel, Tokenizer } from "../src/index.js"
 import { capturingLogger } from "./support.js"
 
 // One dollar per million input tokens and two per million output tokens: 1,000 and 2,000 nano-dollars a token.
@@ -175,6 +175,28 @@ describe("Budgets and servers that count otherwise", () => {
       const failure = exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : undefined
       expect(failure).toMatchObject({ _tag: "BudgetOverrun", reason: "Implausible", step: "streams" })
     }).pipe(Effect.provide(model.layer))
+  })
+
+  it.effect("a stream that finishes twice fails, counting both finishes", () => {
+    const done = (outputTokens: number) => ({
+      _tag: "Done" as const,
+      completion: { text: "ok", toolCalls: [], finishReason: "stop" as const, model: "test-model", usage: { inputTokens: 10, outputTokens } }
+    })
+    const provider: Provider.Provider = {
+      name: "twice",
+      model: "test-model",
+      generate: () => Effect.die("not used"),
+      stream: () => Stream.make({ _tag: "Delta" as const, text: "ok" }, done(100), done(1))
+    }
+    const streams = Step.make("streams", {
+      run: () => Effect.flatMap(LanguageModel.make(provider), (model) => Stream.runDrain(model.stream("hi")))
+    })
+    return Effect.gen(function*() {
+      const { events, exit } = yield* runCollecting(Pipeline.make("twice", { output: streams, budget: Cost.dollars(1) }))
+      expect(exit._tag).toBe("Failure")
+      const recorded = events.filter((event) => event._tag === "UsageRecorded")
+      expect(recorded).toMatchObject([{ usage: { outputTokens: 101, inputTokens: 20 } }])
+    }).pipe(Effect.provide(prices))
   })
 
   it.effect("input past what any tokenizer could count for what was sent is a lie", () => {
