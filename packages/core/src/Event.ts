@@ -3,7 +3,9 @@
  *
  * Every step that starts gets exactly one end event: `StepSucceeded`, `StepFailed`, `StepStopped`, or
  * `StepInterrupted` (stopped from outside the step: a sibling's failure or stop, the run's timeout, or the run's
- * interruption).
+ * interruption). The parts of a step made of steps (a `ForEach`'s items, a `Loop`'s iterations, a `SubPipeline`'s
+ * steps) are steps of the run here too, named by their path (`sections[3]`, `refine#2`, `research/extract`), their
+ * `StepStarted` naming the step they belong to.
  *
  * @since 0.1.0
  */
@@ -20,7 +22,16 @@ import type * as Usage from "./Usage.js"
  */
 export type Event = Data.TaggedEnum<{
   RunStarted: { readonly pipeline: string; readonly steps: ReadonlyArray<string>; readonly at: number }
-  StepStarted: { readonly pipeline: string; readonly step: string; readonly at: number }
+  StepStarted: {
+    readonly pipeline: string
+    readonly step: string
+    readonly at: number
+    /**
+     * For a part of a step made of steps (an item of a `ForEach`, an iteration of a `Loop`, a step of a
+     * `SubPipeline`), the name of that step; absent for a step of the pipeline itself.
+     */
+    readonly parent?: string | undefined
+  }
   StepRetrying: {
     readonly pipeline: string
     readonly step: string

@@ -34,11 +34,17 @@ export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
   readonly reserved: Cost.Cost
   readonly requested: Cost.Cost
   readonly step: string
+  /**
+   * The pipeline whose budget refused the call, when a run's ledger refused it: the run's own, or that of a
+   * sub-pipeline with a budget of its own (its steps are then named by their paths, `research/extract`).
+   */
+  readonly pipeline?: string | undefined
   readonly partial?: PartialResult | undefined
 }> {
   override get message(): string {
     const left = Cost.subtract(this.budget, Cost.add(this.spent, this.reserved))
-    return `A call in step "${this.step}" could pass the budget of ${Cost.format(this.budget)}, so it was not sent: ` +
+    const whose = this.pipeline === undefined ? "the budget" : `the budget of pipeline "${this.pipeline}"`
+    return `A call in step "${this.step}" could pass ${whose} of ${Cost.format(this.budget)}, so it was not sent: ` +
       `it could cost up to ${Cost.format(this.requested)}, and ${Cost.format(left)} was left ` +
       `(spent ${Cost.format(this.spent)}, reserved ${Cost.format(this.reserved)})`
   }

@@ -38,6 +38,11 @@ export class InvalidPipeline extends Data.TaggedError("InvalidPipeline")<{
 export class StepFailed<out E> extends Data.TaggedError("StepFailed")<{
   readonly pipeline: string
   readonly step: string
+  /**
+   * Where in the step it failed: for a step made of steps, the first of its parts that failed (`sections[3]`,
+   * `refine#2`, `research/extract`); otherwise the step's own name. Absent from errors made before parts existed.
+   */
+  readonly path?: string | undefined
   readonly cause: Cause.Cause<E | StepTimeout>
   readonly partial: PartialResult
 }> {
@@ -52,7 +57,8 @@ export class StepFailed<out E> extends Data.TaggedError("StepFailed")<{
     return defect._tag === "Some" ? Cause.originalError(defect.value) : undefined
   }
   override get message(): string {
-    return `Step "${this.step}" of pipeline "${this.pipeline}" failed: ${describe(this.cause)}`
+    const where = this.path === undefined || this.path === this.step ? "" : ` (in "${this.path}")`
+    return `Step "${this.step}"${where} of pipeline "${this.pipeline}" failed: ${describe(this.cause)}`
   }
 }
 

@@ -26,6 +26,8 @@ export interface StepTiming {
   readonly startedAt: number
   readonly endedAt: number
   readonly attempts: number
+  /** For a part of a step made of steps (an item, an iteration, a sub-pipeline's step), that step's name. */
+  readonly parent?: string | undefined
 }
 
 /**

@@ -78,6 +78,50 @@ export interface Step<out Name extends string, out A, E, out R, Deps extends Dep
    * error type when the step was made, untyped here as `output` is). A durable run journals those errors through it.
    */
   readonly error: Schema.Schema.AnyNoContext | undefined
+  /**
+   * For a step made of steps, what it is made of (see {@link Shape}); `undefined` for a step whose `run` is its own
+   * work.
+   */
+  readonly shape: Shape | undefined
+}
+
+/**
+ * What a step made of steps is made of, for what draws a pipeline and for a durable run, which needs the schemas of
+ * its parts. Its parts run as steps of the run (each with its own events, span, usage line, timeline entry and
+ * retries, each journaled on its own by a durable run); its `run` only decides which parts run.
+ *
+ * - `ForEach`: one part per item of a list known at run time (`ForEach.make`).
+ * - `Loop`: one part per iteration, up to a bound (`Loop.make`).
+ * - `SubPipeline`: the steps of another pipeline (`SubPipeline.make`).
+ *
+ * @since 0.3.0
+ */
+export type Shape =
+  | {
+    readonly _tag: "ForEach"
+    readonly concurrency: number
+    readonly maxItems: number
+    /** The schema of an item's output, if the step declared one. */
+    readonly item: Schema.Schema.AnyNoContext | undefined
+  }
+  | {
+    readonly _tag: "Loop"
+    readonly maxIterations: number
+    /** The schema of the loop's state, if the step declared one. */
+    readonly state: Schema.Schema.AnyNoContext | undefined
+  }
+  | { readonly _tag: "SubPipeline"; readonly pipeline: SubPipelineOf }
+
+/**
+ * What a step made of a sub-pipeline knows of it: its name and steps (`Pipeline.Any`, kept structural here so that
+ * this module does not depend on `Pipeline`).
+ *
+ * @since 0.3.0
+ */
+export interface SubPipelineOf {
+  readonly name: string
+  readonly output: Any
+  readonly steps: ReadonlyArray<Any>
 }
 
 /**
@@ -234,6 +278,7 @@ export const makeEither = <
   step.run = options.run
   step.output = options.output
   step.error = options.error
+  step.shape = undefined
   return Either.right(step)
 }
 

@@ -20,6 +20,11 @@ import * as Step from "./Step.js"
  */
 export interface Execution<A, E, R> {
   readonly pipeline: string
+  /**
+   * The name the run knows it by: the step's own, or the path of a part of a step made of steps (`sections[3]` for an
+   * item, `refine#2` for an iteration, `research/extract` for a step of a sub-pipeline). Unique within the run.
+   */
+  readonly name: string
   readonly step: Step.Step<string, A, E, R, any>
   /** The outputs of the step's dependencies, under the keys of its `after`. */
   readonly inputs: Step.Inputs<Step.Dependencies>
@@ -51,9 +56,9 @@ export class StepExecutor extends Context.Tag("@trellis/core/StepExecutor")<Step
  * @since 0.1.0
  */
 export const local: Service = {
-  execute: ({ inputs, onRetry, policy, step }) =>
+  execute: ({ inputs, name, onRetry, policy, step }) =>
     Step.withPolicy(Effect.suspend(() => step.run(inputs)), {
-      step: step.name,
+      step: name,
       timeout: policy.timeout,
       retry: policy.retry,
       onRetry

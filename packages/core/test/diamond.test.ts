@@ -70,7 +70,7 @@ describe("the seed's document pipeline", () => {
         ["classify", "extract", error.step === "fetch_user" ? "fetch_market" : "fetch_user"].sort()
       )
       expect(error.message).toBe(
-        `A call in step "${error.step}" could pass the budget of $0.0350, so it was not sent: it could cost up to ` +
+        `A call in step "${error.step}" could pass the budget of pipeline "document" of $0.0350, so it was not sent: it could cost up to ` +
           `$0.0100, and $0.005000 was left (spent $0.0200, reserved $0.0100)`
       )
     }))

@@ -62,6 +62,13 @@ export interface RunOptions extends Options {
    * budget, already recorded in the parent.
    */
   readonly prior?: Readonly<Record<string, Usage.Usage>> | undefined
+  /** The pipeline whose budget this is: a refusal names it, so that a handler can tell whose budget ran out. */
+  readonly pipeline?: string | undefined
+  /**
+   * For a sub-pipeline's run, whose steps are steps of the enclosing run: the parent attributes each call to the same
+   * step (their names are their paths in the enclosing run) rather than to the step the run was made in.
+   */
+  readonly sameSteps?: boolean | undefined
 }
 
 /**
@@ -194,6 +201,12 @@ class LedgerImpl implements Service {
     return new LedgerImpl(this.books, step)
   }
 
+  /** The enclosing ledger, attributing to the step this one's calls belong to there. */
+  private get parent(): Service | undefined {
+    const { parent, sameSteps } = this.books.options
+    return parent === undefined || !sameSteps ? parent : parent.forStep(this.step)
+  }
+
   reserve(amount: Cost.Cost, options?: ReserveOptions): Effect.Effect<Reservation, BudgetExceeded | InvalidUsage> {
     if (!isCount(amount)) {
       return Effect.fail(new InvalidUsage({ step: this.step, detail: `a worst case of ${show(amount)} nano-dollars` }))
@@ -202,7 +215,7 @@ class LedgerImpl implements Service {
     if (!isCount(ceiling)) {
       return Effect.fail(new InvalidUsage({ step: this.step, detail: `a ceiling of ${show(ceiling)} nano-dollars` }))
     }
-    const parent = this.books.options.parent
+    const parent = this.parent
     if (parent === undefined) return Effect.suspend(() => this.hold(amount, ceiling, undefined))
     // The enclosing run's budget is checked first; if ours refuses, its hold is given back.
     return Effect.flatMap(parent.reserve(amount, options), (outer) =>
@@ -227,7 +240,8 @@ class LedgerImpl implements Service {
           spent: books.spent,
           reserved: books.reserved,
           requested: amount,
-          step: this.step
+          step: this.step,
+          ...(books.options.pipeline === undefined ? {} : { pipeline: books.options.pipeline })
         })
       )
     }
@@ -248,7 +262,7 @@ class LedgerImpl implements Service {
       books.reserved = Cost.subtract(books.reserved, amount)
       books.add(step, usage, { amount, ceiling, implausible: options?.implausible })
       const outer = (reservation as Held).outer
-      const parent = books.options.parent
+      const parent = this.parent
       const { onExceeded, onRecord } = books.options
       const exceeded = onExceeded !== undefined && usage.cost > amount && usage.cost <= ceiling
       const reports = Effect.zipRight(
@@ -270,7 +284,7 @@ class LedgerImpl implements Service {
       if (problem !== undefined) return Effect.fail(new InvalidUsage({ step: this.step, detail: problem }))
       const books = this.books
       books.add(this.step, usage, undefined)
-      const parent = books.options.parent
+      const parent = this.parent
       const onRecord = books.options.onRecord?.(this.step, usage) ?? Effect.void
       return parent === undefined ? onRecord : Effect.zipRight(onRecord, parent.record(usage))
     })

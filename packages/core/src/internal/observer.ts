@@ -37,19 +37,26 @@ export class Observer {
   readonly clock: Clock.Clock
   private readonly tracing: Tracing
   readonly pipeline: string
-  private readonly listener: Event.Listener | undefined
+  readonly listener: Event.Listener | undefined
   /** The run's span, opened with `Effect.makeSpan`: the parent of the steps' spans. */
   readonly span: Tracer.Span
+  /**
+   * Set for the run of a sub-pipeline: its steps' events go to the enclosing run's listener under the enclosing run's
+   * name, and the run itself tells no start or end (its step of the enclosing run does).
+   */
+  private readonly nested: boolean
 
   constructor(
     pipeline: string,
     listener: Event.Listener | undefined,
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    span: Tracer.Span
+    span: Tracer.Span,
+    nested = false
   ) {
     this.pipeline = pipeline
     this.listener = listener
     this.span = span
+    this.nested = nested
     this.clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     this.tracing = {
       tracer: fiber.getFiberRef(FiberRef.currentTracerEnabled) ? fiber.currentTracer : undefined,
@@ -76,14 +83,14 @@ export class Observer {
   }
 
   /**
-   * Opens a step's span under the run's, as `Effect.makeSpan` would with the run's span as parent; with tracing
-   * turned off, the step shares the run's (which then records nothing).
+   * Opens a step's span under the run's (or, for a part of a step made of steps, under that step's), as
+   * `Effect.makeSpan` would; with tracing turned off, the step shares the run's (which then records nothing).
    */
-  openStep(name: string): Tracer.Span {
+  openStep(name: string, parent: Tracer.AnySpan = this.span): Tracer.Span {
     const { annotations, links, timing, tracer } = this.tracing
     if (tracer === undefined) return this.span
     const startTime = timing ? this.clock.unsafeCurrentTimeNanos() : BigInt(0)
-    const span = tracer.span(`step ${name}`, Option.some(this.span), Context.empty(), links, startTime, "internal")
+    const span = tracer.span(`step ${name}`, Option.some(parent), Context.empty(), links, startTime, "internal")
     HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
     span.attribute("trellis.step", name)
     return span
@@ -96,6 +103,7 @@ export class Observer {
   }
 
   runStarted(steps: ReadonlyArray<string>): Effect.Effect<void> {
+    if (this.nested) return Effect.void
     return this.emit(() => Event.RunStarted({ pipeline: this.pipeline, steps, at: this.now() }))
   }
 
@@ -103,11 +111,16 @@ export class Observer {
   runFinished(exit: Exit.Exit<Result.Result<unknown, unknown, unknown>, unknown>, usage: Usage.Usage): Effect.Effect<void> {
     this.span.attribute("trellis.cost_nano_usd", usage.cost)
     this.end(this.span, exit)
+    if (this.nested) return Effect.void
     return this.emit(() => Event.RunFinished({ pipeline: this.pipeline, status: statusOf(exit), usage, at: this.now() }))
   }
 
-  started(step: string, at: number): Effect.Effect<void> {
-    return this.emit(() => Event.StepStarted({ pipeline: this.pipeline, step, at }))
+  started(step: string, at: number, parent?: string): Effect.Effect<void> {
+    return this.emit(() =>
+      Event.StepStarted(
+        parent === undefined ? { pipeline: this.pipeline, step, at } : { pipeline: this.pipeline, step, at, parent }
+      )
+    )
   }
 
   retrying(step: string, attempt: number, cause: Cause.Cause<unknown>, at: number): Effect.Effect<void> {

@@ -4,6 +4,8 @@
  */
 import type { Plan } from "./runner.js"
 
+export type { Plan }
+
 const plans = new WeakMap<object, Plan>()
 
 export const register = (pipeline: object, plan: Plan): void => {

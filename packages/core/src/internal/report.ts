@@ -17,16 +17,31 @@ interface StepRecord {
   output: unknown
 }
 
-/** The records of one run's steps, by the step's index in the graph. */
+/**
+ * The records of one run's steps, by the step's index in the graph, and the timings of the parts of its steps made of
+ * steps, as those parts end.
+ */
 export class Report {
   private readonly records: Array<StepRecord | undefined>
+  private readonly parts: Array<Result.StepTiming> = []
   private readonly pipeline: string
   private readonly graph: Graph
+  /** The steps' names in the timeline: their paths, when the run is a sub-pipeline's. */
+  private readonly names: ReadonlyArray<string>
+  /** For a sub-pipeline's run, the step of the enclosing run its steps belong to. */
+  private readonly parent: string | undefined
 
-  constructor(pipeline: string, graph: Graph) {
+  constructor(pipeline: string, graph: Graph, names: ReadonlyArray<string> = graph.names, parent?: string) {
     this.pipeline = pipeline
     this.graph = graph
+    this.names = names
+    this.parent = parent
     this.records = new Array(graph.nodes.length)
+  }
+
+  /** A part of one of the run's steps ended. */
+  partEnded(timing: Result.StepTiming): void {
+    this.parts.push(timing)
   }
 
   started(i: number, at: number): void {
@@ -63,19 +78,26 @@ export class Report {
     return Object.fromEntries(entries)
   }
 
-  /** When each step that started ran, in order of start; a step still running counts until `now`. */
+  /**
+   * When each step that started ran, and each part of a step made of steps, in order of start; a step still running
+   * counts until `now`.
+   */
   timeline(now: number): Array<Result.StepTiming> {
     const timeline: Array<Result.StepTiming> = []
+    const parent = this.parent
     this.records.forEach((record, i) => {
       if (record === undefined) return
-      timeline.push({
-        step: this.graph.nodes[i]!.name,
+      const timing: Result.StepTiming = {
+        step: this.names[i]!,
         status: record.status === "running" ? "interrupted" : record.status,
         startedAt: record.startedAt,
         endedAt: record.status === "running" ? now : record.endedAt,
         attempts: record.attempts
-      })
+      }
+      timeline.push(parent === undefined ? timing : { ...timing, parent })
     })
+    timeline.push(...this.parts)
+    // A stable sort: a step comes before its parts that started at the same moment.
     return timeline.sort((a, b) => a.startedAt - b.startedAt)
   }
 

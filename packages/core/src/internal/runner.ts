@@ -31,6 +31,7 @@ import { detached } from "./detach.js"
 import { Launcher } from "./launch.js"
 import * as Ledger from "../Ledger.js"
 import * as RunLedger from "./ledger.js"
+import { type Nest, Nesting } from "./nest.js"
 import { type Ending, Observer } from "./observer.js"
 import { Report } from "./report.js"
 import { type Halt, Scheduler } from "./scheduler.js"
@@ -74,6 +75,7 @@ export const run = (
         const observer = new Observer(plan.name, listener, fiber, span)
         const ledger = RunLedger.make({
           budget: plan.budget,
+          pipeline: plan.name,
           // A run inside a step of another run meters into that step too.
           parent: Option.getOrUndefined(Context.getOption(context, Ledger.Ledger)),
           onRecord: (step, usage) => observer.usage(step, usage),
@@ -81,21 +83,34 @@ export const run = (
           prior
         })
         const executor = Option.getOrElse(Context.getOption(context, StepExecutor.StepExecutor), () => StepExecutor.local)
-        const runner = new Runner(plan, observer, ledger, executor)
-        return Effect.onExit(
-          observer.listening
-            ? observer.runStarted(plan.graph.names).pipe(
-              // What was spent for this run before it started (its router's choice of it) is reported first.
-              Effect.zipRight(Effect.forEach(Object.entries(prior ?? {}), ([step, usage]) => observer.usage(step, usage), { discard: true })),
-              Effect.zipRight(runner.whole)
-            )
-            : runner.whole,
-          (exit) =>
-            runner.stopAll().pipe(
-              Effect.zipRight(runner.callsSettled()),
-              Effect.zipRight(Effect.suspend(() => observer.runFinished(exit, ledger.total())))
-            )
-        )
+        const runner = new Runner(plan, observer, ledger, executor, plan.graph.names, undefined)
+        const body = observer.listening
+          ? observer.runStarted(plan.graph.names).pipe(
+            // What was spent for this run before it started (its router's choice of it) is reported first.
+            Effect.zipRight(Effect.forEach(Object.entries(prior ?? {}), ([step, usage]) => observer.usage(step, usage), { discard: true })),
+            Effect.zipRight(runner.whole)
+          )
+          : runner.whole
+        return Effect.onExit(body, (exit) => runner.finish(exit))
+      })
+  )
+
+/**
+ * Runs a sub-pipeline's plan as part of the run of the step made of it: its steps are steps of that run, named by
+ * their paths (`research/extract`), their events told to that run's listener, their calls attributed to them in that
+ * run's ledger (and held to the sub-pipeline's own budget, if it has one), their timings handed to that run's report.
+ */
+export const runNested = (plan: Plan, nest: Nest): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown, unknown> =>
+  Effect.flatMap(
+    Effect.makeSpan(`pipeline ${plan.name}`, { attributes: { "trellis.pipeline": plan.name }, captureStackTrace: false }),
+    (span) =>
+      Effect.withFiberRuntime((fiber) => {
+        const outer = nest.observer
+        const observer = new Observer(outer.pipeline, outer.listener, fiber, span, true)
+        const ledger = RunLedger.make({ budget: plan.budget, pipeline: plan.name, parent: nest.ledger, sameSteps: true })
+        const names = plan.graph.names.map((name) => `${nest.path}/${name}`)
+        const runner = new Runner(plan, observer, ledger, nest.executor, names, nest)
+        return Effect.onExit(runner.whole, (exit) => runner.finish(exit))
       })
   )
 
@@ -113,6 +128,8 @@ interface Running {
 class Runner {
   readonly scheduler: Scheduler<Outcome>
   readonly report: Report
+  /** For each step made of steps that had a part fail, the first such part's name: the run's error names it. */
+  private readonly failedParts = new Map<number, string>()
   readonly launcher = new Launcher()
   /** Set once the run, under a timeout, waited that long for its calls to settle: it does not wait again. */
   private gaveUpWaiting = false
@@ -123,14 +140,48 @@ class Runner {
   readonly observer: Observer
   readonly ledger: RunLedger.RunLedger
   readonly executor: StepExecutor.Service
+  /** The steps' names in the run: their own, or their paths in the enclosing run for a sub-pipeline's. */
+  readonly names: ReadonlyArray<string>
+  /** For a sub-pipeline's run, the nest of the enclosing run's step made of it. */
+  readonly outer: Nest | undefined
 
-  constructor(plan: Plan, observer: Observer, ledger: RunLedger.RunLedger, executor: StepExecutor.Service) {
+  constructor(
+    plan: Plan,
+    observer: Observer,
+    ledger: RunLedger.RunLedger,
+    executor: StepExecutor.Service,
+    names: ReadonlyArray<string>,
+    outer: Nest | undefined
+  ) {
     this.plan = plan
     this.observer = observer
     this.ledger = ledger
     this.executor = executor
+    this.names = names
+    this.outer = outer
     this.scheduler = new Scheduler(plan.graph, plan.concurrency)
-    this.report = new Report(plan.name, plan.graph)
+    this.report = new Report(plan.name, plan.graph, names, outer?.path)
+  }
+
+  /**
+   * However the run ended: stops what still runs, waits for its calls, and reports the end (for a sub-pipeline's
+   * run, hands its timeline to the enclosing run instead).
+   */
+  finish(exit: Exit.Exit<Result.Result<unknown, unknown, unknown>, unknown>): Effect.Effect<void> {
+    return this.stopAll().pipe(
+      Effect.zipRight(this.callsSettled()),
+      Effect.zipRight(Effect.suspend(() => {
+        const outer = this.outer
+        if (outer !== undefined) for (const timing of this.report.timeline(this.now())) outer.partEnded(timing)
+        return this.observer.runFinished(exit, this.ledger.total())
+      }))
+    )
+  }
+
+  /** A part of step `i` (or, in a sub-pipeline's run, step `i` itself) failed: the first is named by the error. */
+  partFailed(i: number, name: string): void {
+    if (!this.failedParts.has(i)) this.failedParts.set(i, name)
+    this.outer?.partFailed(name)
   }
 
   now(): number {
@@ -259,34 +310,50 @@ class Runner {
   /** Starts step `i`: its record, its span, and its context (the step's ledger, its span as the current one). */
   begin(i: number): Effect.Effect<Running> {
     return Effect.suspend(() => {
-      const name = this.plan.graph.nodes[i]!.name
+      const name = this.names[i]!
       const span = this.observer.openStep(name)
       const startedAt = this.now()
       this.report.started(i, startedAt)
+      const composite = this.plan.graph.nodes[i]!.step.shape !== undefined
       const enter = FiberRef.modify(
         FiberRef.currentContext,
-        (outer): [Running, Context.Context<never>] => [
-          { span, outer },
-          Context.add(Context.add(outer, Ledger.Ledger, this.ledger.ledger.forStep(name)), Tracer.ParentSpan, span)
-        ]
+        (outer): [Running, Context.Context<never>] => {
+          const inner = Context.add(Context.add(outer, Ledger.Ledger, this.ledger.ledger.forStep(name)), Tracer.ParentSpan, span)
+          return [{ span, outer }, composite ? Context.add(inner, Nesting, this.nest(i)) : inner]
+        }
       )
-      return this.observer.listening ? Effect.zipLeft(enter, this.observer.started(name, startedAt)) : enter
+      return this.observer.listening ? Effect.zipLeft(enter, this.observer.started(name, startedAt, this.outer?.path)) : enter
     })
   }
 
-  /** Step `i`'s attempts, through the executor. */
+  /** What step `i`, made of steps, runs its parts with. */
+  nest(i: number): Nest {
+    return {
+      path: this.names[i]!,
+      policy: this.plan.policies[i]!,
+      observer: this.observer,
+      executor: this.executor,
+      ledger: this.ledger.ledger,
+      partEnded: (timing) => this.report.partEnded(timing),
+      partFailed: (name) => this.partFailed(i, name)
+    }
+  }
+
+  /** Step `i`'s attempts, through the executor; a step made of steps runs its parts through it instead. */
   execute(i: number): Effect.Effect<unknown, unknown> {
     const node = this.plan.graph.nodes[i]!
     const step = node.step
+    if (step.shape !== undefined) return Effect.suspend(() => step.run(this.inputsOf(i))) as Effect.Effect<unknown, unknown>
     // The pipeline's type carries the steps' errors and requirements; inside the run they are opaque.
     return this.executor.execute({
       pipeline: this.plan.name,
+      name: this.names[i]!,
       step,
       inputs: this.inputsOf(i),
       policy: this.plan.policies[i]!,
       onRetry: (attempt, cause) => {
         this.report.retried(i)
-        return this.observer.retrying(node.name, attempt, cause, this.now())
+        return this.observer.retrying(this.names[i]!, attempt, cause, this.now())
       }
     }) as Effect.Effect<unknown, unknown>
   }
@@ -306,6 +373,7 @@ class Runner {
     const ending = this.classify(i, exit)
     const at = this.now()
     const durationMs = this.report.ended(i, ending, at, Exit.isSuccess(exit) ? exit.value : undefined)
+    if (ending === "failed" && this.outer !== undefined) this.partFailed(i, this.names[i]!)
     const leave = FiberRef.set(FiberRef.currentContext, running.outer)
     if (!this.observer.listening) {
       this.wakeIfSettled()
@@ -313,7 +381,7 @@ class Runner {
     }
     // The driver is woken once the end is reported, so that the run's last event comes after every step's.
     return leave.pipe(
-      Effect.zipRight(this.observer.ended(this.plan.graph.nodes[i]!.name, ending, exit, at, durationMs)),
+      Effect.zipRight(this.observer.ended(this.names[i]!, ending, exit, at, durationMs)),
       Effect.zipRight(Effect.sync(() => this.wakeIfSettled()))
     )
   }
@@ -400,6 +468,7 @@ class Runner {
           new StepFailed({
             pipeline: this.plan.name,
             step: this.plan.graph.nodes[halt!.step]!.name,
+            path: this.failedParts.get(halt!.step) ?? this.names[halt!.step]!,
             cause: outcome.cause,
             partial: this.partial()
           })

@@ -1,0 +1,218 @@
+/**
+ * A step over a list known only at run time: one part per item (summarise each chunk, research each company found),
+ * each a step of the run in everything that can be seen and paid for. Each item has its own start and end events
+ * (`sections[3]`, or the key given), its own span under the step's, its own retries and timeout (the step's policy,
+ * per item), its own line in usage by step and in the timeline; its calls are held to the run's budget; a durable
+ * run journals each item on its own, so a resumed run runs only the items that had not finished.
+ *
+ * @since 0.3.0
+ */
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import * as Composite from "./internal/composite.js"
+import * as OptionKeys from "./OptionKeys.js"
+import * as Step from "./Step.js"
+
+/**
+ * How a failing item affects the others.
+ *
+ * - `"failFast"` (the default): the first item that fails after its retries interrupts the others and fails the
+ *   step; the run's `StepFailed` names the item in its `path`.
+ * - `"settle"`: every item runs; the step's output has each item's success or failure, in order. A stop, a refused
+ *   budget and a bad figure given to the ledger still end the step: they are decisions, not an item's failure.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Mode = "failFast" | "settle"
+
+/**
+ * The output of a step over a list: the items' outputs in the order of the list, or, in `"settle"` mode, each item's
+ * success or failure.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Outputs<B, E, M extends Mode> = M extends "settle" ? ReadonlyArray<Either.Either<B, E | Step.StepTimeout>>
+  : ReadonlyArray<B>
+
+/**
+ * The default bound on a list's length: a model that answers with a million "chunks" must not launch a million calls.
+ *
+ * @since 0.3.0
+ * @category constants
+ */
+export const defaultMaxItems = 1000
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Options<Deps extends Step.Dependencies, I, B, E, R, EI, RI, M extends Mode, X extends E> {
+  /** The steps this one needs; their outputs arrive under the same keys. */
+  readonly after?: Deps | undefined
+  /**
+   * The list, from the dependencies' outputs. In a durable run it is computed again when the run resumes, so it must
+   * depend on nothing else: a list that costs a call to find is a step of its own, before this one.
+   */
+  readonly items: (inputs: Step.Inputs<Deps>) => ReadonlyArray<I> | Effect.Effect<ReadonlyArray<I>, EI, RI>
+  /** One item's work. */
+  readonly each: (item: I, index: number, inputs: Step.Inputs<Deps>) => Effect.Effect<B, E, R>
+  /**
+   * An item's name in the run, after the step's (`sections[intro]`): unique in the list. Default: its index. A
+   * durable run journals an item under it, so a key that follows the item keeps a resumed run's journal right even if
+   * the list comes back in another order.
+   */
+  readonly key?: ((item: I, index: number) => string) | undefined
+  /** At most this many items run at once. Default: 1, one after another, as `Effect.forEach`. */
+  readonly concurrency?: number | "unbounded" | undefined
+  /** A longer list fails the step with `InvalidItems` before any item runs. Default: {@link defaultMaxItems}. */
+  readonly maxItems?: number | undefined
+  /** See {@link Mode}. Default: `"failFast"`. */
+  readonly mode?: M | undefined
+  /** Time allowed for one attempt of one item. */
+  readonly timeout?: Step.Options<Deps, B, E, R>["timeout"]
+  /** How an item's failures are retried (each item has its own attempts). */
+  readonly retry?: Step.Retry<NoInfer<E> | Step.StepTimeout> | undefined
+  /** The schema of an item's output, for runs that store it (a durable run journals each item through it). */
+  readonly output?: Schema.Schema<B, any, never> | undefined
+  /** The schema of errors `each` fails with that a store should keep as themselves (see `Step.make`). */
+  readonly error?: Schema.Schema<X, any, never> | undefined
+}
+
+/**
+ * The list could not be run: too long, not a list, or with two items under one key. Nothing ran.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class InvalidItems extends Data.TaggedError("InvalidItems")<{
+  readonly step: string
+  readonly reason: "TooMany" | "NotAList" | "DuplicateKey" | "InvalidKey"
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `Step "${this.step}" cannot run its items: ${this.detail}`
+  }
+}
+
+/**
+ * Makes a step that runs `each` on every item of the list `items` computes.
+ *
+ * @example
+ * ```ts
+ * const summaries = ForEach.make("summaries", {
+ *   after: { chunks },
+ *   items: ({ chunks }) => chunks,
+ *   each: (chunk) => Summarizer.run(chunk),
+ *   concurrency: 4,
+ *   retry: 2
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const make = <
+  const Name extends string,
+  I,
+  B,
+  E = never,
+  R = never,
+  EI = never,
+  RI = never,
+  const Deps extends Step.Dependencies = {},
+  M extends Mode = "failFast",
+  X extends E = never
+>(
+  name: Name,
+  options: Options<Deps, I, B, E, R, EI, RI, M, X>
+): Step.Step<Name, Outputs<B, E, M>, E | EI | InvalidItems, R | RI, Deps> => {
+  const invalid = (detail: string) => {
+    throw new Step.InvalidStep({ step: name, detail })
+  }
+  const unknownKey = OptionKeys.unknown(options, [
+    "after", "items", "each", "key", "concurrency", "maxItems", "mode", "timeout", "retry", "output", "error"
+  ])
+  if (unknownKey !== undefined) invalid(unknownKey)
+  if (typeof options.items !== "function") invalid(`items must be a function, got ${typeof options.items}`)
+  if (typeof options.each !== "function") invalid(`each must be a function, got ${typeof options.each}`)
+  if (options.key !== undefined && typeof options.key !== "function") invalid(`key must be a function, got ${typeof options.key}`)
+  const concurrency = options.concurrency === "unbounded" ? Infinity : options.concurrency ?? 1
+  if (!Composite.isCount(concurrency, true)) {
+    invalid(`concurrency must be a whole number of at least 1 or "unbounded", got ${String(options.concurrency)}`)
+  }
+  const maxItems = options.maxItems ?? defaultMaxItems
+  if (!Composite.isCount(maxItems)) invalid(`maxItems must be a whole number of at least 1, got ${String(options.maxItems)}`)
+  const mode: Mode = options.mode ?? "failFast"
+  if (mode !== "failFast" && mode !== "settle") invalid(`mode must be "failFast" or "settle", got ${String(mode)}`)
+  const item = options.output
+  if (item !== undefined && !Schema.isSchema(item)) invalid(`output must be a Schema, got ${typeof item}`)
+  const output = item === undefined
+    ? undefined
+    : mode === "failFast"
+    ? Schema.Array(item)
+    : Schema.Array(Schema.Either({ right: item, left: options.error ?? Schema.Unknown }))
+  const { each, items, key } = options
+  const step: Step.Step<Name, Outputs<B, E, M>, E | EI | InvalidItems, R | RI, Deps> = Composite.make(
+    Step.makeEither(name, {
+      after: options.after,
+      timeout: options.timeout,
+      retry: options.retry as Step.Retry<unknown>,
+      output: output as Schema.Schema<Outputs<B, E, M>, any, never> | undefined,
+      error: options.error,
+      run: (inputs) =>
+        Effect.gen(function*() {
+          const given = items(inputs)
+          const list = Effect.isEffect(given) ? yield* given : given
+          const parts = yield* Composite.parts(step)
+          const names = yield* namesOf(parts.path, list, maxItems, key)
+          const one = (item: I, index: number) => parts.run(names[index]!, each(item, index, inputs), options.output)
+          if (mode === "failFast") return yield* Effect.forEach(list, one, { concurrency })
+          return yield* Effect.forEach(list, (item, index) =>
+            Effect.catchIf(
+              Effect.map(one(item, index), Either.right),
+              (error) => !Composite.isDecision(error),
+              (error) => Effect.succeed(Either.left(error))
+            ), { concurrency })
+        }) as Effect.Effect<any, any, any>
+    }),
+    { _tag: "ForEach", concurrency, maxItems, item }
+  )
+  return step
+}
+
+/** The items' names in the run, once the list is checked. */
+const namesOf = <I>(
+  path: string,
+  list: unknown,
+  maxItems: number,
+  key: ((item: I, index: number) => string) | undefined
+): Effect.Effect<ReadonlyArray<string>, InvalidItems> =>
+  Effect.suspend(() => {
+    const fail = (reason: InvalidItems["reason"], detail: string) =>
+      Effect.fail(new InvalidItems({ step: path, reason, detail }))
+    if (!Array.isArray(list)) return fail("NotAList", `items gave ${describe(list)}, not a list`)
+    if (list.length > maxItems) {
+      return fail("TooMany", `${list.length} items is more than maxItems (${maxItems}); nothing was run`)
+    }
+    const names: Array<string> = []
+    const seen = new Set<string>()
+    for (let index = 0; index < list.length; index++) {
+      const k = key === undefined ? String(index) : key(list[index], index)
+      if (typeof k !== "string" || k.length === 0) {
+        return fail("InvalidKey", `the key of item ${index} is ${describe(k)}, not a non-empty string`)
+      }
+      if (seen.has(k)) return fail("DuplicateKey", `two items have the key "${k}"`)
+      seen.add(k)
+      names.push(`${path}[${k}]`)
+    }
+    return Effect.succeed(names)
+  })
+
+const describe = (u: unknown): string =>
+  u === null ? "null" : Array.isArray(u) ? "a list" : typeof u === "string" ? JSON.stringify(u) : typeof u

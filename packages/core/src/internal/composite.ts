@@ -1,0 +1,55 @@
+/**
+ * What the steps made of steps (`ForEach`, `Loop`, `SubPipeline`) share: how such a step is made, and how it runs its
+ * parts, in a pipeline as steps of the run, or alone (`Step.runWith`) as plain effects under its policy.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { BudgetExceeded, InvalidUsage } from "../Ledger.js"
+import * as Step from "../Step.js"
+import { type Nest, Nesting, part, runPart } from "./nest.js"
+import { StopSignal } from "./stop.js"
+
+/** Makes the step and marks what it is made of. */
+export const make = <S extends Step.Any>(made: Either.Either<S, Step.InvalidStep>, shape: Step.Shape): S =>
+  Either.getOrThrowWith(Either.map(made, (step) => Object.assign(step, { shape })), (e) => e)
+
+/** Runs the parts of one step made of steps. */
+export interface Parts {
+  /** Runs one part, named `name` in the run, journaled through `output` (and the step's error schema). */
+  readonly run: <A, E, R>(
+    name: string,
+    effect: Effect.Effect<A, E, R>,
+    output: Step.Any["output"]
+  ) => Effect.Effect<A, E | Step.StepTimeout, R>
+  /** The step's name in the run: its parts' names start with it. */
+  readonly path: string
+}
+
+/**
+ * The parts runner of `step`: in a pipeline, each part is a step of the run; alone, each part runs under the step's
+ * own timeout and retries, unobserved.
+ */
+export const parts = (step: Step.Any): Effect.Effect<Parts> =>
+  Effect.map(Effect.serviceOption(Nesting), (nest) =>
+    nest._tag === "Some" ? inRun(step, nest.value) : alone(step)) as Effect.Effect<Parts>
+
+const inRun = (step: Step.Any, nest: Nest): Parts => ({
+  path: nest.path,
+  run: (name, effect, output) => runPart(nest, part(step, name, effect, output))
+})
+
+const alone = (step: Step.Any): Parts => ({
+  path: step.name,
+  run: (name, effect) => Step.withPolicy(effect, { step: name, timeout: step.timeout, retry: step.retry })
+})
+
+/**
+ * Whether a part's failure is a decision that ends the step whatever it is made to tolerate: a stop, a refused
+ * budget, a bad figure given to the ledger.
+ */
+export const isDecision = (error: unknown): boolean =>
+  error instanceof StopSignal || error instanceof BudgetExceeded || error instanceof InvalidUsage
+
+/** Whether a value is a whole number of at least 1 (`Infinity` too when `infinite`). */
+export const isCount = (n: unknown, infinite = false): n is number =>
+  typeof n === "number" && ((infinite && n === Infinity) || (Number.isSafeInteger(n) && n >= 1))

@@ -1,0 +1,120 @@
+/**
+ * The run as a step made of steps sees it: what its parts (a `ForEach`'s items, a `Loop`'s iterations, a
+ * `SubPipeline`'s steps) run with so that each is a step of the run in everything that can be seen of it and paid
+ * for. The runner provides it to such a step while the step runs, and to nothing else: a part's own work, and a
+ * plain step, run without it.
+ */
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
+import * as Ledger from "../Ledger.js"
+import type * as Result from "../Result.js"
+import type * as Step from "../Step.js"
+import type * as StepExecutor from "../StepExecutor.js"
+import type { Ending, Observer } from "./observer.js"
+import { StopSignal } from "./stop.js"
+
+/** What a step made of steps runs its parts with. */
+export interface Nest {
+  /** The step's name in the run (its path, inside a sub-pipeline): its parts' names start with it. */
+  readonly path: string
+  /** The policy each part runs under: the step's own settings, else the pipeline's defaults. */
+  readonly policy: Step.Policy<any>
+  readonly observer: Observer
+  readonly executor: StepExecutor.Service
+  /** The run's ledger; each part's calls are attributed to the part. */
+  readonly ledger: Ledger.Service
+  /** Hands the timing of a part that ended to the run's report. */
+  readonly partEnded: (timing: Result.StepTiming) => void
+  /** Told the name of each part that failed; the run names the first in its error. */
+  readonly partFailed: (name: string) => void
+}
+
+/** The nest of the step made of steps that is running. */
+export class Nesting extends Context.Tag("@trellis/core/internal/Nesting")<Nesting, Nest>() {}
+
+/** How a part ended, as a step's end is told. */
+export const endingOf = (exit: Exit.Exit<unknown, unknown>): Ending => {
+  if (Exit.isSuccess(exit)) return "succeeded"
+  if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+  const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+  return error instanceof StopSignal ? "stopped" : "failed"
+}
+
+/**
+ * Runs one part: its span under the step's, its start and end told, its calls attributed to it, its attempts through
+ * the run's executor under the step's policy, its timing in the run's report. `part` is named by its path in the run.
+ */
+export const runPart = <A, E, R>(
+  nest: Nest,
+  part: Step.Step<string, A, E, R, {}>
+): Effect.Effect<A, E | Step.StepTimeout, R> =>
+  Effect.uninterruptibleMask((restore) => {
+    const { executor, observer } = nest
+    const name = part.name
+    let attempts = 1
+    let span: Tracer.Span | undefined
+    let startedAt = 0
+    const enter = FiberRef.modify(FiberRef.currentContext, (outer): [Context.Context<never>, Context.Context<never>] => {
+      span = observer.openStep(name, Option.getOrElse(Context.getOption(outer, Tracer.ParentSpan), () => observer.span))
+      startedAt = observer.now()
+      const inner = Context.omit(Nesting)(outer).pipe(
+        Context.add(Ledger.Ledger, nest.ledger.forStep(name)),
+        Context.add(Tracer.ParentSpan, span)
+      )
+      return [outer, inner as Context.Context<never>]
+    })
+    const work = executor.execute({
+      pipeline: observer.pipeline,
+      name,
+      step: part,
+      inputs: {},
+      policy: nest.policy,
+      onRetry: (attempt, cause) => {
+        attempts = attempt
+        return observer.retrying(name, attempt, cause, observer.now())
+      }
+    })
+    const leave = (outer: Context.Context<never>, exit: Exit.Exit<A, E | Step.StepTimeout>) => {
+      observer.end(span!, exit)
+      const ending = endingOf(exit)
+      const at = observer.now()
+      nest.partEnded({ step: name, status: ending, startedAt, endedAt: at, attempts, parent: nest.path })
+      if (ending === "failed") nest.partFailed(name)
+      return FiberRef.set(FiberRef.currentContext, outer).pipe(
+        Effect.zipRight(observer.ended(name, ending, exit, at, at - startedAt)),
+        Effect.zipRight(exit)
+      )
+    }
+    return Effect.flatMap(enter, (outer) =>
+      Effect.zipRight(
+        observer.started(name, startedAt, nest.path),
+        Effect.flatMap(Effect.exit(restore(work)), (exit) => leave(outer, exit))
+      ))
+  })
+
+/**
+ * A part: a step named by its path, with no dependencies (what it needs is in its closure), carrying the schemas a
+ * durable run journals it through.
+ */
+export const part = <A, E, R>(
+  template: Step.Any,
+  name: string,
+  run: Effect.Effect<A, E, R>,
+  output: Step.Any["output"],
+  error: Step.Any["error"] = template.error
+): Step.Step<string, A, E, R, {}> =>
+  Object.assign(Object.create(Object.getPrototypeOf(template)), {
+    name,
+    after: {},
+    timeout: undefined,
+    retry: undefined,
+    run: () => run,
+    output,
+    error,
+    shape: undefined
+  })
