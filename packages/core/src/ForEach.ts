@@ -11,7 +11,11 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import type * as Context from "effect/Context"
 import * as Composite from "./internal/composite.js"
+import * as Plans from "./internal/plans.js"
+import type * as Pipeline from "./Pipeline.js"
+import type * as SubPipeline from "./SubPipeline.js"
 import * as OptionKeys from "./OptionKeys.js"
 import * as Step from "./Step.js"
 
@@ -132,32 +136,17 @@ export const make = <
   name: Name,
   options: Options<Deps, I, B, E, R, EI, RI, M, X>
 ): Step.Step<Name, Outputs<B, E, M>, E | EI | InvalidItems, R | RI, Deps> => {
-  const invalid = (detail: string) => {
-    throw new Step.InvalidStep({ step: name, detail })
-  }
-  const unknownKey = OptionKeys.unknown(options, [
-    "after", "items", "each", "key", "concurrency", "maxItems", "mode", "timeout", "retry", "output", "error"
-  ])
-  if (unknownKey !== undefined) invalid(unknownKey)
-  if (typeof options.items !== "function") invalid(`items must be a function, got ${typeof options.items}`)
-  if (typeof options.each !== "function") invalid(`each must be a function, got ${typeof options.each}`)
-  if (options.key !== undefined && typeof options.key !== "function") invalid(`key must be a function, got ${typeof options.key}`)
-  const concurrency = options.concurrency === "unbounded" ? Infinity : options.concurrency ?? 1
-  if (!Composite.isCount(concurrency, true)) {
-    invalid(`concurrency must be a whole number of at least 1 or "unbounded", got ${String(options.concurrency)}`)
-  }
-  const maxItems = options.maxItems ?? defaultMaxItems
-  if (!Composite.isCount(maxItems)) invalid(`maxItems must be a whole number of at least 1, got ${String(options.maxItems)}`)
-  const mode: Mode = options.mode ?? "failFast"
-  if (mode !== "failFast" && mode !== "settle") invalid(`mode must be "failFast" or "settle", got ${String(mode)}`)
+  const settings = checked<I>(name, options, ["each", "timeout", "retry", "output", "error"])
+  const { concurrency, maxItems, mode } = settings
+  if (typeof options.each !== "function") invalid(name, `each must be a function, got ${typeof options.each}`)
   const item = options.output
-  if (item !== undefined && !Schema.isSchema(item)) invalid(`output must be a Schema, got ${typeof item}`)
+  if (item !== undefined && !Schema.isSchema(item)) invalid(name, `output must be a Schema, got ${typeof item}`)
   const output = item === undefined
     ? undefined
     : mode === "failFast"
     ? Schema.Array(item)
     : Schema.Array(Schema.Either({ right: item, left: options.error ?? Schema.Unknown }))
-  const { each, items, key } = options
+  const { each, items } = options
   const step: Step.Step<Name, Outputs<B, E, M>, E | EI | InvalidItems, R | RI, Deps> = Composite.make(
     Step.makeEither(name, {
       after: options.after,
@@ -166,25 +155,144 @@ export const make = <
       output: output as Schema.Schema<Outputs<B, E, M>, any, never> | undefined,
       error: options.error,
       run: (inputs) =>
-        Effect.gen(function*() {
-          const given = items(inputs)
-          const list = Effect.isEffect(given) ? yield* given : given
-          const parts = yield* Composite.parts(step)
-          const names = yield* namesOf(parts.path, list, maxItems, key)
-          const one = (item: I, index: number) => parts.run(names[index]!, each(item, index, inputs), options.output)
-          if (mode === "failFast") return yield* Effect.forEach(list, one, { concurrency })
-          return yield* Effect.forEach(list, (item, index) =>
-            Effect.catchIf(
-              Effect.map(one(item, index), Either.right),
-              (error) => !Composite.isDecision(error),
-              (error) => Effect.succeed(Either.left(error))
-            ), { concurrency })
-        }) as Effect.Effect<any, any, any>
+        overItems(step, items(inputs), settings, (parts, name, item, index) =>
+          parts.run(name, each(item, index, inputs), options.output)) as Effect.Effect<any, any, any>
     }),
     { _tag: "ForEach", concurrency, maxItems, item }
   )
   return step
 }
+
+const invalid = (step: string, detail: string): never => {
+  throw new Step.InvalidStep({ step, detail })
+}
+
+/** The options both constructors share, checked. */
+const checked = <I>(
+  name: string,
+  options: {
+    readonly items: unknown
+    readonly key?: ((item: I, index: number) => string) | undefined
+    readonly concurrency?: number | "unbounded" | undefined
+    readonly maxItems?: number | undefined
+    readonly mode?: Mode | undefined
+  },
+  own: ReadonlyArray<string>
+): Settings<I> => {
+  const unknownKey = OptionKeys.unknown(options, ["after", "items", "key", "concurrency", "maxItems", "mode", ...own])
+  if (unknownKey !== undefined) invalid(name, unknownKey)
+  if (typeof options.items !== "function") invalid(name, `items must be a function, got ${typeof options.items}`)
+  const key = options.key
+  if (key !== undefined && typeof key !== "function") invalid(name, `key must be a function, got ${typeof key}`)
+  const concurrency = options.concurrency === "unbounded" ? Infinity : options.concurrency ?? 1
+  if (!Composite.isCount(concurrency, true)) {
+    invalid(name, `concurrency must be a whole number of at least 1 or "unbounded", got ${String(options.concurrency)}`)
+  }
+  const maxItems = options.maxItems ?? defaultMaxItems
+  if (!Composite.isCount(maxItems)) invalid(name, `maxItems must be a whole number of at least 1, got ${String(options.maxItems)}`)
+  const mode: Mode = options.mode ?? "failFast"
+  if (mode !== "failFast" && mode !== "settle") invalid(name, `mode must be "failFast" or "settle", got ${String(mode)}`)
+  return { concurrency, maxItems, mode, key }
+}
+
+/**
+ * Options of {@link pipeline}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PipelineOptions<Deps extends Step.Dependencies, I, P extends Pipeline.Any, EI, RI, C, M extends Mode> {
+  readonly after?: Deps | undefined
+  /** The list, as for {@link make}. */
+  readonly items: (inputs: Step.Inputs<Deps>) => ReadonlyArray<I> | Effect.Effect<ReadonlyArray<I>, EI, RI>
+  /** The pipeline run for each item. */
+  readonly pipeline: P
+  /** Services the pipeline takes as its input, made from the item. */
+  readonly input?: ((item: I, index: number, inputs: Step.Inputs<Deps>) => Context.Context<C>) | undefined
+  readonly key?: ((item: I, index: number) => string) | undefined
+  readonly concurrency?: number | "unbounded" | undefined
+  readonly maxItems?: number | undefined
+  readonly mode?: M | undefined
+}
+
+/**
+ * Makes a step that runs a pipeline for each item of a list: a sub-pipeline per item (research each company found).
+ * Each item is a part (`research[acme]`) whose own parts are the pipeline's steps (`research[acme]/extract`), seen,
+ * metered, capped and journaled as any step of the run; see `SubPipeline` for what its errors and stops mean.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const pipeline = <
+  const Name extends string,
+  I,
+  A,
+  E,
+  R,
+  O,
+  D,
+  C = never,
+  EI = never,
+  RI = never,
+  const Deps extends Step.Dependencies = {},
+  M extends Mode = "failFast"
+>(
+  name: Name,
+  options: PipelineOptions<Deps, I, Pipeline.Pipeline<A, E, R, O, D>, EI, RI, C, M>
+): Step.Step<
+  Name,
+  Outputs<A, SubPipeline.Errors<Pipeline.Pipeline<A, E, R, O, D>>, M>,
+  SubPipeline.Errors<Pipeline.Pipeline<A, E, R, O, D>> | EI | InvalidItems,
+  Exclude<R, C> | RI,
+  Deps
+> => {
+  const settings = checked<I>(name, options, ["pipeline", "input"])
+  const { input, items, pipeline } = options
+  const plan = Plans.planOf(pipeline) as Plans.Plan | undefined
+  if (plan === undefined) invalid(name, "pipeline must be made by Pipeline.make")
+  if (input !== undefined && typeof input !== "function") invalid(name, `input must be a function, got ${typeof input}`)
+  const item = pipeline.output.output
+  const step: Step.Any = Composite.make(
+    Step.makeEither(name, {
+      after: options.after,
+      output: item === undefined || settings.mode === "settle" ? undefined : Schema.Array(item),
+      run: (inputs): Effect.Effect<any, any, any> =>
+        overItems(step, items(inputs), settings, (parts, name, item, index) =>
+          parts.pipeline(name, plan!, input?.(item, index, inputs) as Context.Context<never> | undefined)) as Effect.Effect<any, any, any>
+    }),
+    { _tag: "ForEach", concurrency: settings.concurrency, maxItems: settings.maxItems, item, pipeline }
+  )
+  return step as any
+}
+
+/** How a step runs its items. */
+interface Settings<I> {
+  readonly concurrency: number
+  readonly maxItems: number
+  readonly mode: Mode
+  readonly key: ((item: I, index: number) => string) | undefined
+}
+
+/** Runs `one` on each item of the list, once it is checked, as the step's settings say. */
+const overItems = <I>(
+  step: Step.Any,
+  given: ReadonlyArray<I> | Effect.Effect<ReadonlyArray<I>, unknown, unknown>,
+  { concurrency, key, maxItems, mode }: Settings<I>,
+  one: (parts: Composite.Parts, name: string, item: I, index: number) => Effect.Effect<unknown, unknown, unknown>
+): Effect.Effect<ReadonlyArray<unknown>, unknown, unknown> =>
+  Effect.gen(function*() {
+    const list = Effect.isEffect(given) ? yield* given : given
+    const parts = yield* Composite.parts(step)
+    const names = yield* namesOf(parts.path, list, maxItems, key)
+    const each = (item: I, index: number) => one(parts, names[index]!, item, index)
+    if (mode === "failFast") return yield* Effect.forEach(list, each, { concurrency })
+    return yield* Effect.forEach(list, (item, index) =>
+      Effect.catchIf(
+        Effect.map(each(item, index), Either.right),
+        (error) => !Composite.isDecision(error),
+        (error) => Effect.succeed(Either.left(error))
+      ), { concurrency })
+  })
 
 /** The items' names in the run, once the list is checked. */
 const namesOf = <I>(

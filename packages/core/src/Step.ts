@@ -103,6 +103,8 @@ export type Shape =
     readonly maxItems: number
     /** The schema of an item's output, if the step declared one. */
     readonly item: Schema.Schema.AnyNoContext | undefined
+    /** For a step that runs a pipeline per item, that pipeline. */
+    readonly pipeline?: SubPipelineOf | undefined
   }
   | {
     readonly _tag: "Loop"

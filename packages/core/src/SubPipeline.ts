@@ -11,13 +11,11 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Composite from "./internal/composite.js"
-import { Nesting } from "./internal/nest.js"
 import * as Plans from "./internal/plans.js"
-import { run, runNested } from "./internal/runner.js"
-import { StopSignal } from "./internal/stop.js"
+import type { StopSignal } from "./internal/stop.js"
 import * as OptionKeys from "./OptionKeys.js"
 import type * as Pipeline from "./Pipeline.js"
-import { type BudgetOverrun, type PipelineTimeout, StepFailed } from "./PipelineError.js"
+import type { BudgetOverrun, PipelineTimeout } from "./PipelineError.js"
 import * as Step from "./Step.js"
 
 /**
@@ -82,23 +80,17 @@ export const make = <
   if (input !== undefined && typeof input !== "function") {
     throw new Step.InvalidStep({ step: name, detail: `input must be a function, got ${typeof input}` })
   }
-  return Composite.make(
+  const step: Step.Step<Name, A, Errors<Pipeline.Pipeline<A, E, R, O, D>>, Exclude<R, I>, Deps> = Composite.make(
     Step.makeEither(name, {
       after: options.after,
       output: pipeline.output.output,
-      run: (inputs) => {
-        const inner = Effect.flatMap(Effect.serviceOption(Nesting), (nest) =>
-          nest._tag === "Some" ? runNested(plan, nest.value) : run(plan, undefined))
-        const provided = input === undefined ? inner : Effect.provide(inner, input(inputs))
-        return provided.pipe(
-          Effect.flatMap((result) =>
-            result._tag === "Completed" ? Effect.succeed(result.output) : Effect.fail(new StopSignal({ data: result.data }))
-          ),
-          // A step's failure inside is the step's failure here, with its very cause; the rest end it as a whole.
-          Effect.catchIf((error) => error instanceof StepFailed, (error) => Effect.failCause((error as StepFailed<unknown>).cause))
+      run: (inputs) =>
+        Effect.flatMap(
+          Composite.parts(step),
+          (parts) => parts.pipeline(parts.path, plan, input?.(inputs) as Context.Context<never> | undefined)
         ) as Effect.Effect<any, any, any>
-      }
     }),
     { _tag: "SubPipeline", pipeline }
   )
+  return step
 }

@@ -6,7 +6,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { BudgetExceeded, InvalidUsage } from "../Ledger.js"
 import * as Step from "../Step.js"
-import { type Nest, Nesting, part, runPart } from "./nest.js"
+import * as Context from "effect/Context"
+import { StepFailed } from "../PipelineError.js"
+import type * as Result from "../Result.js"
+import { type Nest, Nesting, part, runGroup, runPart } from "./nest.js"
+import { type Plan, run, runNested } from "./runner.js"
 import { StopSignal } from "./stop.js"
 
 /** Makes the step and marks what it is made of. */
@@ -21,6 +25,11 @@ export interface Parts {
     effect: Effect.Effect<A, E, R>,
     output: Step.Any["output"]
   ) => Effect.Effect<A, E | Step.StepTimeout, R>
+  /**
+   * Runs a pipeline as one part named `name` in the run, its steps parts of that part (`name/extract`), given the
+   * services `input` makes; named as the step itself (`path`), its steps are the step's own parts.
+   */
+  readonly pipeline: (name: string, plan: Plan, input: Context.Context<never> | undefined) => Effect.Effect<unknown, unknown, unknown>
   /** The step's name in the run: its parts' names start with it. */
   readonly path: string
 }
@@ -35,13 +44,36 @@ export const parts = (step: Step.Any): Effect.Effect<Parts> =>
 
 const inRun = (step: Step.Any, nest: Nest): Parts => ({
   path: nest.path,
-  run: (name, effect, output) => runPart(nest, part(step, name, effect, output))
+  run: (name, effect, output) => runPart(nest, part(step, name, effect, output)),
+  pipeline: (name, plan, input) =>
+    name === nest.path
+      ? outputOf(provided(runNested(plan, nest), input))
+      : runGroup(nest, name, (group) => outputOf(provided(runNested(plan, group), input)))
 })
 
 const alone = (step: Step.Any): Parts => ({
   path: step.name,
-  run: (name, effect) => Step.withPolicy(effect, { step: name, timeout: step.timeout, retry: step.retry })
+  run: (name, effect) => Step.withPolicy(effect, { step: name, timeout: step.timeout, retry: step.retry }),
+  pipeline: (_, plan, input) => outputOf(provided(run(plan, undefined), input))
 })
+
+const provided = <A, E, R>(effect: Effect.Effect<A, E, R>, input: Context.Context<never> | undefined) =>
+  input === undefined ? effect : Effect.provide(effect, input)
+
+/**
+ * What a pipeline's run means for the step it runs in: its output; a stop inside it stops the enclosing run; a
+ * step's failure inside is the step's failure here, with its very cause; the rest (its timeout, its own budget) end it
+ * as a whole.
+ */
+export const outputOf = (
+  result: Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown, unknown>
+): Effect.Effect<unknown, unknown, unknown> =>
+  result.pipe(
+    Effect.flatMap((result) =>
+      result._tag === "Completed" ? Effect.succeed(result.output) : Effect.fail(new StopSignal({ data: result.data }))
+    ),
+    Effect.catchIf((error) => error instanceof StepFailed, (error) => Effect.failCause((error as StepFailed<unknown>).cause))
+  )
 
 /**
  * Whether a part's failure is a decision that ends the step whatever it is made to tolerate: a stop, a refused

@@ -28,8 +28,10 @@ export interface Nest {
   readonly executor: StepExecutor.Service
   /** The run's ledger; each part's calls are attributed to the part. */
   readonly ledger: Ledger.Service
-  /** Hands the timing of a part that ended to the run's report. */
-  readonly partEnded: (timing: Result.StepTiming) => void
+  /** Gives a part that starts its place in the run's order of starts. */
+  readonly partStarted: () => number
+  /** Hands the timing of a part that ended to the run's report, with its place in the order of starts. */
+  readonly partEnded: (timing: Result.StepTiming, order: number) => void
   /** Told the name of each part that failed; the run names the first in its error. */
   readonly partFailed: (name: string) => void
 }
@@ -53,37 +55,56 @@ export const runPart = <A, E, R>(
   nest: Nest,
   part: Step.Step<string, A, E, R, {}>
 ): Effect.Effect<A, E | Step.StepTimeout, R> =>
+  observed(nest, part.name, (retried) =>
+    nest.executor.execute({
+      pipeline: nest.observer.pipeline,
+      name: part.name,
+      step: part,
+      inputs: {},
+      policy: nest.policy,
+      onRetry: (attempt, cause) => {
+        retried(attempt)
+        return nest.observer.retrying(part.name, attempt, cause, nest.observer.now())
+      }
+    }))
+
+/**
+ * Runs a part made of steps itself (an item that is a sub-pipeline): seen as a part, with no executor of its own;
+ * `body` runs its steps with the nest it is given, whose path is the part's.
+ */
+export const runGroup = <A, E, R>(
+  nest: Nest,
+  name: string,
+  body: (nest: Nest) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => observed(nest, name, () => body({ ...nest, path: name }))
+
+/** A part seen as a step of the run: `work` runs with the part's ledger and span, told `retried` per new attempt. */
+const observed = <A, E, R>(
+  nest: Nest,
+  name: string,
+  work: (retried: (attempt: number) => void) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
   Effect.uninterruptibleMask((restore) => {
-    const { executor, observer } = nest
-    const name = part.name
+    const observer = nest.observer
     let attempts = 1
     let span: Tracer.Span | undefined
     let startedAt = 0
+    let order = 0
     const enter = FiberRef.modify(FiberRef.currentContext, (outer): [Context.Context<never>, Context.Context<never>] => {
       span = observer.openStep(name, Option.getOrElse(Context.getOption(outer, Tracer.ParentSpan), () => observer.span))
       startedAt = observer.now()
+      order = nest.partStarted()
       const inner = Context.omit(Nesting)(outer).pipe(
         Context.add(Ledger.Ledger, nest.ledger.forStep(name)),
         Context.add(Tracer.ParentSpan, span)
       )
       return [outer, inner as Context.Context<never>]
     })
-    const work = executor.execute({
-      pipeline: observer.pipeline,
-      name,
-      step: part,
-      inputs: {},
-      policy: nest.policy,
-      onRetry: (attempt, cause) => {
-        attempts = attempt
-        return observer.retrying(name, attempt, cause, observer.now())
-      }
-    })
-    const leave = (outer: Context.Context<never>, exit: Exit.Exit<A, E | Step.StepTimeout>) => {
+    const leave = (outer: Context.Context<never>, exit: Exit.Exit<A, E>) => {
       observer.end(span!, exit)
       const ending = endingOf(exit)
       const at = observer.now()
-      nest.partEnded({ step: name, status: ending, startedAt, endedAt: at, attempts, parent: nest.path })
+      nest.partEnded({ step: name, status: ending, startedAt, endedAt: at, attempts, parent: nest.path }, order)
       if (ending === "failed") nest.partFailed(name)
       return FiberRef.set(FiberRef.currentContext, outer).pipe(
         Effect.zipRight(observer.ended(name, ending, exit, at, at - startedAt)),
@@ -93,7 +114,7 @@ export const runPart = <A, E, R>(
     return Effect.flatMap(enter, (outer) =>
       Effect.zipRight(
         observer.started(name, startedAt, nest.path),
-        Effect.flatMap(Effect.exit(restore(work)), (exit) => leave(outer, exit))
+        Effect.flatMap(Effect.exit(restore(work((attempt) => (attempts = attempt)))), (exit) => leave(outer, exit))
       ))
   })
 

@@ -10,6 +10,8 @@ import { ancestors, type Graph } from "./graph.js"
 export type Status = "running" | Result.StepTiming["status"]
 
 interface StepRecord {
+  /** Where it started among the run's steps and parts: the order of the timeline between equal start times. */
+  readonly order: number
   readonly startedAt: number
   endedAt: number
   attempts: number
@@ -23,7 +25,8 @@ interface StepRecord {
  */
 export class Report {
   private readonly records: Array<StepRecord | undefined>
-  private readonly parts: Array<Result.StepTiming> = []
+  private readonly parts: Array<{ readonly order: number; readonly timing: Result.StepTiming }> = []
+  private starts = 0
   private readonly pipeline: string
   private readonly graph: Graph
   /** The steps' names in the timeline: their paths, when the run is a sub-pipeline's. */
@@ -39,13 +42,18 @@ export class Report {
     this.records = new Array(graph.nodes.length)
   }
 
+  /** A part of one of the run's steps starts: gives its place in the order of starts. */
+  partStarted(): number {
+    return this.starts++
+  }
+
   /** A part of one of the run's steps ended. */
-  partEnded(timing: Result.StepTiming): void {
-    this.parts.push(timing)
+  partEnded(timing: Result.StepTiming, order: number): void {
+    this.parts.push({ order, timing })
   }
 
   started(i: number, at: number): void {
-    this.records[i] = { startedAt: at, endedAt: at, attempts: 1, status: "running", output: undefined }
+    this.records[i] = { order: this.starts++, startedAt: at, endedAt: at, attempts: 1, status: "running", output: undefined }
   }
 
   retried(i: number): void {
@@ -83,7 +91,7 @@ export class Report {
    * counts until `now`.
    */
   timeline(now: number): Array<Result.StepTiming> {
-    const timeline: Array<Result.StepTiming> = []
+    const timeline: Array<{ readonly order: number; readonly timing: Result.StepTiming }> = []
     const parent = this.parent
     this.records.forEach((record, i) => {
       if (record === undefined) return
@@ -94,11 +102,12 @@ export class Report {
         endedAt: record.status === "running" ? now : record.endedAt,
         attempts: record.attempts
       }
-      timeline.push(parent === undefined ? timing : { ...timing, parent })
+      timeline.push({ order: record.order, timing: parent === undefined ? timing : { ...timing, parent } })
     })
     timeline.push(...this.parts)
-    // A stable sort: a step comes before its parts that started at the same moment.
-    return timeline.sort((a, b) => a.startedAt - b.startedAt)
+    return timeline
+      .sort((a, b) => a.timing.startedAt - b.timing.startedAt || a.order - b.order)
+      .map(({ timing }) => timing)
   }
 
   completed(usage: Result.UsageReport, now: number): Result.Completed<unknown, Record<string, unknown>> {

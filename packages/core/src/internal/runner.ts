@@ -172,7 +172,9 @@ class Runner {
       Effect.zipRight(this.callsSettled()),
       Effect.zipRight(Effect.suspend(() => {
         const outer = this.outer
-        if (outer !== undefined) for (const timing of this.report.timeline(this.now())) outer.partEnded(timing)
+        if (outer !== undefined) {
+          for (const timing of this.report.timeline(this.now())) outer.partEnded(timing, outer.partStarted())
+        }
         return this.observer.runFinished(exit, this.ledger.total())
       }))
     )
@@ -334,7 +336,8 @@ class Runner {
       observer: this.observer,
       executor: this.executor,
       ledger: this.ledger.ledger,
-      partEnded: (timing) => this.report.partEnded(timing),
+      partStarted: () => this.report.partStarted(),
+      partEnded: (timing, order) => this.report.partEnded(timing, order),
       partFailed: (name) => this.partFailed(i, name)
     }
   }
