@@ -60,14 +60,15 @@ describe.each(adapters)("the document pipeline on %s", (_, layerOn) => {
         account: expect.objectContaining({ company: "Fabrikam Logistics" }),
         brief: "Renew before January."
       })
-      // Extraction, classification and the brief: three requests, each with the key and its step's limit.
-      expect(server.received.map((request) => request.body.max_tokens)).toEqual([200, 50, 120])
+      // Extraction, classification and the brief, and a key point for each of the three sections: six requests, each
+      // with the key and its step's limit.
+      expect(server.received.map((request) => request.body.max_tokens).sort((a, b) => a - b)).toEqual([50, 60, 60, 60, 120, 200])
       expect(server.received.every((request) => request.headers["x-api-key"] === key)).toBe(true)
       expect(result.usage.total).toMatchObject({
-        requests: 3,
-        inputTokens: 3 * usagePerCall.input_tokens,
-        outputTokens: 3 * usagePerCall.output_tokens,
-        cost: 3 * costPerCall,
+        requests: 6,
+        inputTokens: 6 * usagePerCall.input_tokens,
+        outputTokens: 6 * usagePerCall.output_tokens,
+        cost: 6 * costPerCall,
         estimated: false
       })
       expect(result.usage.total.cost).toBeLessThanOrEqual(budget)

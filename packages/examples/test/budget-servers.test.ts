@@ -70,7 +70,8 @@ describe("trellis-demo --budget on servers that count otherwise", () => {
       const { code, json } = yield* demo(args, { env }).pipe(withEnv(env))
       expect(code).toBe(0)
       expect(json().status).toBe("completed")
-      expect(server.received).toHaveLength(3)
+      // Extraction, classification, the brief, and a key point for each of the report's two sections.
+      expect(server.received).toHaveLength(5)
     }))
 
   it.scoped("fails against a server whose output passes the limit it was sent, naming what cannot be right", () =>
@@ -85,8 +86,12 @@ describe("trellis-demo --budget on servers that count otherwise", () => {
       const report = json()
       expect(report.status).toBe("failed")
       expect(report.error.message).toMatch(/cannot be right: \d+ output tokens were reported, past the call's maxTokens/)
-      // Nothing was sent after the first answer that could not be right.
-      expect(server.received).toHaveLength(1)
+      // Nothing was sent after the first answer that could not be right: only the calls that start the run at once
+      // (the extraction and the first sections' key points) reached the server, and each of them is counted.
+      const systems = server.received.map((request) => JSON.stringify(request.body.messages[0]))
+      expect(systems.length).toBeLessThanOrEqual(4)
+      expect(systems.some((system) => system.includes("Classify") || system.includes("short brief"))).toBe(false)
+      expect(report.usage.requests).toBe(server.received.length)
       expect(report.usage.outputTokens).toBeGreaterThan(0)
     }))
 })

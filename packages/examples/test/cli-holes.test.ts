@@ -160,8 +160,10 @@ describe("trellis-demo output", () => {
       expect(code).toBe(0)
       expect(model.calls).toHaveLength(0)
       expect(stdout).toBe(
-        "flowchart LR\n  extract\n  classify\n  fetch_market\n  fetch_user\n  combine\n  extract --> classify\n" +
-          "  classify --> fetch_market\n  classify --> fetch_user\n  fetch_market --> combine\n  fetch_user --> combine\n"
+        "flowchart LR\n  extract\n  classify\n  fetch_market\n  fetch_user\n" +
+          `  key_points[["key_points#colon; for each item, at most 3 at once (at most 6)"]]\n  combine\n` +
+          "  extract --> classify\n  classify --> fetch_market\n  classify --> fetch_user\n  fetch_market --> combine\n" +
+          "  fetch_user --> combine\n  key_points --> combine\n"
       )
       expect(stderr).toBe("")
       const json = yield* demo(["--mermaid", "--json"], { model: model.layer })
@@ -173,12 +175,14 @@ describe("trellis-demo output", () => {
     Effect.gen(function*() {
       const done = yield* demo(["--gantt"])
       expect(done.code).toBe(0)
-      expect(done.stdout).toMatch(/\ngantt\n  title pipeline document\n[\s\S]*  combine :done, t4, \d+, \d+\n$/)
+      expect(done.stdout).toMatch(
+        /\ngantt\n  title pipeline document\n[\s\S]*  combine :done, t\d+, \d+, \d+\n  section key_points\n[\s\S]*  key_points\[2\] :done, t\d+, \d+, \d+\n$/
+      )
       const stopped = yield* demo(["--gantt", "--json", "--budget", "0.0002"])
       expect(stopped.code).toBe(1)
       const report = JSON.parse(stopped.stdout)
       expect(report.error.tag).toBe("BudgetExceeded")
-      expect(report.gantt).toMatch(/^gantt\n[\s\S]*extract :done,[\s\S]*combine :crit,/)
+      expect(report.gantt).toMatch(/^gantt\n[\s\S]*extract :done,[\s\S]*section key_points\n[\s\S]*key_points\[\d\] :crit,/)
     }))
 })
 

@@ -28,13 +28,14 @@ describe("trellis-demo --provider", () => {
         model: "claude-haiku-4-5",
         output: { category: "contract", company: "Fabrikam Logistics", brief: "Renew before January." }
       })
-      // claude-haiku-4-5: $1 per million input tokens, $5 output; three calls as the server reported them.
+      // claude-haiku-4-5: $1 per million input tokens, $5 output; six calls (extraction, classification, the brief,
+      // a key point for each of three sections) as the server reported them.
       expect(json().usage).toMatchObject({
-        inputTokens: 3 * usagePerCall.input_tokens,
-        outputTokens: 3 * usagePerCall.output_tokens,
-        costNanoUsd: 3 * (usagePerCall.input_tokens * 1_000 + usagePerCall.output_tokens * 5_000)
+        inputTokens: 6 * usagePerCall.input_tokens,
+        outputTokens: 6 * usagePerCall.output_tokens,
+        costNanoUsd: 6 * (usagePerCall.input_tokens * 1_000 + usagePerCall.output_tokens * 5_000)
       })
-      expect(server.received).toHaveLength(3)
+      expect(server.received).toHaveLength(6)
       expect(server.received.every((request) => request.headers["x-api-key"] === key)).toBe(true)
       expect(stdout + stderr).not.toContain(key)
     }))

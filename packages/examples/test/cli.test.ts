@@ -25,11 +25,18 @@ describe("trellis-demo", () => {
         ["classify", "done"],
         ["fetch_market", "done"],
         ["fetch_user", "done"],
+        ["key_points", "done"],
+        ["key_points[0]", "done"],
+        ["key_points[1]", "done"],
+        ["key_points[2]", "done"],
         ["combine", "done"]
       ])
+      // Each section's call is an item of the map, under it.
+      expect(report.steps.filter((s: any) => s.parent === "key_points")).toHaveLength(3)
       const stepCost = report.steps.reduce((sum: number, s: any) => sum + s.usage.costNanoUsd, 0)
       expect(report.usage.costNanoUsd).toBe(stepCost)
-      expect(report.usage.requests).toBe(3)
+      // Extraction, classification, the brief, and one call for each of the document's three sections.
+      expect(report.usage.requests).toBe(6)
       expect(report.usage.costUsd).toBe(Cost.toDollars(Cost.nanos(report.usage.costNanoUsd)))
       expect(report.error).toBeUndefined()
       expect(stderr).toContain("Provider: offline (offline, simulated prices), model gpt-4o-mini")
@@ -61,7 +68,7 @@ describe("trellis-demo", () => {
       const report = json()
       expect(report.status).toBe("failed")
       expect(report.error.tag).toBe("BudgetExceeded")
-      expect(report.error.message).toContain("could pass the budget of $0.000200")
+      expect(report.error.message).toContain(`could pass the budget of pipeline "document" of $0.000200`)
       expect(report.usage.costNanoUsd).toBeGreaterThan(0)
       expect(report.usage.costNanoUsd).toBeLessThanOrEqual(Cost.dollars(0.0002))
       expect(report.steps.find((s: any) => s.name === "extract").status).toBe("done")
@@ -150,9 +157,9 @@ describe("trellis-demo", () => {
         model: "gpt-4.1-mini",
         output: { category: "contract", company: "Fabrikam Logistics", brief: "Renew before January." }
       })
-      // gpt-4.1-mini: $0.40 per million input tokens, $1.60 output: 3 calls of 100 in and 10 out.
-      expect(json().usage).toMatchObject({ inputTokens: 300, outputTokens: 30, costNanoUsd: 3 * (100 * 400 + 10 * 1600) })
-      expect(bodies).toHaveLength(3)
+      // gpt-4.1-mini: $0.40 per million input tokens, $1.60 output: 6 calls of 100 in and 10 out.
+      expect(json().usage).toMatchObject({ inputTokens: 600, outputTokens: 60, costNanoUsd: 6 * (100 * 400 + 10 * 1600) })
+      expect(bodies).toHaveLength(6)
       expect(bodies.every((b) => b.body.model === "gpt-4.1-mini" && b.authorization === `Bearer ${key}`)).toBe(true)
       expect(stdout + stderr).not.toContain(key)
     }))

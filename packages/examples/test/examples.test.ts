@@ -102,8 +102,11 @@ describe("tracing", () => {
       expect(byName("step extract")[0]!.attributes).toMatchObject({ "trellis.step": "extract" })
       expect(byName("pipeline document")[0]!.attributes).toMatchObject({ "trellis.pipeline": "document" })
       const calls = byName("chat gpt-4o-mini")
-      expect(calls).toHaveLength(3)
-      expect(spans.filter((span) => span.name.startsWith("chat "))).toHaveLength(3)
+      // Extraction, classification, the brief, and a key point for each of the document's three sections, whose
+      // calls sit under the item's step span, under the map's.
+      expect(calls).toHaveLength(6)
+      expect(spans.filter((span) => span.name.startsWith("chat "))).toHaveLength(6)
+      expect(parentOf(spans, byName("step key_points[1]")[0]!)?.name).toBe("step key_points")
       for (const call of calls) {
         expect(call.kind).toBe(CLIENT)
         expect(parentOf(spans, call)?.name).toMatch(/^step /)

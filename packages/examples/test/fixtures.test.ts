@@ -77,7 +77,8 @@ describe("recorded fixtures", () => {
       }))
       const text = readFileSync(file, "utf8")
       expect(text).not.toContain(key)
-      expect(JSON.parse(text).calls).toHaveLength(3)
+      // Extraction, classification, the brief, and a key point for each of the document's three sections.
+      expect(JSON.parse(text).calls).toHaveLength(6)
 
       // The server is closed: a call that reached for it would fail.
       const failed = yield* Effect.flip(Effect.provide(run, OpenAi.layer({

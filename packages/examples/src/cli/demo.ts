@@ -131,10 +131,15 @@ const fillRows = (
   timeline: ReadonlyArray<Result.StepTiming>,
   failedStep?: string
 ) => {
-  for (const name of steps) {
+  // The parts of steps made of steps (items, iterations) are in the timeline only: their rows come under their step's.
+  const parts = timeline.filter((entry) => entry.parent !== undefined)
+  const names = [...steps, ...parts.map((part) => part.step)]
+  names.forEach((name, i) => {
+    if (i >= steps.length) progress.place(name, parts[i - steps.length]!.parent!)
     const timing = timeline.find((entry) => entry.step === name)
     const used = usage.byStep[name]
     progress.rows.set(name, {
+      ...progress.rows.get(name),
       name,
       status: timing !== undefined
         ? statusOf[timing.status]
@@ -148,7 +153,7 @@ const fillRows = (
       attempt: timing?.attempts ?? 0,
       usage: used ?? Usage.empty
     })
-  }
+  })
 }
 
 type DocumentPipeline = Pipeline.Pipeline<unknown, unknown, LanguageModel.LanguageModel | Document, unknown, never>

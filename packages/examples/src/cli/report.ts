@@ -14,6 +14,10 @@ export type StepStatus = "pending" | "running" | "retrying" | "done" | "failed" 
 /** One step as the demo tracks it. */
 export interface StepRow {
   readonly name: string
+  /** For an item, an iteration or a sub-pipeline's step, the step it belongs to: its row comes under that one's. */
+  readonly parent?: string | undefined
+  /** How deep it sits under the run's own steps (0 for them). */
+  readonly depth?: number | undefined
   status: StepStatus
   startedAt: number | undefined
   durationMs: number | undefined
@@ -56,6 +60,7 @@ export class Progress {
         for (const name of event.steps) this.rows.set(name, this.row(name))
         break
       case "StepStarted":
+        if (event.parent !== undefined) this.place(event.step, event.parent)
         this.update(event.step, { status: "running", startedAt: event.at, attempt: 1 })
         break
       case "StepRetrying":
@@ -98,6 +103,25 @@ export class Progress {
     return Usage.sum([...this.rows.values()].map((row) => row.usage))
   }
 
+  /** Puts the row of a part after the rows of the step it belongs to and of that step's parts, if it has none yet. */
+  place(name: string, parent: string): void {
+    if (this.rows.has(name)) return
+    const rows = [...this.rows.entries()]
+    const within = (row: StepRow): boolean =>
+      row.name === parent || (row.parent !== undefined && within(this.rows.get(row.parent) ?? { ...row, parent: undefined }))
+    let at = rows.length
+    for (let i = rows.length - 1; i >= 0; i--) {
+      if (within(rows[i]![1])) {
+        at = i + 1
+        break
+      }
+    }
+    const depth = (this.rows.get(parent)?.depth ?? 0) + 1
+    rows.splice(at, 0, [name, { ...this.row(name), parent, depth }])
+    this.rows.clear()
+    for (const [key, row] of rows) this.rows.set(key, row)
+  }
+
   private row(name: string): StepRow {
     return { name, status: "pending", startedAt: undefined, durationMs: undefined, attempt: 0, usage: Usage.empty }
   }
@@ -116,7 +140,7 @@ export class Progress {
     if (this.drawn > 0) this.write(`\x1b[${this.drawn}A`)
     const lines = [...this.rows.values()].map((row) => {
       const extra = row.status === "retrying" ? ` (attempt ${row.attempt})` : row.durationMs === undefined ? "" : ` ${seconds(row.durationMs)}`
-      return `\x1b[2K  ${symbols[row.status]} ${row.name.padEnd(14)} ${row.status}${extra}\n`
+      return `\x1b[2K  ${symbols[row.status]} ${indented(row).padEnd(16)} ${row.status}${extra}\n`
     })
     this.write(lines.join(""))
     this.drawn = lines.length
@@ -125,10 +149,13 @@ export class Progress {
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}s`
 
+/** A row's name, indented under the step it belongs to. */
+const indented = (row: StepRow) => "  ".repeat(row.depth ?? 0) + row.name
+
 /** The table of steps and the total: step, status, duration, tokens, cost. */
 export const table = (rows: ReadonlyArray<StepRow>, total: Usage.Usage): string => {
   const body = rows.map((row) => [
-    row.name,
+    indented(row),
     row.status,
     row.durationMs === undefined ? "-" : seconds(row.durationMs),
     tokens(row.usage),
@@ -166,6 +193,7 @@ export interface JsonReport {
   readonly output: unknown
   readonly steps: ReadonlyArray<{
     readonly name: string
+    readonly parent?: string
     readonly status: StepStatus
     readonly durationMs: number | null
     readonly usage: ReturnType<typeof usageJson>
@@ -180,6 +208,7 @@ export interface JsonReport {
 export const stepsJson = (rows: ReadonlyArray<StepRow>): JsonReport["steps"] =>
   rows.map((row) => ({
     name: row.name,
+    ...(row.parent === undefined ? {} : { parent: row.parent }),
     status: row.status,
     durationMs: row.durationMs ?? null,
     usage: usageJson(row.usage)

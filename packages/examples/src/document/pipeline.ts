@@ -1,11 +1,12 @@
 /**
- * The document pipeline: extract -> classify -> fetch_market || fetch_user -> combine.
+ * The document pipeline: extract -> classify -> fetch_market || fetch_user -> combine, with the key point of each
+ * section read at the same time (a map over the document's sections, known only once the document is).
  *
  * The language model only reads and writes text inside steps (extraction, classification, the brief); code
  * decides which steps run, in what order, and routes short documents to a fast pipeline and long ones to the
  * thorough one.
  */
-import { Cost, Pipeline, Router, Step } from "@trellis/core"
+import { Cost, ForEach, Pipeline, Router, Step } from "@trellis/core"
 import { LanguageModel } from "@trellis/llm"
 import { Context, Effect, Schema } from "effect"
 import { categories, findAccount, market } from "./dataset.js"
@@ -93,15 +94,50 @@ const fetchUser = Step.make("fetch_user", {
     })
 })
 
+/** The most sections a document is read in: past it, the last section holds the rest. */
+export const maxSections = 6
+
+/** A document's sections: its paragraphs, a long one cut every four lines, at most {@link maxSections}. */
+export const sectionsOf = (text: string): ReadonlyArray<string> => {
+  const pieces = text.split(/\n\s*\n/).flatMap((paragraph) => {
+    const lines = paragraph.split("\n").map((line) => line.trim()).filter((line) => line.length > 0)
+    const cut: Array<string> = []
+    for (let i = 0; i < lines.length; i += 4) cut.push(lines.slice(i, i + 4).join(" "))
+    return cut
+  })
+  return pieces.length <= maxSections
+    ? pieces
+    : [...pieces.slice(0, maxSections - 1), pieces.slice(maxSections - 1).join(" ")]
+}
+
+// One call per section, each a step of the run of its own (`key_points[0]`...): seen, metered, retried and, in a
+// durable run, journaled item by item. The sections come from the document itself, so a resumed run finds the same.
+const keyPoints = ForEach.make("key_points", {
+  items: () => Effect.map(Document, (document) => sectionsOf(document.text)),
+  each: (section) =>
+    Effect.map(
+      LanguageModel.generate({
+        system: "Give the key point of this section of a business document in one sentence.",
+        messages: [{ role: "user", content: section }],
+        maxTokens: 60
+      }),
+      (response) => response.text
+    ),
+  concurrency: 3,
+  maxItems: maxSections,
+  retry: 1,
+  output: Schema.String
+})
+
 const combine = Step.make("combine", {
-  after: { fetchMarket, fetchUser },
+  after: { fetchMarket, fetchUser, keyPoints },
   output: Schema.Struct({
     category: Classification.fields.category,
     company: Schema.String,
     account: Schema.NullOr(Account),
     brief: Schema.String
   }),
-  run: ({ fetchMarket, fetchUser }) =>
+  run: ({ fetchMarket, fetchUser, keyPoints }) =>
     Effect.map(
       LanguageModel.generate({
         system: "Write a short brief for the account owner: what the document says, the market context, " +
@@ -115,7 +151,8 @@ const combine = Step.make("combine", {
             fetchUser.account === null
               ? `Account: ${fetchUser.company} is not a customer yet.`
               : `Account: ${fetchUser.account.company}, ${fetchUser.account.tier} tier, ` +
-                `owner ${fetchUser.account.owner}, ${fetchUser.account.openTickets} open tickets.`
+                `owner ${fetchUser.account.owner}, ${fetchUser.account.openTickets} open tickets.`,
+            `Key points: ${keyPoints.join(" ")}`
           ].join("\n")
         }],
         // A brief of two or three sentences.
