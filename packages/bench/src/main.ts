@@ -18,6 +18,7 @@ import { diamond5Noop } from "./diamond.js"
 import type { DurableDiamond } from "./durable.js"
 import type { DurableSignal } from "./signal.js"
 import { fan100Noop, fan100Sleep20 } from "./fan.js"
+import { maps } from "./map.js"
 import { round3, settings } from "./harness.js"
 import { checkTargets } from "./targets.js"
 
@@ -43,6 +44,7 @@ if (!quick) {
     await diamond5Noop(warm)
     await fan100Noop(warm)
     await chains(warm)
+    await maps(warm)
     await diamond5Noop(warm)
   })
 }
@@ -50,6 +52,7 @@ const diamond = await step("diamond5_noop", () => diamond5Noop(s))
 const fan = await step("fan100_noop", () => fan100Noop(s))
 const sleep = await step("fan100_sleep20", () => fan100Sleep20(s))
 const chain = await step("chain1000_noop, chain10000_noop", () => chains(s))
+const map = await step("map100_noop, map10000_noop", () => maps(s))
 // The scenarios of the language model layer are loaded only now: its tokenizer's vocabulary is tens of megabytes
 // of heap, which every full collection walks, and the core scenarios above measure the engine without it.
 const { concurrent10k } = await import("./concurrent.js")
@@ -88,6 +91,7 @@ const scenarios = roundAll({
   fan100_noop: fan,
   fan100_sleep20: sleep,
   ...chain,
+  ...map,
   concurrent10k_diamond_sleep10: concurrent,
   budget_contention: budget,
   ...llm,
@@ -105,6 +109,7 @@ const checks = checkTargets({
   fan100_noop: fan,
   fan100_sleep20: sleep,
   ...chain,
+  ...map,
   concurrent10k_diamond_sleep10: concurrent,
   budget_contention: budget,
   durable_diamond: durable,
@@ -120,6 +125,10 @@ const rows: Array<Array<string>> = [
       r["effectSequential"]
     ), cell(r["promise"])]
   }),
+  ["map100_noop", "us/run", cell(scenarios.map100_noop.trellis), "", "", "", ""],
+  ["(Effect.forEach, same concurrency)", "us/run", cell(scenarios.map100_noop.effectForEach), "", "", "", ""],
+  ["map100_noop, per item", "us/item", cell(scenarios.map_per_item.map100), "", "", "", ""],
+  ["map10000_noop, per item", "us/item", cell(scenarios.map_per_item.map10000), "", "", "", ""],
   [
     "concurrent10k_diamond_sleep10",
     "KB heap/run",

@@ -19,6 +19,10 @@ export interface Figures {
   readonly chain1000_noop: { readonly trellis: number }
   /** Microseconds per step. */
   readonly chain10000_noop: { readonly trellis: number }
+  /** Microseconds per run: a `ForEach` of 100 no-op items against `Effect.forEach` with the same concurrency. */
+  readonly map100_noop: { readonly trellis: number; readonly effectForEach: number }
+  /** Microseconds per item, over 100 and over 10,000 items. */
+  readonly map_per_item: { readonly map100: number; readonly map10000: number }
   readonly concurrent10k_diamond_sleep10: {
     /** With the model layer: every step asks the scripted model. */
     readonly trellis: Footprint
@@ -103,6 +107,10 @@ export const checkTargets = (f: Figures): Array<Check> => {
     check("chain1000_noop", "<= 3 us/step; chain10000 per step <= 1.2x chain1000's", [
       { name: "chain1000", measured: `${chain1000.toFixed(2)} us/step`, holds: chain1000 <= 3 },
       ratioAtMost("chain10000", f.chain10000_noop.trellis, chain1000, 1.2)
+    ]),
+    check("map100_noop", "<= 2x Effect.forEach (same concurrency); per item over 10,000 <= 1.2x over 100", [
+      ratioAtMost("time", f.map100_noop.trellis, f.map100_noop.effectForEach, 2),
+      ratioAtMost("per item", f.map_per_item.map10000, f.map_per_item.map100, 1.2)
     ]),
     check(
       "concurrent10k_diamond_sleep10, engine alone (steps sleeping, no model layer)",

@@ -35,6 +35,8 @@ const held: Figures = {
   fan100_sleep20: { trellis: 21, promise: 20.5 },
   chain1000_noop: { trellis: 2 },
   chain10000_noop: { trellis: 2.2 },
+  map100_noop: { trellis: 150, effectForEach: 100 },
+  map_per_item: { map100: 1.5, map10000: 1.6 },
   concurrent10k_diamond_sleep10: {
     trellis: { heapKbPerRun: 20, wallMs: 2000 },
     trellisWithoutModel: { heapKbPerRun: 15, wallMs: 1200 },
@@ -54,12 +56,22 @@ const engineAlone = "concurrent10k_diamond_sleep10, engine alone"
 const withModel = "concurrent10k_diamond_sleep10, with the model layer"
 
 describe("checkTargets", () => {
+  it("holds map100_noop at 2x Effect.forEach and a per-item cost that stays flat", () => {
+    expect(row(checkTargets({ ...held, map100_noop: { trellis: 200, effectForEach: 100 } }), "map100_noop").holds)
+      .toBe(true)
+    const slow = row(checkTargets({ ...held, map100_noop: { trellis: 201, effectForEach: 100 } }), "map100_noop")
+    expect(slow.missed).toEqual(["time"])
+    const growing = row(checkTargets({ ...held, map_per_item: { map100: 1.5, map10000: 1.81 } }), "map100_noop")
+    expect(growing.missed).toEqual(["per item"])
+  })
+
   it("has one row per target", () => {
     expect(checkTargets(held).map((c) => c.scenario)).toEqual([
       "diamond5_noop",
       "fan100_noop",
       "fan100_sleep20",
       "chain1000_noop",
+      "map100_noop",
       "concurrent10k_diamond_sleep10, engine alone (steps sleeping, no model layer)",
       "concurrent10k_diamond_sleep10, with the model layer",
       "budget_contention",
