@@ -62,7 +62,7 @@ describe.each(adapters)("the document pipeline on %s", (_, layerOn) => {
       })
       // Extraction, classification and the brief, and a key point for each of the three sections: six requests, each
       // with the key and its step's limit.
-      expect(server.received.map((request) => request.body.max_tokens).sort((a, b) => a - b)).toEqual([50, 60, 60, 60, 120, 200])
+      expect(server.received.map((request) => request.body.max_tokens).sort((a, b) => a - b)).toEqual([50, 100, 100, 100, 120, 200])
       expect(server.received.every((request) => request.headers["x-api-key"] === key)).toBe(true)
       expect(result.usage.total).toMatchObject({
         requests: 6,

@@ -119,7 +119,8 @@ const keyPoints = ForEach.make("key_points", {
       LanguageModel.generate({
         system: "Give the key point of this section of a business document in one sentence.",
         messages: [{ role: "user", content: section }],
-        maxTokens: 60
+        // A sentence or two: a longer answer is cut at the limit, which the call reserves in full.
+        maxTokens: 100
       }),
       (response) => response.text
     ),
