@@ -225,3 +225,18 @@ describe("ForEach", () => {
     expect(() => ForEach.make("m", { items, each: Effect.succeed, concurency: 2 } as any)).toThrow(/concurency/)
   })
 })
+
+describe("steps made of steps, run alone", () => {
+  it.effect("Step.runWith runs a ForEach's items and a Loop's iterations as plain effects, under the step's policy", () =>
+    Effect.gen(function*() {
+      let tries = 0
+      const step = ForEach.make("m", {
+        after: { source: source([1, 2]) },
+        items: ({ source }) => source,
+        each: (n) => Effect.suspend(() => ++tries === 1 ? Effect.fail(new ItemError({ item: n })) : Effect.succeed(n * 3)),
+        retry: 1
+      })
+      expect(yield* Step.runWith(step, { source: [1, 2] })).toEqual([3, 6])
+      expect(tries).toBe(3)
+    }))
+})

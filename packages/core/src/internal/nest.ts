@@ -94,11 +94,10 @@ const observed = <A, E, R>(
       span = observer.openStep(name, Option.getOrElse(Context.getOption(outer, Tracer.ParentSpan), () => observer.span))
       startedAt = observer.now()
       order = nest.partStarted()
-      const inner = Context.omit(Nesting)(outer).pipe(
-        Context.add(Ledger.Ledger, nest.ledger.forStep(name)),
-        Context.add(Tracer.ParentSpan, span)
-      )
-      return [outer, inner as Context.Context<never>]
+      // The part's work sees the nest too (a context without it would be one more copy per part), but never reads
+      // it: only a step made of steps does, and the runner gives each its own.
+      const inner = Context.add(Context.add(outer, Ledger.Ledger, nest.ledger.forStep(name)), Tracer.ParentSpan, span)
+      return [outer, inner]
     })
     const leave = (outer: Context.Context<never>, exit: Exit.Exit<A, E>) => {
       observer.end(span!, exit)
