@@ -158,7 +158,7 @@ describe("a durable map", () => {
       // Item 2 fails its first attempt, then hangs in its second (the crash); it may be retried once.
       let failed = false
       const flaky = <A>(name: string, value: A) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<A, unknown> => {
           if (name !== "sections[2]" || failed) return counted(name, value)
           failed = true
           runs[name] = (runs[name] ?? 0) + 1
