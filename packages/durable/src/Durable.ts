@@ -40,6 +40,7 @@ import * as Health from "./internal/health.js"
 import * as Ids from "./internal/ids.js"
 import * as Journal from "./internal/journal.js"
 import * as Listening from "./internal/listening.js"
+import * as Shapes from "./internal/shapes.js"
 import * as Storable from "./internal/storable.js"
 import type { StoreUnavailable } from "./internal/unavailable.js"
 import * as Waiting from "./internal/waiting.js"
@@ -101,19 +102,46 @@ export interface Durable<out A, out E, out R, out O, out D, I = never, V = void>
 export interface Any extends Durable<any, any, any, any, any, any, any> {}
 
 /**
- * A pipeline cannot run durably: the message names the steps that declare no output schema.
+ * A pipeline cannot run durably: the message names the steps that lack a schema (at any depth: an item's, an
+ * iteration's and a sub-pipeline's steps are journaled on their own) and the option that declares it. `steps` are
+ * their names in the run (`research/extract` for a sub-pipeline's step).
  *
  * @since 0.2.0
  */
 export class MissingSchema extends Data.TaggedError("MissingSchema")<{
   readonly pipeline: string
   readonly steps: ReadonlyArray<string>
+  /** For each step of `steps`, which schema it lacks and the option that declares it. */
+  readonly missing: ReadonlyArray<Shapes.Missing>
 }> {
   override get message(): string {
-    const steps = this.steps.map((step) => `"${step}"`).join(", ")
-    return `Pipeline "${this.pipeline}" cannot run durably: ${this.steps.length === 1 ? "step" : "steps"} ${steps} ` +
-      `declare${this.steps.length === 1 ? "s" : ""} no output schema (Step.make's output option), so ` +
-      `${this.steps.length === 1 ? "its output" : "their outputs"} cannot be journaled`
+    const kinds = [...new Set(this.missing.map((missing) => missing.option))].map((option) => {
+      const group = this.missing.filter((missing) => missing.option === option)
+      const one = group.length === 1
+      const names = group.map((missing) => `"${missing.step}"`).join(", ")
+      return `${one ? "step" : "steps"} ${names} declare${one ? "s" : ""} no ${group[0]!.schema} schema (${option})`
+    })
+    const one = this.missing.length === 1
+    return `Pipeline "${this.pipeline}" cannot run durably: ${kinds.join("; ")}, so ` +
+      `${one ? "its output" : "their outputs"} cannot be journaled`
+  }
+}
+
+/**
+ * A pipeline cannot run durably: a sub-pipeline of it has a waiting step ({@link await}). A signal is addressed to a
+ * waiting step of the durable pipeline itself, by its name; the waiting step must be a step of that pipeline.
+ *
+ * @since 0.3.0
+ */
+export class NestedWaiting extends Data.TaggedError("NestedWaiting")<{
+  readonly pipeline: string
+  readonly steps: ReadonlyArray<string>
+}> {
+  override get message(): string {
+    const one = this.steps.length === 1
+    return `Pipeline "${this.pipeline}" cannot run durably: ${one ? "step" : "steps"} ` +
+      `${this.steps.map((step) => `"${step}"`).join(", ")} wait${one ? "s" : ""} for a signal inside a sub-pipeline; ` +
+      `a durable run's waiting steps must be steps of the pipeline itself`
   }
 }
 
@@ -158,9 +186,15 @@ const suspendedRetrySchedule = Schedule.union(Schedule.exponential("100 millis",
 export const makeEither = <A, E, R, O, D, I = never, V = void>(
   pipeline: Pipeline.Pipeline<A, E, R, O, D>,
   ...[options]: [D] extends [never] ? [options?: Options<D, I, V>] : [options: Options<D, I, V>]
-): Either.Either<Durable<A, E, R, O, D, I, V>, MissingSchema> => {
-  const missing = pipeline.steps.filter((step) => step.output === undefined).map((step) => step.name)
-  if (missing.length > 0) return Either.left(new MissingSchema({ pipeline: pipeline.name, steps: missing }))
+): Either.Either<Durable<A, E, R, O, D, I, V>, MissingSchema | NestedWaiting> => {
+  const missing = Shapes.missingSchemas(pipeline)
+  if (missing.length > 0) {
+    return Either.left(
+      new MissingSchema({ pipeline: pipeline.name, steps: missing.map((missing) => missing.step), missing })
+    )
+  }
+  const waiting = Shapes.nestedWaiting(pipeline)
+  if (waiting.length > 0) return Either.left(new NestedWaiting({ pipeline: pipeline.name, steps: waiting }))
   const stop: Schema.Schema.AnyNoContext | undefined = options?.stop
   const input = options?.input
   const workflow = Workflow.make({
@@ -179,8 +213,10 @@ export const makeEither = <A, E, R, O, D, I = never, V = void>(
 }
 
 /**
- * Makes a pipeline durable. Every step must declare the schema of its output (`Step.make`'s `output` option), and a
- * pipeline that can be stopped the schema of the stop data: a step without one throws `MissingSchema`, naming it.
+ * Makes a pipeline durable. Every step must declare the schema of its output (`Step.make`'s `output` option; for a
+ * `ForEach`, its items' output; for a `Loop`, its `state`; for a `SubPipeline`, each of its steps), and a pipeline
+ * that can be stopped the schema of the stop data: a step without one throws `MissingSchema`, naming it. A waiting
+ * step inside a sub-pipeline throws `NestedWaiting`.
  *
  * @example
  * ```ts
@@ -299,7 +335,7 @@ export const layer = <A, E, R, O, D, I, V>(
 ): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>> => {
   const waiting = new Set(self.pipeline.steps.filter(Waiting.isWaiting).map((step) => step.name))
   const isWaiting = (step: string) => waiting.has(step)
-  const outcomes = Journal.stepOutcomes(self.pipeline, self.stop ?? Schema.Never)
+  const outcomes = Journal.stepOutcomes(self.stop ?? Schema.Never)
   return self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
       const instance = yield* WorkflowInstance

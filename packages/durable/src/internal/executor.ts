@@ -1,5 +1,6 @@
 /**
  * The durable step executor: each attempt of a step runs as one `@effect/workflow` Activity, keyed by the step's name
+ * in the run (the path of an item, an iteration or a sub-pipeline's step, which are executed as steps of their own)
  * and the attempt's number (`Activity.CurrentAttempt`), whose outcome (the output or the error, with the usage the
  * attempt recorded) the engine journals. A resumed run gets each ended attempt's outcome back from the journal
  * without running it, records the journaled usage in its own ledger, and runs only the attempts left: a crash does
@@ -105,7 +106,7 @@ const attempt = <A, E, R>(
   journal: Journal.StepOutcome,
   cancellation: Cancellations.Watch
 ) => {
-  const step = execution.step.name
+  const step = execution.name
   const retry = Step.retryOptions(execution.policy.retry)
   const cancelled = Effect.failSync(() => new Cancellation.Cancelled({ step }))
   // Not started once the run is cancelled, and cut when it is (the cut step's finalizers run, and its calls settle).
@@ -158,7 +159,7 @@ const attempt = <A, E, R>(
       const retryable = retry !== undefined && !(failure.value instanceof Cancellation.Cancelled) &&
         retry.while(failure.value as E | Step.StepTimeout)
       return Either.match(
-        Storable.check(journal.failure, { error: Journal.journaled(execution.step, failure.value), usage, retryable }),
+        Storable.check(journal.failure, { error: Journal.journaled(execution.step, step, failure.value), usage, retryable }),
         { onLeft: unjournalable, onRight: Effect.fail }
       )
     }
@@ -168,14 +169,14 @@ const attempt = <A, E, R>(
 }
 
 /**
- * Makes the executor for one execution of a durable run's workflow. `outcomes` are the schemas of the steps'
- * outcomes (`Journal.stepOutcomes`); `services` the workflow engine and the execution's instance, which an Activity
+ * Makes the executor for one execution of a durable run's workflow. `outcomes` finds the schemas of a step's
+ * outcomes (`Journal.stepOutcomes`, made once for the pipeline); `services` the workflow engine and the execution's instance, which an Activity
  * needs and the executor's signature cannot carry; `log` the spend log, if the store keeps one; `cancellation` what
- * the execution knows of its run's cancellation; `replayed` gets the name of each step whose output is read from the
- * journal. A waiting step runs as it would locally, with the execution's signals.
+ * the execution knows of its run's cancellation; `replayed` gets the name in the run of each step (item, iteration)
+ * whose output is read from the journal. A waiting step runs as it would locally, with the execution's signals.
  */
 export const make = (
-  outcomes: ReadonlyMap<string, Journal.StepOutcome>,
+  outcomes: Journal.StepOutcomes,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>,
   cancellation: Cancellations.Watch,
@@ -193,7 +194,7 @@ export const make = (
   })
 
 const executor = (
-  outcomes: ReadonlyMap<string, Journal.StepOutcome>,
+  outcomes: Journal.StepOutcomes,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   books: Option.Option<ExecutionLog>,
   cancellation: Cancellations.Watch,
@@ -209,10 +210,11 @@ const executor = (
       // One Activity for all the attempts, each executed under its number (`Activity.CurrentAttempt`), as
       // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
       // number it was asked for.
+      const name = execution.name
       const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
-      const journal = outcomes.get(step.name)!
+      const journal = outcomes(step)
       const activity = Activity.make({
-        name: step.name,
+        name,
         success: journal.success,
         error: journal.failure,
         execute: Effect.flatMap(
@@ -234,7 +236,7 @@ const executor = (
               Effect.zipRight(
                 replayed(usage),
                 Effect.sync(() => {
-                  if (!attempts.ran.has(number)) replayedSteps.add(step.name)
+                  if (!attempts.ran.has(number)) replayedSteps.add(name)
                   return output
                 })
               ),

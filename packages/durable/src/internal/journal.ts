@@ -46,7 +46,9 @@ const StepTiming = Schema.Struct({
   status: Schema.Literal("succeeded", "failed", "stopped", "interrupted"),
   startedAt: Schema.Number,
   endedAt: Schema.Number,
-  attempts: Schema.Number
+  attempts: Schema.Number,
+  // A part of a step made of steps (an item, an iteration, a sub-pipeline's step) names that step.
+  parent: Schema.optional(Schema.String)
 })
 
 /**
@@ -116,15 +118,32 @@ export interface StepOutcome {
   readonly failure: ReturnType<typeof stepFailure>
 }
 
+/** Finds the schemas of any step's outcome: a step of the pipeline, of a sub-pipeline, or a part of a step. */
+export type StepOutcomes = (step: Step.Any) => StepOutcome
+
 /**
- * The schemas of every step's outcome, by step name: made once for a pipeline, as a schema made again for each run
- * would have its parsers compiled again for each run.
+ * The schemas of the outcomes of a pipeline's steps and of their parts, made once per pair of output and error
+ * schemas: a schema made again for each run, or for each of a map's items, would have its parsers compiled again each
+ * time. The items of one map (the iterations of one loop) share their step's schemas, so they share one outcome.
  */
-export const stepOutcomes = (
-  pipeline: Pipeline.Any,
-  stop: Schema.Schema.All
-): ReadonlyMap<string, StepOutcome> =>
-  new Map(pipeline.steps.map((step) => [step.name, { success: stepSuccess(step), failure: stepFailure(stop, step) }]))
+export const stepOutcomes = (stop: Schema.Schema.All): StepOutcomes => {
+  const byOutput = new WeakMap<object, Map<Schema.Schema.AnyNoContext | undefined, StepOutcome>>()
+  return (step) => {
+    // `Durable.make` refuses a step without an output schema: reaching one here is a defect of the library.
+    if (step.output === undefined) throw new Error(`Step "${step.name}" has no output schema to journal it through`)
+    let byError = byOutput.get(step.output)
+    if (byError === undefined) {
+      byError = new Map()
+      byOutput.set(step.output, byError)
+    }
+    let outcome = byError.get(step.error)
+    if (outcome === undefined) {
+      outcome = { success: stepSuccess(step), failure: stepFailure(stop, step) }
+      byError.set(step.error, outcome)
+    }
+    return outcome
+  }
+}
 
 /**
  * What an attempt's Activity fails with: the step's error, the usage the attempt recorded before failing, and
@@ -148,8 +167,8 @@ export const tagOf = (error: unknown): string | undefined =>
 export const isDeclared = (step: Step.Any, error: unknown): boolean =>
   step.error !== undefined && Schema.is(step.error)(error)
 
-/** A step's error as the journal can store it. */
-export const journaled = (step: Step.Any, error: unknown): unknown => {
+/** A step's error as the journal can store it; `name` is the step's name in the run (its path, for a part). */
+export const journaled = (step: Step.Any, name: string, error: unknown): unknown => {
   if (
     error instanceof Pipeline.StopSignal || error instanceof Ledger.BudgetExceeded || error instanceof Cancelled ||
     isDeclared(step, error)
@@ -160,7 +179,7 @@ export const journaled = (step: Step.Any, error: unknown): unknown => {
   const detail = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
     ? String((error as { message: unknown }).message)
     : String(error)
-  return new StepError({ step: step.name, detail, ...(tag === undefined ? {} : { tag }) })
+  return new StepError({ step: name, detail, ...(tag === undefined ? {} : { tag }) })
 }
 
 /** Every step's output, by step name, through the step's schema. */

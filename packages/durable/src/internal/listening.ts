@@ -1,6 +1,7 @@
 /**
  * A durable run's listener: the events of a plain run, with a replay and a suspension told as such. A step whose
- * output is read from the journal ends with `StepReplayed` in place of `StepSucceeded`. A waiting step suspends the
+ * output is read from the journal (an item, an iteration or a sub-pipeline's step too, named by its path in the run)
+ * ends with `StepReplayed` in place of `StepSucceeded`. A waiting step suspends the
  * run by interrupting it, which the pipeline reports as that step interrupted and the run failed; while the engine
  * says the run is suspended, those two events are told as `StepSuspended` and `RunSuspended` instead.
  */
@@ -9,8 +10,8 @@ import type { Event } from "@trellis/core"
 import type * as Durable from "../Durable.js"
 
 /**
- * The core listener for one execution, telling `listener` its events; `replayed` holds the steps whose output the
- * execution read from the journal.
+ * The core listener for one execution, telling `listener` its events; `replayed` holds the names in the run of the
+ * steps whose output the execution read from the journal.
  */
 export const forExecution = (
   listener: Durable.Listener,
