@@ -59,9 +59,14 @@ describe("trellis-demo --store", () => {
         ["classify", "done"],
         ["fetch_market", "done"],
         ["fetch_user", "done"],
+        ["key_points", "done"],
+        ["key_points[0]", "done"],
+        ["key_points[1]", "done"],
+        ["key_points[2]", "done"],
         ["combine", "done"]
       ])
-      expect(report.usage.requests).toBe(3)
+      expect(first.stderr).toContain("✓ key_points[2] done")
+      expect(report.usage.requests).toBe(6)
 
       // The stored result, durations and usage included: the model is not asked again.
       const second = await cli(args, dir)
