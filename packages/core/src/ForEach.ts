@@ -67,7 +67,8 @@ export interface Options<Deps extends Step.Dependencies, I, B, E, R, EI, RI, M e
   /** One item's work. */
   readonly each: (item: I, index: number, inputs: Step.Inputs<Deps>) => Effect.Effect<B, E, R>
   /**
-   * An item's name in the run, after the step's (`sections[intro]`): unique in the list. Default: its index. A
+   * An item's name in the run, after the step's (`sections[intro]`): unique in the list, without `[`, `]`, `/`, `#`
+   * or control characters. Default: its index. A
    * durable run journals an item under it, so a key that follows the item keeps a resumed run's journal right even if
    * the list comes back in another order.
    */
@@ -156,7 +157,7 @@ export const make = <
       error: options.error,
       run: (inputs) =>
         overItems(step, items(inputs), settings, (parts, name, item, index) =>
-          parts.run(name, each(item, index, inputs), options.output)) as Effect.Effect<any, any, any>
+          parts.run(name, Effect.suspend(() => each(item, index, inputs)), options.output)) as Effect.Effect<any, any, any>
     }),
     { _tag: "ForEach", concurrency, maxItems, item }
   )
@@ -285,14 +286,31 @@ const overItems = <I>(
     const parts = yield* Composite.parts(step)
     const names = yield* namesOf(parts.path, list, maxItems, key)
     const each = (item: I, index: number) => one(parts, names[index]!, item, index)
-    if (mode === "failFast") return yield* Effect.forEach(list, each, { concurrency })
-    return yield* Effect.forEach(list, (item, index) =>
+    const run = mode === "failFast" ? each : (item: I, index: number) =>
       Effect.catchIf(
         Effect.map(each(item, index), Either.right),
         (error) => !Composite.isDecision(error),
         (error) => Effect.succeed(Either.left(error))
-      ), { concurrency })
+      )
+    return yield* bounded(list, run, concurrency)
   })
+
+/**
+ * `Effect.forEach` under a concurrency bound that, when an item fails, waits for the items it interrupts before it
+ * fails: each item's end is told, and its finalizers have run, before the step's. (`Effect.forEach` with a bound
+ * returns at once when items are still queued.) Every item gets a fiber at once and waits for a permit to start.
+ */
+const bounded = <I, A, E, R>(
+  list: ReadonlyArray<I>,
+  run: (item: I, index: number) => Effect.Effect<A, E, R>,
+  concurrency: number
+): Effect.Effect<Array<A>, E, R> => {
+  if (concurrency >= list.length) return Effect.forEach(list, run, { concurrency: "unbounded" })
+  return Effect.flatMap(
+    Effect.makeSemaphore(concurrency),
+    (permits) => Effect.forEach(list, (item, index) => permits.withPermits(1)(run(item, index)), { concurrency: "unbounded" })
+  )
+}
 
 /** The items' names in the run, once the list is checked. */
 const namesOf = <I>(
@@ -314,6 +332,10 @@ const namesOf = <I>(
       const k = key === undefined ? String(index) : key(list[index], index)
       if (typeof k !== "string" || k.length === 0) {
         return fail("InvalidKey", `the key of item ${index} is ${describe(k)}, not a non-empty string`)
+      }
+      // A key with these would make a name that reads as another part's (`m[a]/b`), or break a display's line.
+      if (/[[\]/#\p{Cc}]/u.test(k)) {
+        return fail("InvalidKey", `the key of item ${index} is ${describe(k)}: a key cannot hold [, ], /, # or control characters`)
       }
       if (seen.has(k)) return fail("DuplicateKey", `two items have the key "${k}"`)
       seen.add(k)

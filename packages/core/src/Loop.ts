@@ -133,7 +133,8 @@ export const make = <const Name extends string, S, E = never, R = never, const D
           const parts = yield* Composite.parts(step)
           let current = initial(inputs)
           for (let iteration = 1; iteration <= maxIterations; iteration++) {
-            const next = parts.run(`${parts.path}#${iteration}`, body(current, iteration, inputs), state)
+            const last = current
+            const next = parts.run(`${parts.path}#${iteration}`, Effect.suspend(() => body(last, iteration, inputs)), state)
             const ran = whenOutOfBudget === "end"
               ? yield* Effect.catchIf(Effect.asSome(next), (e) => e instanceof BudgetExceeded, () => Effect.succeedNone)
               : yield* Effect.asSome(next)

@@ -190,6 +190,8 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
     if (!("nodes" in graph)) {
       return yield* Either.left(new InvalidPipeline({ pipeline: name, ...graph }))
     }
+    const clash = partNameClash(graph.nodes.map((node) => node.step))
+    if (clash !== undefined) return yield* Either.left(new InvalidPipeline({ pipeline: name, ...clash }))
     const pipeline: Made<S, X> = Object.assign(Object.create(Proto), {
       [TypeId]: TypeId,
       name,
@@ -206,6 +208,26 @@ export const makeEither = <S extends Step.Any, X extends Step.Any = never>(
     Plans.register(pipeline, { name, graph, concurrency, budget, timeout, policies })
     return pipeline
   })
+
+/**
+ * A step named as a part of a step made of steps would be told apart from it nowhere (events, usage, timeline): the
+ * names of parts (`m[0]`, `l#1`, `s/inner`) are the step's, followed by `[`, `#` or `/`.
+ */
+const partNameClash = (steps: ReadonlyArray<Step.Any>) => {
+  for (const owner of steps) {
+    if (owner.shape === undefined) continue
+    const clash = steps.find((step) => step !== owner && /^[[#/]/.test(step.name.slice(owner.name.length)) &&
+      step.name.startsWith(owner.name))
+    if (clash !== undefined) {
+      return {
+        reason: "DuplicateName" as const,
+        steps: [clash.name, owner.name],
+        detail: `step "${clash.name}" is named as a part of step "${owner.name}" would be`
+      }
+    }
+  }
+  return undefined
+}
 
 /**
  * Makes a pipeline from its output step (and any extra steps). The graph is checked now: duplicate names,

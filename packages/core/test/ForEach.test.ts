@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, type Event, ForEach, Ledger, Pipeline, PipelineError, Step } from "@trellis/core"
+import { Cost, type Event, ForEach, Ledger, Pipeline, PipelineError, Step, Usage } from "@trellis/core"
 import { Context, Data, Effect, Either, Exit, Schedule } from "effect"
 import { paidCall, runWithClock } from "./utils.js"
 
@@ -238,5 +238,86 @@ describe("steps made of steps, run alone", () => {
       })
       expect(yield* Step.runWith(step, { source: [1, 2] })).toEqual([3, 6])
       expect(tries).toBe(3)
+    }))
+})
+
+describe("ForEach, when things go wrong", () => {
+  it.effect("a failure waits for the items it interrupts: their ends and finalizers come before the step's end", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const step = ForEach.make("m", {
+        items: () => [0, 1, 2],
+        // Two at a time: item 2 is still waiting when item 0 fails.
+        each: (i) =>
+          i === 0
+            ? Effect.zipRight(Effect.sleep(20), Effect.fail(new ItemError({ item: 0 })))
+            : Effect.onInterrupt(Effect.never, () => Effect.zipRight(Effect.sleep(50), Effect.sync(() => log.push(`m[${i}] released`)))),
+        concurrency: 2
+      })
+      const error = yield* Effect.flip(runWithClock(Pipeline.run(Pipeline.make("p", { output: step }), {
+        onEvent: (e) => void log.push(`${e._tag}${"step" in e ? ` ${e.step}` : ""}`)
+      })))
+      log.push("run returned")
+      expect(log.slice(log.indexOf("StepFailed m[0]"))).toEqual([
+        "StepFailed m[0]",
+        "m[1] released",
+        "StepInterrupted m[1]",
+        "StepFailed m",
+        "RunFinished",
+        "run returned"
+      ])
+      expect(log).not.toContain("StepStarted m[2]")
+      expect((error as PipelineError.StepFailed<unknown>).partial.timeline.map((t) => [t.step, t.status])).toEqual([
+        ["m", "failed"],
+        ["m[0]", "failed"],
+        ["m[1]", "interrupted"]
+      ])
+    }))
+
+  it.effect("an item whose each throws is a part that fails, named in the error", () =>
+    Effect.gen(function*() {
+      const events: Array<Event.Event> = []
+      const step = ForEach.make("m", {
+        items: () => [1, 2],
+        each: (i) => {
+          if (i === 2) throw new Error("thrown")
+          return Effect.succeed(i)
+        }
+      })
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: step }), { onEvent: (e) => void events.push(e) }))
+      expect((error as PipelineError.StepFailed<unknown>).path).toBe("m[1]")
+      expect(listed(events)).toContain("StepFailed m[1]")
+    }))
+
+  it.effect("an item kept as a failure in settle mode is not blamed for the step's own failure", () =>
+    Effect.gen(function*() {
+      const bad = Usage.make({ inputTokens: -1 })
+      const step = ForEach.make("m", {
+        items: () => [0, 1],
+        each: (i) => i === 0 ? Effect.fail(new ItemError({ item: 0 })) : Ledger.record(bad),
+        mode: "settle"
+      })
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: step })))
+      expect((error as PipelineError.StepFailed<unknown>).error).toBeInstanceOf(Ledger.InvalidUsage)
+      expect((error as PipelineError.StepFailed<unknown>).path).toBe("m[1]")
+    }))
+
+  it("a step named as a part of a step made of steps is refused, and so is a key that would read as another name", () => {
+    const step = ForEach.make("m", { items: () => [1], each: Effect.succeed })
+    const twin = Step.make("m[0]", { run: () => Effect.void })
+    const out = Step.make("out", { after: { step, twin }, run: () => Effect.void })
+    expect(() => Pipeline.make("p", { output: out })).toThrow(`step "m[0]" is named as a part of step "m" would be`)
+    const fine = Step.make("m_all", { run: () => Effect.void })
+    expect(() => Pipeline.make("p", { output: Step.make("out", { after: { step, fine }, run: () => Effect.void }) }))
+      .not.toThrow()
+  })
+
+  it.effect("keys with [, ], /, # or control characters are refused before any item runs", () =>
+    Effect.gen(function*() {
+      for (const key of ["a]/b", "a#1", "x/y", "Acme\nInc"]) {
+        const step = ForEach.make("m", { items: () => [key], each: Effect.succeed, key: (k) => k })
+        const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: step })))
+        expect((error as any).error).toMatchObject({ reason: "InvalidKey" })
+      }
     }))
 })

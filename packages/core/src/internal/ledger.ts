@@ -48,6 +48,11 @@ const repaired = (usage: Usage.Usage, ceiling: Cost.Cost): Usage.Usage => {
   }
 }
 
+/** Whether a usage is exactly nothing: no request, no token, no cost, nothing estimated. */
+const isNothing = (usage: Usage.Usage): boolean =>
+  usage.cost === 0 && usage.requests === 0 && usage.inputTokens === 0 && usage.outputTokens === 0 &&
+  usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0 && !usage.estimated
+
 /** The step usage is attributed to when it is recorded outside any step. */
 export const outsideAnyStep = "(outside any step)"
 
@@ -260,15 +265,16 @@ class LedgerImpl implements Service {
       const usage = problemOf(reported) === undefined ? reported : repaired(reported, reservation.amount)
       const { amount, ceiling, step } = reservation
       books.reserved = Cost.subtract(books.reserved, amount)
-      books.add(step, usage, { amount, ceiling, implausible: options?.implausible })
+      // A hold given back with nothing used (a call refused further in, never sent) leaves no line and tells nothing.
+      const used = !isNothing(usage)
+      if (used) books.add(step, usage, { amount, ceiling, implausible: options?.implausible })
       const outer = (reservation as Held).outer
       const parent = this.parent
       const { onExceeded, onRecord } = books.options
       const exceeded = onExceeded !== undefined && usage.cost > amount && usage.cost <= ceiling
-      const reports = Effect.zipRight(
-        exceeded ? onExceeded(step, amount, usage.cost) : Effect.void,
-        onRecord?.(step, usage) ?? Effect.void
-      )
+      const reports = used
+        ? Effect.zipRight(exceeded ? onExceeded(step, amount, usage.cost) : Effect.void, onRecord?.(step, usage) ?? Effect.void)
+        : Effect.void
       // The reservation stays open until everything it reports is done, so a run waiting for its calls to settle
       // has every usage event before its end.
       return Effect.ensuring(

@@ -11,18 +11,29 @@ import type * as Step from "../Step.js"
 const reserved = new Set(["end", "graph", "subgraph", "flowchart", "style", "class", "click", "default"])
 
 /** Mermaid ids for names: the name itself where Mermaid takes it, else a made-up one; `prefix` keeps nested ones apart. */
-const ids = (names: ReadonlyArray<string>, prefix: string, used: Set<string>): Array<string> =>
-  names.map((name, i) => {
-    const own = prefix + name
-    const id = /^[A-Za-z_][A-Za-z0-9_]*$/.test(own) && !reserved.has(own.toLowerCase()) && !used.has(own)
-      ? own
-      : `${prefix}s${i}`
-    used.add(id)
-    return id
+const ids = (names: ReadonlyArray<string>, prefix: string, used: Set<string>): Array<string> => {
+  // The names Mermaid takes as they are come first, so that a made-up id never takes one of them.
+  const own = names.map((name) => {
+    const id = prefix + name
+    return /^[A-Za-z_][A-Za-z0-9_]*$/.test(id) && !reserved.has(id.toLowerCase()) && !used.has(id) ? id : undefined
   })
+  for (const id of own) if (id !== undefined) used.add(id)
+  return own.map((id, i) => {
+    if (id !== undefined) return id
+    let made = `${prefix}s${i}`
+    for (let n = 1; used.has(made); n++) made = `${prefix}s${i}_${n}`
+    used.add(made)
+    return made
+  })
+}
 
-/** Text Mermaid shows as it is: `#` would start an entity, `"` end a label, `:` end a Gantt task's name. */
-const label = (name: string) => name.replace(/#/g, "#35;").replace(/"/g, "#quot;").replace(/:/g, "#colon;")
+/**
+ * Text Mermaid shows as it is: `#` would start an entity, `"` end a label, `:` and `;` end a Gantt task's name or a
+ * statement, a line break end a line.
+ */
+const label = (name: string) => name.replace(/[#":;]|\p{Cc}/gu, (c) => escapes[c] ?? " ")
+
+const escapes: Record<string, string> = { "#": "#35;", "\"": "#quot;", ":": "#colon;", ";": "#59;" }
 
 const bound = (n: number) => n === Infinity ? "all at once" : n === 1 ? "one at a time" : `at most ${n} at once`
 
@@ -90,15 +101,15 @@ const tag: Record<Result.StepTiming["status"], string> = {
 export const gantt = (pipeline: string, timeline: ReadonlyArray<Result.StepTiming>): string => {
   const start = Math.min(...timeline.map((t) => t.startedAt))
   const lines = ["gantt", `  title pipeline ${label(pipeline)}`, "  dateFormat x", "  axisFormat %S.%L"]
-  const sections = new Map<string, Array<number>>([["steps", []]])
+  // The run's own steps are the section `steps`, kept apart from the parts of a step that happens to be named so.
+  const sections = new Map<string | undefined, Array<number>>([[undefined, []]])
   timeline.forEach((t, i) => {
-    const section = t.parent ?? "steps"
-    if (!sections.has(section)) sections.set(section, [])
-    sections.get(section)!.push(i)
+    if (!sections.has(t.parent)) sections.set(t.parent, [])
+    sections.get(t.parent)!.push(i)
   })
   for (const [section, rows] of sections) {
     if (rows.length === 0) continue
-    lines.push(`  section ${label(section)}`)
+    lines.push(`  section ${section === undefined ? "steps" : label(section)}`)
     for (const i of rows) {
       const t = timeline[i]!
       const from = t.startedAt - start

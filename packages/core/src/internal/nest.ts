@@ -32,9 +32,16 @@ export interface Nest {
   readonly partStarted: () => number
   /** Hands the timing of a part that ended to the run's report, with its place in the order of starts. */
   readonly partEnded: (timing: Result.StepTiming, order: number) => void
-  /** Told the name of each part that failed; the run names the first in its error. */
-  readonly partFailed: (name: string) => void
+  /**
+   * Told each part that failed, with what it failed with: when the step fails with that very error, the run's error
+   * names the part.
+   */
+  readonly partFailed: (name: string, reason: unknown) => void
 }
+
+/** What a failure is told apart by: the error it failed with, or the defect it died with. */
+export const reasonOf = (cause: Cause.Cause<unknown>): unknown =>
+  Option.getOrElse(Cause.failureOption(cause), () => Option.getOrUndefined(Cause.dieOption(cause)))
 
 /** The nest of the step made of steps that is running. */
 export class Nesting extends Context.Tag("@trellis/core/internal/Nesting")<Nesting, Nest>() {}
@@ -104,7 +111,7 @@ const observed = <A, E, R>(
       const ending = endingOf(exit)
       const at = observer.now()
       nest.partEnded({ step: name, status: ending, startedAt, endedAt: at, attempts, parent: nest.path }, order)
-      if (ending === "failed") nest.partFailed(name)
+      if (ending === "failed" && Exit.isFailure(exit)) nest.partFailed(name, reasonOf(exit.cause))
       return FiberRef.set(FiberRef.currentContext, outer).pipe(
         Effect.zipRight(observer.ended(name, ending, exit, at, at - startedAt)),
         Effect.zipRight(exit)

@@ -33,18 +33,29 @@ export class Report {
   private readonly names: ReadonlyArray<string>
   /** For a sub-pipeline's run, the step of the enclosing run its steps belong to. */
   private readonly parent: string | undefined
+  /**
+   * For a sub-pipeline's run, where the enclosing run's order of starts comes from: its steps take their places in
+   * it as they start, so that its timeline, handed over when it ends, is in the order things started.
+   */
+  private readonly enclosing: { readonly partStarted: () => number } | undefined
 
-  constructor(pipeline: string, graph: Graph, names: ReadonlyArray<string> = graph.names, parent?: string) {
+  constructor(
+    pipeline: string,
+    graph: Graph,
+    names: ReadonlyArray<string> = graph.names,
+    enclosing?: { readonly path: string; readonly partStarted: () => number }
+  ) {
     this.pipeline = pipeline
     this.graph = graph
     this.names = names
-    this.parent = parent
+    this.parent = enclosing?.path
+    this.enclosing = enclosing
     this.records = new Array(graph.nodes.length)
   }
 
-  /** A part of one of the run's steps starts: gives its place in the order of starts. */
+  /** A step or a part of one of the run's steps starts: gives its place in the order of starts. */
   partStarted(): number {
-    return this.starts++
+    return this.enclosing === undefined ? this.starts++ : this.enclosing.partStarted()
   }
 
   /** A part of one of the run's steps ended. */
@@ -53,7 +64,7 @@ export class Report {
   }
 
   started(i: number, at: number): void {
-    this.records[i] = { order: this.starts++, startedAt: at, endedAt: at, attempts: 1, status: "running", output: undefined }
+    this.records[i] = { order: this.partStarted(), startedAt: at, endedAt: at, attempts: 1, status: "running", output: undefined }
   }
 
   retried(i: number): void {
@@ -91,6 +102,11 @@ export class Report {
    * counts until `now`.
    */
   timeline(now: number): Array<Result.StepTiming> {
+    return this.entries(now).map(({ timing }) => timing)
+  }
+
+  /** The timeline's entries, with their places in the order of starts. */
+  entries(now: number): Array<{ readonly order: number; readonly timing: Result.StepTiming }> {
     const timeline: Array<{ readonly order: number; readonly timing: Result.StepTiming }> = []
     const parent = this.parent
     this.records.forEach((record, i) => {
@@ -104,10 +120,9 @@ export class Report {
       }
       timeline.push({ order: record.order, timing: parent === undefined ? timing : { ...timing, parent } })
     })
-    timeline.push(...this.parts)
-    return timeline
-      .sort((a, b) => a.timing.startedAt - b.timing.startedAt || a.order - b.order)
-      .map(({ timing }) => timing)
+    // One by one: a spread of a long list of parts would pass the engine's limit on arguments.
+    for (const part of this.parts) timeline.push(part)
+    return timeline.sort((a, b) => a.timing.startedAt - b.timing.startedAt || a.order - b.order)
   }
 
   completed(usage: Result.UsageReport, now: number): Result.Completed<unknown, Record<string, unknown>> {

@@ -31,7 +31,7 @@ import { detached } from "./detach.js"
 import { Launcher } from "./launch.js"
 import * as Ledger from "../Ledger.js"
 import * as RunLedger from "./ledger.js"
-import { type Nest, Nesting } from "./nest.js"
+import { type Nest, Nesting, reasonOf } from "./nest.js"
 import { type Ending, Observer } from "./observer.js"
 import { Report } from "./report.js"
 import { type Halt, Scheduler } from "./scheduler.js"
@@ -128,8 +128,12 @@ interface Running {
 class Runner {
   readonly scheduler: Scheduler<Outcome>
   readonly report: Report
-  /** For each step made of steps that had a part fail, the first such part's name: the run's error names it. */
-  private readonly failedParts = new Map<number, string>()
+  /**
+   * For each step made of steps, the parts that failed, by what they failed with (the first part for each): when the
+   * step fails with one of those, the run's error names the part. A part whose failure the step tolerated (an item
+   * kept as a `Left`, an iteration the budget refused in a loop asked to end then) is not blamed for another failure.
+   */
+  private readonly failedParts = new Map<number, Map<unknown, string>>()
   readonly launcher = new Launcher()
   /** Set once the run, under a timeout, waited that long for its calls to settle: it does not wait again. */
   private gaveUpWaiting = false
@@ -160,7 +164,7 @@ class Runner {
     this.names = names
     this.outer = outer
     this.scheduler = new Scheduler(plan.graph, plan.concurrency)
-    this.report = new Report(plan.name, plan.graph, names, outer?.path)
+    this.report = new Report(plan.name, plan.graph, names, outer)
   }
 
   /**
@@ -173,17 +177,19 @@ class Runner {
       Effect.zipRight(Effect.suspend(() => {
         const outer = this.outer
         if (outer !== undefined) {
-          for (const timing of this.report.timeline(this.now())) outer.partEnded(timing, outer.partStarted())
+          for (const { order, timing } of this.report.entries(this.now())) outer.partEnded(timing, order)
         }
         return this.observer.runFinished(exit, this.ledger.total())
       }))
     )
   }
 
-  /** A part of step `i` (or, in a sub-pipeline's run, step `i` itself) failed: the first is named by the error. */
-  partFailed(i: number, name: string): void {
-    if (!this.failedParts.has(i)) this.failedParts.set(i, name)
-    this.outer?.partFailed(name)
+  /** A part of step `i` (or, in a sub-pipeline's run, step `i` itself) failed with `reason`. */
+  partFailed(i: number, name: string, reason: unknown): void {
+    let parts = this.failedParts.get(i)
+    if (parts === undefined) this.failedParts.set(i, parts = new Map())
+    if (!parts.has(reason)) parts.set(reason, name)
+    this.outer?.partFailed(name, reason)
   }
 
   now(): number {
@@ -338,7 +344,7 @@ class Runner {
       ledger: this.ledger.ledger,
       partStarted: () => this.report.partStarted(),
       partEnded: (timing, order) => this.report.partEnded(timing, order),
-      partFailed: (name) => this.partFailed(i, name)
+      partFailed: (name, reason) => this.partFailed(i, name, reason)
     }
   }
 
@@ -376,7 +382,9 @@ class Runner {
     const ending = this.classify(i, exit)
     const at = this.now()
     const durationMs = this.report.ended(i, ending, at, Exit.isSuccess(exit) ? exit.value : undefined)
-    if (ending === "failed" && this.outer !== undefined) this.partFailed(i, this.names[i]!)
+    if (ending === "failed" && this.outer !== undefined && Exit.isFailure(exit)) {
+      this.partFailed(i, this.names[i]!, reasonOf(exit.cause))
+    }
     const leave = FiberRef.set(FiberRef.currentContext, running.outer)
     if (!this.observer.listening) {
       this.wakeIfSettled()
@@ -471,7 +479,7 @@ class Runner {
           new StepFailed({
             pipeline: this.plan.name,
             step: this.plan.graph.nodes[halt!.step]!.name,
-            path: this.failedParts.get(halt!.step) ?? this.names[halt!.step]!,
+            path: this.failedParts.get(halt!.step)?.get(reasonOf(outcome.cause)) ?? this.names[halt!.step]!,
             cause: outcome.cause,
             partial: this.partial()
           })
