@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cost, type Event, Ledger, Pipeline, PipelineError, Result, Step, SubPipeline } from "@trellis/core"
+import { Cost, type Event, ForEach, Ledger, Pipeline, PipelineError, Result, Step, SubPipeline } from "@trellis/core"
 import { Tracing } from "@trellis/test-servers"
 import { Context, Data, Effect, Option } from "effect"
-import { paidCall } from "./utils.js"
+import { paidCall, runWithClock } from "./utils.js"
 
 class Company extends Context.Tag("Company")<Company, string>() {}
 class Missing extends Data.TaggedError("Missing")<{ readonly what: string }> {}
@@ -94,5 +94,44 @@ describe("SubPipeline", () => {
       expect(parentOf("step sub")).toBe("pipeline outer")
       expect(parentOf("pipeline research")).toBe("step sub")
       expect(parentOf("step sub/report")).toBe("pipeline research")
+    }))
+})
+
+describe("SubPipeline, when things go wrong", () => {
+  it.effect("a refusal by its own budget leaves no empty usage line in the enclosing run", () =>
+    Effect.gen(function*() {
+      const events: Array<Event.Event> = []
+      const error = yield* Effect.flip(
+        Pipeline.run(outer(research(Cost.nanos(2000)), Cost.nanos(100_000)), { onEvent: (e) => void events.push(e) })
+      )
+      expect(events.filter((e) => e._tag === "UsageRecorded")).toEqual([])
+      expect((error as Ledger.BudgetExceeded).partial!.usage.byStep).toEqual({})
+    }))
+
+  it.effect("an item it tolerated inside is not blamed for an inner step's failure", () =>
+    Effect.gen(function*() {
+      const settled = ForEach.make("m", {
+        items: () => [0, 1],
+        each: (i) => i === 0 ? Effect.fail(new Missing({ what: "item" })) : Effect.succeed(i),
+        mode: "settle"
+      })
+      const after = Step.make("x", { after: { settled }, run: () => Effect.fail(new Missing({ what: "x" })) })
+      const sub = SubPipeline.make("s", { pipeline: Pipeline.make("inner", { output: after }) })
+      const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: sub })))
+      expect((error as PipelineError.StepFailed<unknown>).path).toBe("s/x")
+      expect((error as PipelineError.StepFailed<unknown>).error).toEqual(new Missing({ what: "x" }))
+    }))
+
+  it.effect("its steps take their places in the timeline as they start, beside the enclosing run's", () =>
+    Effect.gen(function*() {
+      const a = Step.make("a", { run: () => Effect.sleep(20) })
+      const s = SubPipeline.make("s", { pipeline: Pipeline.make("in", { output: a }) })
+      const t = Step.make("t", { run: () => Effect.sleep(20) })
+      const j = Step.make("j", { after: { s, t }, run: () => Effect.void })
+      const started: Array<string> = []
+      const result = yield* runWithClock(Pipeline.run(Pipeline.make("p", { output: j }), {
+        onEvent: (e) => void (e._tag === "StepStarted" && started.push(e.step))
+      }))
+      expect(result.timeline.map((entry) => entry.step)).toEqual(started)
     }))
 })

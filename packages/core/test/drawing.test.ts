@@ -52,3 +52,26 @@ describe("drawing steps made of steps", () => {
       expect(gantt).toContain("  sub/write :done, ")
     }))
 })
+
+describe("drawing odd names", () => {
+  it("made-up Mermaid ids never take a name already used, and a label cannot break its line", () => {
+    const s1 = Step.make("s1", { run: () => Effect.void })
+    const spaced = Step.make("x y", { after: { s1 }, run: () => Effect.void })
+    expect(Pipeline.toMermaid(Pipeline.make("p", { output: spaced }))).toBe(
+      ["flowchart LR", "  s1", `  s1_1["x y"]`, "  s1 --> s1_1"].join("\n")
+    )
+    const odd = Step.make("a\nb;c", { run: () => Effect.void })
+    expect(Pipeline.toMermaid(Pipeline.make("p", { output: odd }))).toBe(["flowchart LR", `  s0["a b#59;c"]`].join("\n"))
+  })
+
+  it("the parts of a step named steps keep a section of their own", () => {
+    const gantt = Pipeline.toGantt({
+      pipeline: "p",
+      timeline: [
+        { step: "steps", status: "succeeded", startedAt: 0, endedAt: 2, attempts: 1 },
+        { step: "steps[0]", status: "succeeded", startedAt: 0, endedAt: 1, attempts: 1, parent: "steps" }
+      ]
+    })
+    expect(gantt.split("\n").filter((line) => line.startsWith("  section"))).toEqual(["  section steps", "  section steps"])
+  })
+})
