@@ -298,7 +298,7 @@ const overItems = <I>(
 /**
  * `Effect.forEach` under a concurrency bound that, when an item fails, waits for the items it interrupts before it
  * fails: each item's end is told, and its finalizers have run, before the step's. (`Effect.forEach` with a bound
- * returns at once when items are still queued.) Every item gets a fiber at once and waits for a permit to start.
+ * returns at once when items are still queued; without one it waits.)
  */
 const bounded = <I, A, E, R>(
   list: ReadonlyArray<I>,
@@ -306,10 +306,20 @@ const bounded = <I, A, E, R>(
   concurrency: number
 ): Effect.Effect<Array<A>, E, R> => {
   if (concurrency >= list.length) return Effect.forEach(list, run, { concurrency: "unbounded" })
-  return Effect.flatMap(
-    Effect.makeSemaphore(concurrency),
-    (permits) => Effect.forEach(list, (item, index) => permits.withPermits(1)(run(item, index)), { concurrency: "unbounded" })
-  )
+  return Effect.suspend(() => {
+    let running = 0
+    let wake: (() => void) | undefined
+    const counted = (item: I, index: number) =>
+      Effect.uninterruptibleMask((restore) => {
+        running++
+        return Effect.ensuring(restore(run(item, index)), Effect.sync(() => --running === 0 && wake?.()))
+      })
+    const settled = Effect.async<void>((resume) => {
+      if (running === 0) resume(Effect.void)
+      else wake = () => resume(Effect.void)
+    })
+    return Effect.onError(Effect.forEach(list, counted, { concurrency }), () => settled)
+  })
 }
 
 /** The items' names in the run, once the list is checked. */
