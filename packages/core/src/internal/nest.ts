@@ -77,7 +77,9 @@ export const runPart = <A, E, R>(
       onRetry: (attempt, cause) => {
         attempts = attempt
         return observer.retrying(name, attempt, cause, observer.now())
-      }
+      },
+      onReplayed: () => observer.replayed(name),
+      onSuspended: () => observer.suspended(name)
     })
     const leave = (outer: Context.Context<never>, exit: Exit.Exit<A, E | Step.StepTimeout>) => {
       observer.end(span!, exit)
