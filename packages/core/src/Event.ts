@@ -1,9 +1,10 @@
 /**
  * What happens during a run, as it happens: enough to draw a progress display.
  *
- * Every step that starts gets exactly one end event: `StepSucceeded`, `StepFailed`, `StepStopped`, or
- * `StepInterrupted` (stopped from outside the step: a sibling's failure or stop, the run's timeout, or the run's
- * interruption). The parts of a step made of steps (a `ForEach`'s items, a `Loop`'s iterations, a `SubPipeline`'s
+ * Every step that starts gets exactly one end event: `StepSucceeded` (or `StepReplayed`, its output read from a
+ * journal), `StepFailed`, `StepStopped`, or `StepInterrupted` (stopped from outside the step: a sibling's failure or
+ * stop, the run's timeout, or the run's interruption; `StepSuspended` when the step waits for the outside world). A
+ * run ends with `RunFinished`, or `RunSuspended` when a step suspended it. The parts of a step made of steps (a `ForEach`'s items, a `Loop`'s iterations, a `SubPipeline`'s
  * steps) are steps of the run here too, named by their path (`sections[3]`, `refine#2`, `research/extract`), their
  * `StepStarted` naming the step they belong to.
  *
@@ -50,6 +51,16 @@ export type Event = Data.TaggedEnum<{
     readonly durationMs: number
   }
   StepStopped: { readonly pipeline: string; readonly step: string; readonly at: number; readonly durationMs: number }
+  /**
+   * The step's output was read from a journal (an executor that keeps one, such as a durable run's, had it from an
+   * earlier execution of the run): its end event, in place of `StepSucceeded`.
+   */
+  StepReplayed: { readonly pipeline: string; readonly step: string; readonly at: number; readonly durationMs: number }
+  /**
+   * The step waits for the outside world (a durable run's waiting step whose value has not come): its end event, in
+   * place of `StepInterrupted`. The run stops for now, and ends with `RunSuspended`.
+   */
+  StepSuspended: { readonly pipeline: string; readonly step: string; readonly at: number; readonly durationMs: number }
   StepInterrupted: {
     readonly pipeline: string
     readonly step: string
@@ -73,7 +84,11 @@ export type Event = Data.TaggedEnum<{
     readonly status: "completed" | "stopped" | "failed" | "interrupted"
     readonly usage: Usage.Usage
     readonly at: number
-  }
+  }  /**
+   * A step suspended the run: the run's last event for now, in place of `RunFinished`. The run goes on, with
+   * `RunStarted`, when what it waits for arrives.
+   */
+  RunSuspended: { readonly pipeline: string; readonly usage: Usage.Usage; readonly at: number }
 }>
 
 /**
@@ -95,12 +110,15 @@ export const {
   RunFinished,
   ReservationExceeded,
   RunStarted,
+  RunSuspended,
   StepFailed,
   StepInterrupted,
+  StepReplayed,
   StepRetrying,
   StepStarted,
   StepStopped,
   StepSucceeded,
+  StepSuspended,
   UsageRecorded
 } = Data.taggedEnum<Event>()
 

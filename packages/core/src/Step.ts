@@ -17,6 +17,7 @@ import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { BudgetExceeded, InvalidUsage } from "./Ledger.js"
+import * as Attempts from "./internal/attempts.js"
 import * as Checks from "./internal/options.js"
 import * as OptionKeys from "./OptionKeys.js"
 import { StopSignal } from "./internal/stop.js"
@@ -355,15 +356,7 @@ export const withPolicy = <A, E, R>(
     : Effect.timeoutFail(attempt, { duration: timeout, onTimeout: () => new StepTimeout({ step, timeout }) })
   const settings = retryOptions(retry)
   if (settings === undefined) return timed
-  return Effect.suspend(() => {
-    let attempts = 0
-    let failed: Cause.Cause<E | StepTimeout> | undefined
-    const counted = Effect.suspend(() => {
-      attempts++
-      return failed === undefined || onRetry === undefined ? timed : Effect.zipRight(onRetry(attempts, failed), timed)
-    }).pipe(Effect.tapErrorCause((cause) => Effect.sync(() => (failed = cause))))
-    return Effect.retry(counted, settings)
-  })
+  return Attempts.retrying(() => Attempts.ran(timed, settings.while), settings, { onRetry })
 }
 
 /**

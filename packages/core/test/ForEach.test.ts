@@ -294,7 +294,7 @@ describe("ForEach, when things go wrong", () => {
       const bad = Usage.make({ inputTokens: -1 })
       const step = ForEach.make("m", {
         items: () => [0, 1],
-        each: (i) => i === 0 ? Effect.fail(new ItemError({ item: 0 })) : Ledger.record(bad),
+        each: (i): Effect.Effect<void, ItemError | Ledger.InvalidUsage> => i === 0 ? Effect.fail(new ItemError({ item: 0 })) : Ledger.record(bad),
         mode: "settle"
       })
       const error = yield* Effect.flip(Pipeline.run(Pipeline.make("p", { output: step })))

@@ -22,8 +22,7 @@ import {
   type PipelineError,
   type Result,
   Step,
-  StepExecutor,
-  type Usage
+  StepExecutor
 } from "@trellis/core"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -39,7 +38,6 @@ import * as Executor from "./internal/executor.js"
 import * as Health from "./internal/health.js"
 import * as Ids from "./internal/ids.js"
 import * as Journal from "./internal/journal.js"
-import * as Listening from "./internal/listening.js"
 import * as Shapes from "./internal/shapes.js"
 import * as Storable from "./internal/storable.js"
 import type { StoreUnavailable } from "./internal/unavailable.js"
@@ -256,52 +254,35 @@ const runFailed = (self: Any, id: string, error: PipelineError.PipelineError<unk
 
 /**
  * A step's output was read from the journal (it finished in an earlier execution of the run): the step's end event,
- * in place of `StepSucceeded`.
+ * in place of `StepSucceeded` (core's `Event.StepReplayed`).
  *
  * @since 0.2.0
  */
-export interface StepReplayed {
-  readonly _tag: "StepReplayed"
-  readonly pipeline: string
-  readonly step: string
-  readonly at: number
-  readonly durationMs: number
-}
+export type StepReplayed = Extract<CoreEvent.Event, { readonly _tag: "StepReplayed" }>
 
 /**
  * A waiting step ended the run's progress for now: the run suspends until its value arrives. This is the step's end
- * event, in place of `StepInterrupted`.
+ * event, in place of `StepInterrupted` (core's `Event.StepSuspended`).
  *
  * @since 0.2.0
  */
-export interface StepSuspended {
-  readonly _tag: "StepSuspended"
-  readonly pipeline: string
-  readonly step: string
-  readonly at: number
-  readonly durationMs: number
-}
+export type StepSuspended = Extract<CoreEvent.Event, { readonly _tag: "StepSuspended" }>
 
 /**
  * The run suspended, waiting for signals: the last event of this execution, in place of `RunFinished`. The run
- * goes on, with `RunStarted`, when a signal resumes it.
+ * goes on, with `RunStarted`, when a signal resumes it (core's `Event.RunSuspended`).
  *
  * @since 0.2.0
  */
-export interface RunSuspended {
-  readonly _tag: "RunSuspended"
-  readonly pipeline: string
-  readonly usage: Usage.Usage
-  readonly at: number
-}
+export type RunSuspended = Extract<CoreEvent.Event, { readonly _tag: "RunSuspended" }>
 
 /**
- * What a listener of durable runs hears: the events of a plain run, with a replayed step and a suspension told as
- * such (a resumed run tells each replayed step as started, then replayed).
+ * What a listener of durable runs hears: the events of a plain run, a replayed step and a suspension among them (a
+ * resumed run tells each replayed step as started, then replayed).
  *
  * @since 0.2.0
  */
-export type Event = CoreEvent.Event | StepReplayed | StepSuspended | RunSuspended
+export type Event = CoreEvent.Event
 
 /**
  * Receives the events of every run of a durable pipeline in this process, with the run's id. It runs where the steps
@@ -333,25 +314,19 @@ export const layer = <A, E, R, O, D, I, V>(
   self: Durable<A, E, R, O, D, I, V>,
   options?: LayerOptions | undefined
 ): Layer.Layer<never, never, WorkflowEngine | Exclude<R, I | Signals>> => {
-  const waiting = new Set(self.pipeline.steps.filter(Waiting.isWaiting).map((step) => step.name))
-  const isWaiting = (step: string) => waiting.has(step)
   const outcomes = Journal.stepOutcomes(self.stop ?? Schema.Never)
   return self.workflow.toLayer((payload) =>
     Effect.gen(function*() {
       const instance = yield* WorkflowInstance
       const services = Context.make(WorkflowEngine, yield* WorkflowEngine).pipe(Context.add(WorkflowInstance, instance))
-      const replayed = new Set<string>()
       const executor = yield* Executor.make(
         outcomes,
         services,
         yield* Effect.serviceOption(SpendLog.SpendLog),
-        yield* Cancellation.watch(yield* Effect.serviceOption(Cancellations.Cancellations), instance.executionId),
-        replayed
+        yield* Cancellation.watch(yield* Effect.serviceOption(Cancellations.Cancellations), instance.executionId)
       )
       const listener = options?.onEvent
-      const onEvent = listener === undefined
-        ? undefined
-        : Listening.forExecution(listener, payload.id, instance, isWaiting, replayed)
+      const onEvent = listener === undefined ? undefined : (event: CoreEvent.Event) => listener(event, payload.id)
       const run = Effect.provideService(Pipeline.run(self.pipeline, { onEvent }), StepExecutor.StepExecutor, executor)
       const input: Input<any, any> | undefined = self.input
       const given = (payload as { readonly input?: unknown }).input

@@ -249,7 +249,8 @@ for (const store of stores) {
               // written may have been sent, even if the server never saw it), and the figure is then an estimate.
               expect(usage.cost, part).toBeGreaterThanOrEqual(reference.cost)
               expect(usage.cost, part).toBeLessThanOrEqual(reference.cost + Math.max(1, sentBefore) * WORST_CASE)
-              expect(usage.estimated, part).toBe(usage.cost !== reference.cost)
+              // (A flaky item's lost first attempt can make up the cost of the attempt it then did not need.)
+              if (usage.cost !== reference.cost) expect(usage.estimated, part).toBe(true)
             }
             expect(result.timeline.find((t) => t.step === part)?.parent).toBe(shape === "map" ? "sections" : "refine")
           }

@@ -72,7 +72,7 @@ describe("recorded fixtures", () => {
         const server = yield* chatServer
         const model = OpenAi.layer({ apiKey: Redacted.make(key), baseURL: server.url, model: "gpt-4.1-mini" })
         const { result } = yield* Effect.provide(run, model.pipe(Layer.provide(Fixtures.record(file))))
-        expect(server.requests()).toBe(3)
+        expect(server.requests()).toBe(6)
         return { result, url: server.url }
       }))
       const text = readFileSync(file, "utf8")
@@ -93,9 +93,9 @@ describe("recorded fixtures", () => {
       expect(result.output).toEqual(recorded.result.output)
       expect(result.output).toMatchObject({ category: "earnings", company: "Northwind Traders" })
       expect(result.usage).toEqual(recorded.result.usage)
-      // gpt-4.1-mini: $0.40 per million input tokens, $1.60 output; calls of 100n in and 10n out, n = 1, 2, 3.
-      expect(result.usage.total).toMatchObject({ inputTokens: 600, outputTokens: 60, requests: 3, estimated: false })
-      expect(result.usage.total.cost).toBe(600 * 400 + 60 * 1600)
+      // gpt-4.1-mini: $0.40 per million input tokens, $1.60 output; calls of 100n in and 10n out, n = 1 to 6.
+      expect(result.usage.total).toMatchObject({ inputTokens: 2100, outputTokens: 210, requests: 6, estimated: false })
+      expect(result.usage.total.cost).toBe(2100 * 400 + 210 * 1600)
     }))
 
   it.effect("runs the demo with --record, then with --replay to the same report", () =>

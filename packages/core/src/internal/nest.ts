@@ -72,7 +72,9 @@ export const runPart = <A, E, R>(
       onRetry: (attempt, cause) => {
         retried(attempt)
         return nest.observer.retrying(part.name, attempt, cause, nest.observer.now())
-      }
+      },
+      onReplayed: () => nest.observer.replayed(part.name),
+      onSuspended: () => nest.observer.suspended(part.name)
     }))
 
 /**

@@ -45,6 +45,10 @@ export class Observer {
    * name, and the run itself tells no start or end (its step of the enclosing run does).
    */
   private readonly nested: boolean
+  /** The steps (parts) whose output an executor read from its journal: they end with `StepReplayed`. */
+  private readonly replayedSteps = new Set<string>()
+  /** The steps whose attempt suspended the run: they end with `StepSuspended`, and the run with `RunSuspended`. */
+  private readonly suspendedSteps = new Set<string>()
 
   constructor(
     pipeline: string,
@@ -112,7 +116,22 @@ export class Observer {
     this.span.attribute("trellis.cost_nano_usd", usage.cost)
     this.end(this.span, exit)
     if (this.nested) return Effect.void
-    return this.emit(() => Event.RunFinished({ pipeline: this.pipeline, status: statusOf(exit), usage, at: this.now() }))
+    const pipeline = this.pipeline
+    return this.emit(() =>
+      this.suspendedSteps.size > 0 && Exit.isFailure(exit)
+        ? Event.RunSuspended({ pipeline, usage, at: this.now() })
+        : Event.RunFinished({ pipeline, status: statusOf(exit), usage, at: this.now() })
+    )
+  }
+
+  /** The executor read step `step`'s output from its journal rather than run it. */
+  replayed(step: string): void {
+    this.replayedSteps.add(step)
+  }
+
+  /** Step `step`'s attempt suspended the run. */
+  suspended(step: string): void {
+    this.suspendedSteps.add(step)
   }
 
   started(step: string, at: number, parent?: string): Effect.Effect<void> {
@@ -132,11 +151,15 @@ export class Observer {
     return this.emit(() => {
       switch (ending) {
         case "succeeded":
-          return Event.StepSucceeded({ pipeline, step, at, durationMs })
+          return this.replayedSteps.has(step)
+            ? Event.StepReplayed({ pipeline, step, at, durationMs })
+            : Event.StepSucceeded({ pipeline, step, at, durationMs })
         case "stopped":
           return Event.StepStopped({ pipeline, step, at, durationMs })
         case "interrupted":
-          return Event.StepInterrupted({ pipeline, step, at, durationMs })
+          return this.suspendedSteps.has(step)
+            ? Event.StepSuspended({ pipeline, step, at, durationMs })
+            : Event.StepInterrupted({ pipeline, step, at, durationMs })
         case "failed":
           return Event.StepFailed({ pipeline, step, at, durationMs, cause: Exit.isFailure(exit) ? exit.cause : Cause.empty })
       }

@@ -363,7 +363,9 @@ class Runner {
       onRetry: (attempt, cause) => {
         this.report.retried(i)
         return this.observer.retrying(this.names[i]!, attempt, cause, this.now())
-      }
+      },
+      onReplayed: () => this.observer.replayed(this.names[i]!),
+      onSuspended: () => this.observer.suspended(this.names[i]!)
     }) as Effect.Effect<unknown, unknown>
   }
 

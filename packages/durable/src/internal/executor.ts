@@ -11,12 +11,11 @@ import { type WorkflowEngine, WorkflowInstance } from "@effect/workflow/Workflow
 import { Ledger, Step, StepExecutor, Usage } from "@trellis/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import { randomUUID } from "node:crypto"
 import type * as SpendLog from "../SpendLog.js"
 import type * as Cancellations from "../Cancellations.js"
@@ -68,15 +67,6 @@ interface ExecutionLog {
   readonly spentBefore: Effect.Effect<SpendLog.Spent>
 }
 
-/** An attempt that failed: its error as journaled, the policy's verdict on it, and its cause as this process saw it. */
-interface Failed {
-  readonly error: unknown
-  readonly retryable: boolean
-  readonly cause: Cause.Cause<unknown>
-  /** Whether the attempt failed in an earlier execution, its outcome read from the journal. */
-  readonly replayed: boolean
-}
-
 /**
  * What this process knows of a step's attempts, by number. The engine may execute an attempt's Activity more than
  * once in a process (it retries one that was interrupted), and may execute one that a crash cut short as soon as the
@@ -99,7 +89,7 @@ interface Attempts {
  * journal) is counted first, once.
  */
 const attempt = <A, E, R>(
-  execution: StepExecutor.Execution<A, E, R>,
+  execution: StepExecutor.Attempt<A, E, R>,
   number: number,
   books: Option.Option<ExecutionLog>,
   attempts: Attempts,
@@ -107,14 +97,13 @@ const attempt = <A, E, R>(
   cancellation: Cancellations.Watch
 ) => {
   const step = execution.name
-  const retry = Step.retryOptions(execution.policy.retry)
   const cancelled = Effect.failSync(() => new Cancellation.Cancelled({ step }))
   // Not started once the run is cancelled, and cut when it is (the cut step's finalizers run, and its calls settle).
   const timed = Effect.flatMap(cancellation.isCancelled, (isCancelled) =>
     isCancelled ? cancelled : Effect.raceFirst(
       Step.withPolicy(Effect.suspend(() => execution.step.run(execution.inputs)), {
         step,
-        timeout: execution.policy.timeout
+        timeout: execution.timeout
       }),
       Effect.zipRight(cancellation.whenCancelled, cancelled)
     ))
@@ -156,8 +145,8 @@ const attempt = <A, E, R>(
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {
       attempts.causes.set(number, exit.cause)
-      const retryable = retry !== undefined && !(failure.value instanceof Cancellation.Cancelled) &&
-        retry.while(failure.value as E | Step.StepTimeout)
+      const retryable = !(failure.value instanceof Cancellation.Cancelled) &&
+        execution.retryable(failure.value as E | Step.StepTimeout)
       return Either.match(
         Storable.check(journal.failure, { error: Journal.journaled(execution.step, step, failure.value), usage, retryable }),
         { onLeft: unjournalable, onRight: Effect.fail }
@@ -169,18 +158,18 @@ const attempt = <A, E, R>(
 }
 
 /**
- * Makes the executor for one execution of a durable run's workflow. `outcomes` finds the schemas of a step's
- * outcomes (`Journal.stepOutcomes`, made once for the pipeline); `services` the workflow engine and the execution's instance, which an Activity
- * needs and the executor's signature cannot carry; `log` the spend log, if the store keeps one; `cancellation` what
- * the execution knows of its run's cancellation; `replayed` gets the name in the run of each step (item, iteration)
- * whose output is read from the journal. A waiting step runs as it would locally, with the execution's signals.
+ * Makes the executor for one execution of a durable run's workflow: it runs one attempt at a time (core's retry loop
+ * drives them) and says whether the attempt ran, was replayed from the journal, or suspended the run. `outcomes`
+ * finds the schemas of a step's outcomes (`Journal.stepOutcomes`, made once for the pipeline); `services` the
+ * workflow engine and the execution's instance, which an Activity needs and the executor's signature cannot carry;
+ * `log` the spend log, if the store keeps one; `cancellation` what the execution knows of its run's cancellation. A
+ * waiting step runs as it would locally, with the execution's signals.
  */
 export const make = (
   outcomes: Journal.StepOutcomes,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   log: Option.Option<SpendLog.Service>,
-  cancellation: Cancellations.Watch,
-  replayed: Set<string>
+  cancellation: Cancellations.Watch
 ): Effect.Effect<StepExecutor.Service> =>
   Effect.gen(function*() {
     const execution = Context.get(services, WorkflowInstance).executionId
@@ -190,104 +179,97 @@ export const make = (
       execution,
       spentBefore: yield* Effect.cached(Effect.orDie(log.value.spentBefore(execution)))
     })
-    return executor(outcomes, services, books, cancellation, replayed)
+    return executor(outcomes, services, books, cancellation)
   })
+
+/** A step's Activity, as the executor runs it: its outcome as journaled. */
+type Journaled = Effect.Effect<
+  { readonly output: unknown; readonly usage: Usage.Usage },
+  { readonly error: unknown; readonly retryable: boolean; readonly usage: Usage.Usage },
+  WorkflowEngine | WorkflowInstance
+>
 
 const executor = (
   outcomes: Journal.StepOutcomes,
   services: Context.Context<WorkflowEngine | WorkflowInstance>,
   books: Option.Option<ExecutionLog>,
-  cancellation: Cancellations.Watch,
-  replayedSteps: Set<string>
+  cancellation: Cancellations.Watch
 ): StepExecutor.Service => {
   const signals = Waiting.signals(services, cancellation)
-  return StepExecutor.make((execution) =>
-    Effect.suspend(() => {
-      const step = execution.step
-      if (Waiting.isWaiting(step)) {
-        return Effect.provideService(StepExecutor.local.execute(execution), Waiting.Signals, signals)
-      }
-      // One Activity for all the attempts, each executed under its number (`Activity.CurrentAttempt`), as
-      // `Activity.retry` does: the engine runs whichever Activity of the step's name it has registered, under the
-      // number it was asked for.
-      const name = execution.name
-      const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
-      const journal = outcomes(step)
-      const activity = Activity.make({
-        name,
-        success: journal.success,
-        error: journal.failure,
-        execute: Effect.flatMap(
-          Activity.CurrentAttempt,
-          (number) => attempt(execution, number, books, attempts, journal, cancellation)
-        )
-      })
-      /** Attempt `number`: run, or replayed from the journal if it ended before. */
-      const one = (number: number): Effect.Effect<unknown, Failed> => {
-        // A replayed attempt's usage was counted in the ledger of the process that ran it; this run's ledger counts
-        // it again, so that the budget holds across restarts.
-        const replayed = (usage: Usage.Usage) =>
-          Effect.suspend(() => attempts.ran.has(number) || isEmpty(usage) ? Effect.void : Ledger.record(usage))
-        return Effect.provide(activity, services).pipe(
-          // The attempt's number is part of the Activity's key in the journal.
-          Effect.provideService(Activity.CurrentAttempt, number),
-          Effect.matchEffect({
-            onSuccess: ({ output, usage }) =>
-              Effect.zipRight(
-                replayed(usage),
-                Effect.sync(() => {
-                  if (!attempts.ran.has(number)) replayedSteps.add(name)
-                  return output
-                })
-              ),
-            onFailure: ({ error, retryable, usage }) =>
-              Effect.zipRight(
-                replayed(usage),
-                Effect.suspend(() => {
-                  const cause = attempts.causes.get(number) ?? Cause.fail(error)
-                  return Effect.fail({ error, retryable, cause, replayed: !attempts.ran.has(number) } satisfies Failed)
-                })
-              )
-          })
-        ) as Effect.Effect<unknown, Failed>
-      }
-      return Effect.mapError(retrying(one, execution), (failed) => failed.error) as Effect.Effect<any, any, any>
+  const instance = Context.get(services, WorkflowInstance)
+  // One Activity per step (item, iteration) for all its attempts, each executed under its number
+  // (`Activity.CurrentAttempt`), as `Activity.retry` does: the engine runs whichever Activity of the step's name it
+  // has registered, under the number it was asked for. It is made at the step's first attempt, with what this
+  // process knows of the step's attempts.
+  const steps = new Map<string, { readonly activity: Journaled; readonly attempts: Attempts }>()
+  const entryOf = <A, E, R>(execution: StepExecutor.Attempt<A, E, R>) => {
+    const known = steps.get(execution.name)
+    if (known !== undefined) return known
+    const attempts: Attempts = { ran: new Set(), causes: new Map(), spent: new Map() }
+    const journal = outcomes(execution.step)
+    const activity = Activity.make({
+      name: execution.name,
+      success: journal.success,
+      error: journal.failure,
+      execute: Effect.flatMap(
+        Activity.CurrentAttempt,
+        (number) => attempt(execution, number, books, attempts, journal, cancellation)
+      )
+    }) as Journaled
+    const entry = { activity, attempts }
+    steps.set(execution.name, entry)
+    return entry
+  }
+  return StepExecutor.fromAttempt(<A, E, R>(execution: StepExecutor.Attempt<A, E, R>) =>
+    Effect.suspend((): Effect.Effect<StepExecutor.Attempted<A, E>, never, R> => {
+      if (Waiting.isWaiting(execution.step)) return waiting(execution, signals, instance)
+      const { activity, attempts } = entryOf(execution)
+      const number = execution.number
+      const replayed = () => !attempts.ran.has(number)
+      // A replayed attempt's usage was counted in the ledger of the process that ran it; this run's ledger counts
+      // it again, so that the budget holds across restarts.
+      const count = (usage: Usage.Usage) =>
+        Effect.suspend(() => !replayed() || isEmpty(usage) ? Effect.void : Effect.orDie(Ledger.record(usage)))
+      return Effect.provide(activity, services).pipe(
+        // The attempt's number is part of the Activity's key in the journal.
+        Effect.provideService(Activity.CurrentAttempt, number),
+        Effect.matchEffect({
+          onSuccess: ({ output, usage }) =>
+            Effect.as(count(usage), { _tag: "Succeeded" as const, value: output as A, replayed: replayed() }),
+          onFailure: ({ error, retryable, usage }) =>
+            Effect.as(count(usage), {
+              _tag: "Failed" as const,
+              // What the step fails with is the error as journaled, here as on replay; the retry events and the
+              // policy's schedule see the cause as this process saw it, when it ran here.
+              error: error as E,
+              cause: (attempts.causes.get(number) ?? Cause.fail(error)) as Cause.Cause<E | Step.StepTimeout>,
+              retryable,
+              replayed: replayed()
+            })
+        })
+      ) as Effect.Effect<StepExecutor.Attempted<A, E>, never, R>
     })
   )
 }
 
 /**
- * Runs a step's attempts (`one(number)`, from 1) as its retry policy says. Attempts are counted and `onRetry` called
- * as the local executor does, replayed ones included, so that the step's report counts them all; a replayed
- * attempt's cause is its error as journaled. Whether an error is retried is the verdict journaled with it.
+ * A waiting step's attempt, run as it would be locally with the execution's signals. A value not yet delivered
+ * suspends the workflow by interrupting the fiber that waits: that fiber is the attempt's own, so that the attempt
+ * can say it suspended rather than end interrupted.
  */
-const retrying = <A, E, R>(
-  one: (number: number) => Effect.Effect<unknown, Failed>,
-  execution: StepExecutor.Execution<A, E, R>
-): Effect.Effect<unknown, Failed> => {
-  const retry = Step.retryOptions(execution.policy.retry)
-  if (retry === undefined) return one(1)
-  let count = 0
-  let last: Failed | undefined
-  const next = Effect.suspend(() => {
-    const number = ++count
-    return last === undefined
-      ? one(number)
-      : Effect.zipRight(execution.onRetry(number, last.cause as Cause.Cause<any>), one(number))
-  }).pipe(Effect.tapError((failed) => Effect.sync(() => (last = failed))))
-  // The policy's schedule sees the error itself when the attempt ran here, and as journaled when it is replayed.
-  // Its waits are ordinary sleeps, not timers of the engine. After an attempt replayed from the journal there is no
-  // wait: it was waited, or cut short by the crash, in the execution that ran the attempt, and a resumed run goes
-  // through its failed attempts at once.
-  const policy = Schedule.mapInput(
-    retry.schedule ?? Schedule.forever,
-    (failed: Failed) => Option.getOrElse(Cause.failureOption(failed.cause), () => failed.error) as never
+const waiting = <A, E, R>(
+  execution: StepExecutor.Attempt<A, E, R>,
+  signals: Context.Tag.Service<Waiting.Signals>,
+  instance: WorkflowInstance["Type"]
+): Effect.Effect<StepExecutor.Attempted<A, E>, never, R> =>
+  Effect.flatMap(
+    Effect.fork(Effect.provideService(StepExecutor.local.attempt!(execution), Waiting.Signals, signals)),
+    (fiber) =>
+      Effect.flatMap(
+        Effect.onInterrupt(Fiber.await(fiber), () => Fiber.interrupt(fiber)),
+        (exit): Effect.Effect<StepExecutor.Attempted<A, E>> =>
+          Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && instance.suspended
+            ? Effect.succeed({ _tag: "Suspended" })
+            : exit
+      )
   )
-  const schedule = Schedule.modifyDelay(
-    Schedule.passthrough(policy),
-    (failed, delay) => failed.replayed ? Duration.zero : delay
-  )
-  return retry.times === undefined
-    ? Effect.retry(next, { schedule, while: (failed) => failed.retryable })
-    : Effect.retry(next, { schedule, times: retry.times, while: (failed) => failed.retryable })
-}
