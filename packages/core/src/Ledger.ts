@@ -183,6 +183,25 @@ export interface Options {
    * usage is recorded there as well, under the step it attributes to.
    */
   readonly parent?: Service | undefined
+  /** What must happen beside the books as money is held and spent (see {@link Hooks}). */
+  readonly hooks?: Hooks | undefined
+}
+
+/**
+ * What a ledger runs beside its books, for what keeps its own record of spend (a durable run writes each hold to a
+ * spend log before its call can be sent, so that a call a crash cut short still counts when the run resumes).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Hooks {
+  /**
+   * Runs once a reservation is held, before it is given to the caller. If it fails, the hold is given back and the
+   * reservation dies with the failure: a call whose hold could not be written down must not be sent.
+   */
+  readonly reserved?: ((reservation: Reservation) => Effect.Effect<void, unknown>) | undefined
+  /** Runs when a held reservation is settled, before the books count it; a failure is a defect. */
+  readonly settling?: ((reservation: Reservation, usage: Usage.Usage) => Effect.Effect<void, unknown>) | undefined
 }
 
 /**

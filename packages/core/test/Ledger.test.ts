@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Budget, Cost, Ledger, Pipeline, Step, Usage } from "@trellis/core"
-import { Effect, Exit, Fiber, Option, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 const paid = (nanos: number) => Usage.make({ requests: 1, cost: Cost.nanos(nanos) })
 
@@ -188,5 +188,37 @@ describe("Ledger", () => {
       expect(yield* Budget.remaining).toEqual(Option.none())
       const left = yield* Budget.remaining.pipe(Effect.provide(Ledger.layer({ budget: Cost.nanos(9) })))
       expect(left).toEqual(Option.some(9))
+    }))
+})
+
+describe("Ledger hooks", () => {
+  it.effect("run as money is held and settled; a hold that cannot be written down is given back, and its call never runs", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const ledger = yield* Ledger.make({
+        budget: Cost.nanos(1000),
+        hooks: {
+          reserved: (r) => Effect.sync(() => log.push(`reserved ${r.amount}`)),
+          settling: (r, usage) => Effect.sync(() => log.push(`settling ${r.amount} at ${usage.cost}`))
+        }
+      })
+      const call = Ledger.metered({
+        worstCase: Cost.nanos(600),
+        run: Effect.sync(() => log.push("sent")),
+        usage: () => Usage.make({ requests: 1, cost: Cost.nanos(400) })
+      })
+      yield* Effect.provideService(call, Ledger.Ledger, ledger)
+      expect(log).toEqual(["reserved 600", "sent", "settling 600 at 400"])
+
+      const broken = yield* Ledger.make({
+        budget: Cost.nanos(1000),
+        hooks: { reserved: () => Effect.fail("the log is down") }
+      })
+      const exit = yield* Effect.exit(Effect.provideService(call, Ledger.Ledger, broken))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(log).toHaveLength(3)
+      const snapshot = yield* broken.snapshot
+      expect(snapshot.reserved).toBe(0)
+      expect(yield* broken.remaining).toEqual(Option.some(1000))
     }))
 })

@@ -2,6 +2,7 @@
  * The ledger's books: what was spent and reserved, in total and by step, under an optional budget. `Ledger` defines
  * the service and its errors; the runner makes a run's ledger here, with a parent and listeners.
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Cost from "../Cost.js"
@@ -213,6 +214,16 @@ class LedgerImpl implements Service {
   }
 
   reserve(amount: Cost.Cost, options?: ReserveOptions): Effect.Effect<Reservation, BudgetExceeded | InvalidUsage> {
+    const reserved = this.books.options.hooks?.reserved
+    if (reserved === undefined) return this.reserveHeld(amount, options)
+    return Effect.tap(this.reserveHeld(amount, options), (reservation) =>
+      Effect.catchAllCause(
+        reserved(reservation),
+        (cause) => Effect.zipRight(this.settleHeld(reservation, Usage.empty), Effect.die(Cause.squash(cause)))
+      ))
+  }
+
+  private reserveHeld(amount: Cost.Cost, options?: ReserveOptions): Effect.Effect<Reservation, BudgetExceeded | InvalidUsage> {
     if (!isCount(amount)) {
       return Effect.fail(new InvalidUsage({ step: this.step, detail: `a worst case of ${show(amount)} nano-dollars` }))
     }
@@ -258,6 +269,16 @@ class LedgerImpl implements Service {
   }
 
   settle(reservation: Reservation, reported: Usage.Usage, options?: SettleOptions): Effect.Effect<void> {
+    const settling = this.books.options.hooks?.settling
+    if (settling === undefined) return this.settleHeld(reservation, reported, options)
+    return Effect.suspend(() =>
+      this.books.holds.has(reservation)
+        ? Effect.zipRight(Effect.orDie(settling(reservation, reported)), this.settleHeld(reservation, reported, options))
+        : Effect.void
+    )
+  }
+
+  private settleHeld(reservation: Reservation, reported: Usage.Usage, options?: SettleOptions): Effect.Effect<void> {
     return Effect.suspend(() => {
       const books = this.books
       // Settling twice, or what this ledger never held, would release money another call holds.

@@ -29,34 +29,18 @@ const isEmpty = (usage: Usage.Usage): boolean =>
   usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0
 
 /**
- * A step's ledger that writes each reservation to the spend log before the call can be sent, and each settlement
- * after. A write that fails is a defect: a call whose hold is not written down must not be sent.
+ * The ledger hooks that write each reservation to the spend log before the call can be sent, and each settlement
+ * before the books count it. A write that fails is a defect: a call whose hold is not written down must not be sent.
  */
-const logged = (
-  ledger: Ledger.Service,
-  log: SpendLog.Service,
-  where: Omit<SpendLog.Hold, "reservation" | "amount">
-): Ledger.Service => {
+const spendLogged = (log: SpendLog.Service, where: Omit<SpendLog.Hold, "reservation" | "amount">): Ledger.Hooks => {
   const hold = (reservation: Ledger.Reservation): SpendLog.Hold => ({
     ...where,
     reservation: reservation.id,
     amount: reservation.amount
   })
   return {
-    budget: ledger.budget,
-    close: ledger.close,
-    remaining: ledger.remaining,
-    snapshot: ledger.snapshot,
-    record: (usage) => ledger.record(usage),
-    forStep: (step) => logged(ledger.forStep(step), log, { ...where, step }),
-    reserve: (amount, options) =>
-      Effect.tap(ledger.reserve(amount, options), (reservation) =>
-        Effect.catchAllCause(
-          log.reserved(hold(reservation)),
-          (cause) => Effect.zipRight(ledger.settle(reservation, Usage.empty), Effect.die(Cause.squash(cause)))
-        )),
-    settle: (reservation, usage, options) =>
-      Effect.zipRight(Effect.orDie(log.settled(hold(reservation), usage.cost)), ledger.settle(reservation, usage, options))
+    reserved: (reservation) => log.reserved(hold(reservation)),
+    settling: (reservation, usage) => log.settled(hold(reservation), usage.cost)
   }
 }
 
@@ -113,7 +97,8 @@ const attempt = <A, E, R>(
     attempts.ran.add(number)
     const outer = yield* Effect.serviceOption(Ledger.Ledger)
     if (Option.isNone(outer)) return { exit: yield* Effect.exit(timed), usage: Usage.empty }
-    let parent = outer.value
+    const parent = outer.value
+    let hooks: Ledger.Hooks | undefined
     const first = !attempts.spent.has(number)
     yield* add(Usage.empty)
     if (Option.isSome(books)) {
@@ -121,10 +106,10 @@ const attempt = <A, E, R>(
       const lost = first ? (yield* spentBefore).get(step)?.get(number) : undefined
       if (lost !== undefined) yield* Effect.zipRight(Effect.orDie(parent.record(lost)), add(lost))
       const execution = books.value.execution
-      parent = logged(parent, log, { execution, step, attempt: randomUUID(), attemptNumber: number })
+      hooks = spendLogged(log, { execution, step, attempt: randomUUID(), attemptNumber: number })
     }
     // Attributed to the step, so that a bad figure is reported as the step's.
-    const own = (yield* Ledger.make({ parent })).forStep(step)
+    const own = (yield* Ledger.make(hooks === undefined ? { parent } : { parent, hooks })).forStep(step)
     const exit = yield* Effect.exit(
       Effect.ensuring(
         Effect.provideService(timed, Ledger.Ledger, own),
