@@ -13,6 +13,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type * as Context from "effect/Context"
 import * as Composite from "./internal/composite.js"
+import { isDecision } from "./internal/decision.js"
 import * as Plans from "./internal/plans.js"
 import type * as Pipeline from "./Pipeline.js"
 import type * as SubPipeline from "./SubPipeline.js"
@@ -289,7 +290,7 @@ const overItems = <I>(
     const run = mode === "failFast" ? each : (item: I, index: number) =>
       Effect.catchIf(
         Effect.map(each(item, index), Either.right),
-        (error) => !Composite.isDecision(error),
+        (error) => !isDecision(error),
         (error) => Effect.succeed(Either.left(error))
       )
     return yield* bounded(list, run, concurrency)

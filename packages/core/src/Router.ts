@@ -11,7 +11,7 @@ import * as Cost from "./Cost.js"
 import * as RunLedger from "./internal/ledger.js"
 import * as Ledger from "./Ledger.js"
 import { planOf } from "./internal/plans.js"
-import { run as runPlan } from "./internal/runner.js"
+import { run as runPlan } from "./internal/run.js"
 import type * as Pipeline from "./Pipeline.js"
 
 /**

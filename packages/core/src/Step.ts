@@ -16,11 +16,10 @@ import { identity } from "effect/Function"
 import { pipeArguments, type Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { BudgetExceeded, InvalidUsage } from "./Ledger.js"
 import * as Attempts from "./internal/attempts.js"
+import { isDecision } from "./internal/decision.js"
 import * as Checks from "./internal/options.js"
 import * as OptionKeys from "./OptionKeys.js"
-import { StopSignal } from "./internal/stop.js"
 
 /**
  * @since 0.1.0
@@ -320,12 +319,7 @@ export class StepTimeout extends Data.TaggedError("StepTimeout")<{
   }
 }
 
-/**
- * Stopping and running out of budget are decisions, not accidents: retrying them would be wrong. A bad figure given
- * to the ledger would be given again.
- */
-const isRetryable = (error: unknown): boolean =>
-  !(error instanceof StopSignal || error instanceof BudgetExceeded || error instanceof InvalidUsage)
+const isRetryable = (error: unknown): boolean => !isDecision(error)
 
 /**
  * How a step's attempts are run: the time allowed for each, and how failures are retried.
@@ -339,7 +333,8 @@ export interface Policy<E> {
 
 /**
  * Runs `attempt` under a policy: each attempt with its timeout, failures retried as the policy says (never a stop,
- * a refused budget or a bad figure given to the ledger). `onRetry` runs before each attempt after the first, with the cause of the one that failed.
+ * a refused budget or a bad figure given to the ledger). `onRetry` runs before each attempt after the first, with
+ * the cause of the one that failed.
  *
  * @since 0.1.0
  */

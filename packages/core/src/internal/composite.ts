@@ -4,13 +4,13 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { BudgetExceeded, InvalidUsage } from "../Ledger.js"
 import * as Step from "../Step.js"
 import * as Context from "effect/Context"
 import { StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
 import { type Nest, Nesting, part, runGroup, runPart } from "./nest.js"
-import { type Plan, run, runNested } from "./runner.js"
+import type { Plan } from "./plans.js"
+import { run, runNested } from "./run.js"
 import { StopSignal } from "./stop.js"
 
 /** Makes the step and marks what it is made of. */
@@ -74,13 +74,6 @@ export const outputOf = (
     ),
     Effect.catchIf((error) => error instanceof StepFailed, (error) => Effect.failCause((error as StepFailed<unknown>).cause))
   )
-
-/**
- * Whether a part's failure is a decision that ends the step whatever it is made to tolerate: a stop, a refused
- * budget, a bad figure given to the ledger.
- */
-export const isDecision = (error: unknown): boolean =>
-  error instanceof StopSignal || error instanceof BudgetExceeded || error instanceof InvalidUsage
 
 /** Whether a value is a whole number of at least 1 (`Infinity` too when `infinite`). */
 export const isCount = (n: unknown, infinite = false): n is number =>

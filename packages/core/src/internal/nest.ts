@@ -1,8 +1,7 @@
 /**
  * The run as a step made of steps sees it: what its parts (a `ForEach`'s items, a `Loop`'s iterations, a
  * `SubPipeline`'s steps) run with so that each is a step of the run in everything that can be seen of it and paid
- * for. The runner provides it to such a step while the step runs, and to nothing else: a part's own work, and a
- * plain step, run without it.
+ * for. The runner provides it to each such step while the step runs; only such a step reads it.
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -42,6 +41,26 @@ export interface Nest {
 /** What a failure is told apart by: the error it failed with, or the defect it died with. */
 export const reasonOf = (cause: Cause.Cause<unknown>): unknown =>
   Option.getOrElse(Cause.failureOption(cause), () => Option.getOrUndefined(Cause.dieOption(cause)))
+
+/**
+ * The parts of a run's steps that failed, by step and by what they failed with (the first part for each): when a
+ * step fails with one of those, the run's error names the part. A part whose failure the step tolerated (an item kept
+ * as a `Left`, an iteration the budget refused in a loop asked to end then) is not blamed for another failure.
+ */
+export class FailedParts {
+  private readonly byStep = new Map<number, Map<unknown, string>>()
+
+  add(step: number, name: string, reason: unknown): void {
+    let parts = this.byStep.get(step)
+    if (parts === undefined) this.byStep.set(step, parts = new Map())
+    if (!parts.has(reason)) parts.set(reason, name)
+  }
+
+  /** The part of step `step` that failed with `reason`, if one did. */
+  of(step: number, reason: unknown): string | undefined {
+    return this.byStep.get(step)?.get(reason)
+  }
+}
 
 /** The nest of the step made of steps that is running. */
 export class Nesting extends Context.Tag("@trellis/core/internal/Nesting")<Nesting, Nest>() {}

@@ -1,5 +1,5 @@
 /**
- * One run of a pipeline: the scheduler says what may start, steps run through the executor, the launcher forks
+ * The runner of one run of a pipeline (started by `./run.js`): the scheduler says what may start, steps run through the executor, the launcher forks
  * where there is parallelism, the observer reports, and the report builds the result.
  *
  * Scheduling is driven by dependencies: a step starts the moment its last dependency ends, started by the fiber
@@ -13,43 +13,24 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
-import type * as Cost from "../Cost.js"
-import type * as Event from "../Event.js"
 import { BudgetOverrun, PipelineTimeout, StepFailed } from "../PipelineError.js"
 import type * as Result from "../Result.js"
-import type * as Step from "../Step.js"
-import type * as Usage from "../Usage.js"
-import * as StepExecutor from "../StepExecutor.js"
-import type { Graph } from "./graph.js"
+import type * as StepExecutor from "../StepExecutor.js"
+import type { Plan } from "./plans.js"
 import { detached } from "./detach.js"
 import { Launcher } from "./launch.js"
 import * as Ledger from "../Ledger.js"
 import * as RunLedger from "./ledger.js"
-import { type Nest, Nesting, reasonOf } from "./nest.js"
-import { type Ending, Observer } from "./observer.js"
+import { FailedParts, type Nest, Nesting, reasonOf } from "./nest.js"
+import type { Ending, Observer } from "./observer.js"
 import { Report } from "./report.js"
 import { type Halt, Scheduler } from "./scheduler.js"
 import { StopSignal } from "./stop.js"
-
-/** What a run needs to know of a pipeline; made once per pipeline. */
-export interface Plan {
-  readonly name: string
-  readonly graph: Graph
-  readonly concurrency: number
-  readonly budget: Cost.Cost | undefined
-  readonly timeout: Duration.Duration | undefined
-  /**
-   * Each step's policy, by index: its own settings, else the pipeline's defaults (typed by the pipeline's errors
-   * there, opaque here).
-   */
-  readonly policies: ReadonlyArray<Step.Policy<any>>
-}
 
 /** Why a run halted. */
 type Outcome =
@@ -59,81 +40,18 @@ type Outcome =
   | { readonly _tag: "BudgetOverrun"; readonly overrun: RunLedger.Overrun }
 
 /**
- * Runs a pipeline's plan; fails with a `PipelineError`. The run opens its span, reports its start, and runs under
- * one exit handler that, however it ends, interrupts any step fiber still running, ends the span and reports the end.
- */
-export const run = (
-  plan: Plan,
-  listener: Event.Listener | undefined,
-  prior?: Readonly<Record<string, Usage.Usage>>
-): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown, unknown> =>
-  Effect.flatMap(
-    Effect.makeSpan(`pipeline ${plan.name}`, { attributes: { "trellis.pipeline": plan.name }, captureStackTrace: false }),
-    (span) =>
-      Effect.withFiberRuntime((fiber) => {
-        const context = fiber.currentContext
-        const observer = new Observer(plan.name, listener, fiber, span)
-        const ledger = RunLedger.make({
-          budget: plan.budget,
-          pipeline: plan.name,
-          // A run inside a step of another run meters into that step too.
-          parent: Option.getOrUndefined(Context.getOption(context, Ledger.Ledger)),
-          onRecord: (step, usage) => observer.usage(step, usage),
-          onExceeded: (step, reserved, cost) => observer.exceeded(step, reserved, cost),
-          prior
-        })
-        const executor = Option.getOrElse(Context.getOption(context, StepExecutor.StepExecutor), () => StepExecutor.local)
-        const runner = new Runner(plan, observer, ledger, executor, plan.graph.names, undefined)
-        const body = observer.listening
-          ? observer.runStarted(plan.graph.names).pipe(
-            // What was spent for this run before it started (its router's choice of it) is reported first.
-            Effect.zipRight(Effect.forEach(Object.entries(prior ?? {}), ([step, usage]) => observer.usage(step, usage), { discard: true })),
-            Effect.zipRight(runner.whole)
-          )
-          : runner.whole
-        return Effect.onExit(body, (exit) => runner.finish(exit))
-      })
-  )
-
-/**
- * Runs a sub-pipeline's plan as part of the run of the step made of it: its steps are steps of that run, named by
- * their paths (`research/extract`), their events told to that run's listener, their calls attributed to them in that
- * run's ledger (and held to the sub-pipeline's own budget, if it has one), their timings handed to that run's report.
- */
-export const runNested = (plan: Plan, nest: Nest): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown, unknown> =>
-  Effect.flatMap(
-    Effect.makeSpan(`pipeline ${plan.name}`, { attributes: { "trellis.pipeline": plan.name }, captureStackTrace: false }),
-    (span) =>
-      Effect.withFiberRuntime((fiber) => {
-        const outer = nest.observer
-        const observer = new Observer(outer.pipeline, outer.listener, fiber, span, true)
-        const ledger = RunLedger.make({ budget: plan.budget, pipeline: plan.name, parent: nest.ledger, sameSteps: true })
-        const names = plan.graph.names.map((name) => `${nest.path}/${name}`)
-        const runner = new Runner(plan, observer, ledger, nest.executor, names, nest)
-        return Effect.onExit(runner.whole, (exit) => runner.finish(exit))
-      })
-  )
-
-/**
- * What a step holds while it runs: its span, and the context to put back when it ends. The context is read from the
- * fiber as each step begins rather than kept by the runner: an error made in the runner keeps the objects of its
- * stack frames (the runner among them) for as long as its stack is not formatted, and a runner holding the
- * caller's services would keep them alive that long (the memory tests catch it).
+ * What a step holds while it runs: its span, and the context to put back when it ends (read from the fiber, not kept
+ * by the runner: an error keeps its stack frames' objects, the runner among them, until its stack is formatted).
  */
 interface Running {
   readonly span: Tracer.Span
   readonly outer: Context.Context<never>
 }
 
-class Runner {
+export class Runner {
   readonly scheduler: Scheduler<Outcome>
   readonly report: Report
-  /**
-   * For each step made of steps, the parts that failed, by what they failed with (the first part for each): when the
-   * step fails with one of those, the run's error names the part. A part whose failure the step tolerated (an item
-   * kept as a `Left`, an iteration the budget refused in a loop asked to end then) is not blamed for another failure.
-   */
-  private readonly failedParts = new Map<number, Map<unknown, string>>()
+  private readonly failedParts = new FailedParts()
   readonly launcher = new Launcher()
   /** Set once the run, under a timeout, waited that long for its calls to settle: it does not wait again. */
   private gaveUpWaiting = false
@@ -172,28 +90,19 @@ class Runner {
    * run, hands its timeline to the enclosing run instead).
    */
   finish(exit: Exit.Exit<Result.Result<unknown, unknown, unknown>, unknown>): Effect.Effect<void> {
-    return this.stopAll().pipe(
-      Effect.zipRight(this.callsSettled()),
-      Effect.zipRight(Effect.suspend(() => {
-        const outer = this.outer
-        if (outer !== undefined) {
-          for (const { order, timing } of this.report.entries(this.now())) outer.partEnded(timing, order)
-        }
-        return this.observer.runFinished(exit, this.ledger.total())
-      }))
-    )
+    return this.wrapUp(() => {
+      const outer = this.outer
+      if (outer !== undefined) {
+        for (const { order, timing } of this.report.entries(this.observer.now())) outer.partEnded(timing, order)
+      }
+      return this.observer.runFinished(exit, this.ledger.total())
+    })
   }
 
   /** A part of step `i` (or, in a sub-pipeline's run, step `i` itself) failed with `reason`. */
   partFailed(i: number, name: string, reason: unknown): void {
-    let parts = this.failedParts.get(i)
-    if (parts === undefined) this.failedParts.set(i, parts = new Map())
-    if (!parts.has(reason)) parts.set(reason, name)
+    this.failedParts.add(i, name, reason)
     this.outer?.partFailed(name, reason)
-  }
-
-  now(): number {
-    return this.observer.now()
   }
 
   /** Interrupts the forked fibers if a step still runs, and waits for them. */
@@ -202,11 +111,9 @@ class Runner {
   }
 
   /**
-   * Once no step runs: refuses every new reservation (a call a step left behind cannot start after the run), then
-   * waits until every call the run reserved for has been settled. A step can end before calls it made: a call forked
-   * inside it (`Effect.forEach` with concurrency interrupts its other workers without waiting for their finalizers,
-   * where a call is settled). The run's result, error and end event wait for them, so they count every call that was
-   * sent. Under a timeout the wait is bounded by it too: a call that never settles cannot hold the run for ever.
+   * Once no step runs: refuses every new reservation, then waits until every call the run reserved for is settled (a
+   * step can end before a call it forked), so that the run's end counts every call sent. Under a timeout the wait is
+   * bounded by it too: a call that never settles cannot hold the run for ever.
    */
   callsSettled(): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -222,7 +129,7 @@ class Runner {
     })
   }
 
-  /** Stops what still runs and waits for its calls, then gives the run's end. */
+  /** Stops what still runs, waits for its calls, then gives the run's end. */
   private wrapUp<A, E>(end: () => Effect.Effect<A, E>): Effect.Effect<A, E> {
     return this.stopAll().pipe(Effect.zipRight(this.callsSettled()), Effect.zipRight(Effect.suspend(end)))
   }
@@ -320,7 +227,7 @@ class Runner {
     return Effect.suspend(() => {
       const name = this.names[i]!
       const span = this.observer.openStep(name)
-      const startedAt = this.now()
+      const startedAt = this.observer.now()
       this.report.started(i, startedAt)
       const composite = this.plan.graph.nodes[i]!.step.shape !== undefined
       const enter = FiberRef.modify(
@@ -362,7 +269,7 @@ class Runner {
       policy: this.plan.policies[i]!,
       onRetry: (attempt, cause) => {
         this.report.retried(i)
-        return this.observer.retrying(this.names[i]!, attempt, cause, this.now())
+        return this.observer.retrying(this.names[i]!, attempt, cause, this.observer.now())
       },
       onReplayed: () => this.observer.replayed(this.names[i]!),
       onSuspended: () => this.observer.suspended(this.names[i]!)
@@ -382,7 +289,7 @@ class Runner {
   ended(i: number, running: Running, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     this.observer.end(running.span, exit)
     const ending = this.classify(i, exit)
-    const at = this.now()
+    const at = this.observer.now()
     const durationMs = this.report.ended(i, ending, at, Exit.isSuccess(exit) ? exit.value : undefined)
     if (ending === "failed" && this.outer !== undefined && Exit.isFailure(exit)) {
       this.partFailed(i, this.names[i]!, reasonOf(exit.cause))
@@ -440,7 +347,7 @@ class Runner {
   }
 
   partial(): Result.PartialResult {
-    return this.report.partial(this.usage(), this.now())
+    return this.report.partial(this.usage(), this.observer.now())
   }
 
   overrun(overrun: RunLedger.Overrun): BudgetOverrun {
@@ -451,13 +358,13 @@ class Runner {
   conclude(): Effect.Effect<Result.Result<unknown, unknown, unknown>, unknown> {
     if (this.scheduler.halt === undefined && this.ledger.overrun() === undefined && !this.ledger.busy()) {
       this.ledger.close()
-      return Effect.succeed(this.report.completed(this.usage(), this.now()))
+      return Effect.succeed(this.report.completed(this.usage(), this.observer.now()))
     }
     // Calls still settling may yet take the spend past the budget: the halt and overrun are read after them.
     return this.wrapUp(() => {
       const halt = this.scheduler.halt
       return halt === undefined && this.ledger.overrun() === undefined
-        ? Effect.succeed(this.report.completed(this.usage(), this.now()))
+        ? Effect.succeed(this.report.completed(this.usage(), this.observer.now()))
         : this.failure(halt)
     })
   }
@@ -471,7 +378,7 @@ class Runner {
     const outcome = halt!.reason
     switch (outcome._tag) {
       case "Stopped":
-        return Effect.succeed(this.report.stopped(halt!.step, outcome.data, this.usage(), this.now()))
+        return Effect.succeed(this.report.stopped(halt!.step, outcome.data, this.usage(), this.observer.now()))
       case "BudgetExceeded":
         return Effect.fail(detached(new Ledger.BudgetExceeded({ ...outcome.error, partial: this.partial() })))
       case "BudgetOverrun":
@@ -481,7 +388,7 @@ class Runner {
           new StepFailed({
             pipeline: this.plan.name,
             step: this.plan.graph.nodes[halt!.step]!.name,
-            path: this.failedParts.get(halt!.step)?.get(reasonOf(outcome.cause)) ?? this.names[halt!.step]!,
+            path: this.failedParts.of(halt!.step, reasonOf(outcome.cause)) ?? this.names[halt!.step]!,
             cause: outcome.cause,
             partial: this.partial()
           })
