@@ -143,11 +143,7 @@ export const make = <
   if (typeof options.each !== "function") invalid(name, `each must be a function, got ${typeof options.each}`)
   const item = options.output
   if (item !== undefined && !Schema.isSchema(item)) invalid(name, `output must be a Schema, got ${typeof item}`)
-  const output = item === undefined
-    ? undefined
-    : mode === "failFast"
-    ? Schema.Array(item)
-    : Schema.Array(Schema.Either({ right: item, left: options.error ?? Schema.Unknown }))
+  const output = outputsSchema(item, mode, options.error)
   const { each, items } = options
   const step: Step.Step<Name, Outputs<B, E, M>, E | EI | InvalidItems, R | RI, Deps> = Composite.make(
     Step.makeEither(name, {
@@ -257,7 +253,7 @@ export const pipeline = <
   const step: Step.Any = Composite.make(
     Step.makeEither(name, {
       after: options.after,
-      output: item === undefined || settings.mode === "settle" ? undefined : Schema.Array(item),
+      output: outputsSchema(item, settings.mode, undefined),
       run: (inputs): Effect.Effect<any, any, any> =>
         overItems(step, items(inputs), settings, (parts, name, item, index) =>
           parts.pipeline(name, plan!, input?.(item, index, inputs) as Context.Context<never> | undefined)) as Effect.Effect<any, any, any>
@@ -265,6 +261,21 @@ export const pipeline = <
     { _tag: "ForEach", concurrency: settings.concurrency, maxItems: settings.maxItems, item, pipeline }
   )
   return step as any
+}
+
+/**
+ * The schema of the step's output, for runs that store it: the items' outputs, or in `"settle"` mode each item's
+ * `Either`, whose failures are kept through the declared error schema when it describes them, else as they come
+ * (a store may keep an undeclared error only as its tag and message).
+ */
+const outputsSchema = (
+  item: Schema.Schema.AnyNoContext | undefined,
+  mode: Mode,
+  error: Schema.Schema.AnyNoContext | undefined
+): Schema.Schema.AnyNoContext | undefined => {
+  if (item === undefined) return undefined
+  if (mode === "failFast") return Schema.Array(item)
+  return Schema.Array(Schema.Either({ right: item, left: error === undefined ? Schema.Unknown : Schema.Union(error, Schema.Unknown) }))
 }
 
 /** How a step runs its items. */

@@ -245,3 +245,64 @@ describe("a durable sub-pipeline", () => {
       expect(runs.report).toBe(1)
     }))
 })
+
+describe("a durable map, when things go wrong", () => {
+  class Declared extends Schema.TaggedError<Declared>()("Declared", { why: Schema.String }) {}
+  class Other extends Data.TaggedError("Other")<{ readonly what: string }> {}
+
+  it.live("in settle mode completes, and its stored result reads back, when an item fails with an error its schema does not describe", () =>
+    Effect.gen(function*() {
+      const m = ForEach.make<"m", string, string, Declared | Other, never, never, never, {}, "settle", Declared>("m", {
+        items: () => ["a", "b", "c"],
+        each: (s) =>
+          s === "b" ? Effect.fail(new Other({ what: "b" })) : s === "c" ? Effect.fail(new Declared({ why: "c" })) : Effect.succeed(s),
+        output: Schema.String,
+        error: Declared,
+        mode: "settle"
+      })
+      const durable = Durable.make(Pipeline.make("settled", { output: m }))
+      const file = freshFile()
+      const first = yield* Effect.timeout(run(durable, file, "s"), "20 seconds")
+      const again = yield* Effect.timeout(run(durable, file, "s"), "20 seconds")
+      for (const result of [first, again]) {
+        const [a, b, c] = result.output as ReadonlyArray<Either.Either<string, unknown>>
+        expect(a).toEqual(Either.right("a"))
+        expect(Either.isLeft(b!) && (b.left as { tag?: string }).tag).toBe("Other")
+        expect(Either.isLeft(c!) && c.left).toBeInstanceOf(Declared)
+      }
+    }))
+
+  it.live("cancelled during a settle map, ends cancelled: a cancellation is not an item's failure", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const m = ForEach.make("m", {
+        items: () => [0, 1, 2, 3],
+        each: (i) => i === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), Effect.never) : Effect.succeed(i),
+        output: Schema.Number,
+        mode: "settle"
+      })
+      const durable = Durable.make(Pipeline.make("cancelled", { output: m }))
+      const error = yield* Effect.gen(function*() {
+        const running = yield* Effect.fork(Effect.flip(Durable.run(durable, { id: "c" })))
+        yield* Deferred.await(started)
+        yield* Durable.cancel(durable, { id: "c" })
+        return yield* Fiber.join(running)
+      }).pipe(Effect.provide(storeWith(freshFile(), durable)))
+      expect(error).toMatchObject({ _tag: "RunFailed", reason: "Cancelled" })
+    }))
+
+  it("looks inside a pipeline run per item: a missing schema and a waiting step there are refused, and settle mode makes", () => {
+    const loop = Loop.make("loop", { initial: () => 0, body: (n) => Effect.succeed(n + 1), until: (n) => n > 1, maxIterations: 3 })
+    const fin = Step.make("fin", { after: { loop }, output: Schema.Number, run: ({ loop }) => Effect.succeed(loop.state) })
+    const each = ForEach.pipeline("fe", { items: () => ["a"], pipeline: Pipeline.make("inner", { output: fin }) })
+    const refused = Either.getLeft(Durable.makeEither(Pipeline.make("p", { output: each })))
+    expect(Option.map(refused, (e) => (e as Durable.MissingSchema).steps)).toEqual(Option.some(["fe[*]/loop"]))
+    const w = Durable.await("w", { schema: Schema.Number })
+    const waiting = ForEach.pipeline("fe", { items: () => ["a"], pipeline: Pipeline.make("inner", { output: w }) })
+    expect(Option.map(Either.getLeft(Durable.makeEither(Pipeline.make("p", { output: waiting }))), (e) => e._tag))
+      .toEqual(Option.some("NestedWaiting"))
+    const done = Step.make("done", { output: Schema.Number, run: () => Effect.succeed(1) })
+    const settled = ForEach.pipeline("fe", { items: () => ["a"], pipeline: Pipeline.make("inner", { output: done }), mode: "settle" })
+    expect(Either.isRight(Durable.makeEither(Pipeline.make("p", { output: settled })))).toBe(true)
+  })
+})

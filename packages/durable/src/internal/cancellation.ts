@@ -11,10 +11,20 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Cancellations from "../Cancellations.js"
 
+/**
+ * The key core reads to know an error is a decision, not an accident: a cancellation ends a map that tolerates its
+ * items' failures, as a stop or a refused budget does.
+ */
+const decision: unique symbol = Symbol.for("@trellis/core/Decision")
+
 /** A step's attempt was cut, or not started, because the run was cancelled. Journaled as the attempt's error. */
 export class Cancelled extends Schema.TaggedError<Cancelled>("@trellis/durable/Cancelled")("Cancelled", {
   step: Schema.String
 }) {
+  get [decision](): true {
+    return true
+  }
+
   override get message(): string {
     return `Step "${this.step}" was cancelled with its run`
   }

@@ -27,7 +27,12 @@ export const walk = (pipeline: Pipeline.Any | Step.SubPipelineOf, prefix = ""): 
   pipeline.steps.flatMap((step): ReadonlyArray<Found> => {
     const path = prefix + step.name
     const found: Found = { path, step, nested: prefix !== "" }
-    return step.shape?._tag === "SubPipeline" ? [found, ...walk(step.shape.pipeline, `${path}/`)] : [found]
+    const shape = step.shape
+    // A pipeline per item: its steps are named under the item (`research[acme]/look`), `[*]` here for any item.
+    if (shape?._tag === "ForEach" && shape.pipeline !== undefined) {
+      return [found, ...walk(shape.pipeline, `${path}[*]/`)]
+    }
+    return shape?._tag === "SubPipeline" ? [found, ...walk(shape.pipeline, `${path}/`)] : [found]
   })
 
 /** The schemas the pipeline's steps lack, at any depth, in the order of the steps. */
@@ -38,7 +43,9 @@ export const missingSchemas = (pipeline: Pipeline.Any): ReadonlyArray<Missing> =
       // A sub-pipeline's output is its output step's, which is looked at as a step of its own.
       case "SubPipeline":
         return []
+      // A pipeline per item: its output is its output step's, looked at as a step of its own.
       case "ForEach":
+        if (shape.pipeline !== undefined) return []
         return shape.item === undefined ? [{ step: path, schema: "item", option: "ForEach.make's output option" }] : []
       case "Loop":
         return shape.state === undefined ? [{ step: path, schema: "state", option: "Loop.make's state option" }] : []
