@@ -80,3 +80,13 @@ export const sum = (usages: Iterable<Usage>): Usage => {
  * @since 0.1.0
  */
 export const totalTokens = (usage: Usage): number => usage.inputTokens + usage.outputTokens
+
+/**
+ * Whether a usage counts nothing: no request, no token, no tool call, no cost (whether or not it is marked
+ * estimated).
+ *
+ * @since 0.3.0
+ */
+export const isEmpty = (usage: Usage): boolean =>
+  usage.cost === 0 && usage.requests === 0 && usage.inputTokens === 0 && usage.outputTokens === 0 &&
+  usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0

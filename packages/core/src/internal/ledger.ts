@@ -49,11 +49,6 @@ const repaired = (usage: Usage.Usage, ceiling: Cost.Cost): Usage.Usage => {
   }
 }
 
-/** Whether a usage is exactly nothing: no request, no token, no cost, nothing estimated. */
-const isNothing = (usage: Usage.Usage): boolean =>
-  usage.cost === 0 && usage.requests === 0 && usage.inputTokens === 0 && usage.outputTokens === 0 &&
-  usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0 && !usage.estimated
-
 /** The step usage is attributed to when it is recorded outside any step. */
 export const outsideAnyStep = "(outside any step)"
 
@@ -287,7 +282,7 @@ class LedgerImpl implements Service {
       const { amount, ceiling, step } = reservation
       books.reserved = Cost.subtract(books.reserved, amount)
       // A hold given back with nothing used (a call refused further in, never sent) leaves no line and tells nothing.
-      const used = !isNothing(usage)
+      const used = !Usage.isEmpty(usage) || usage.estimated
       if (used) books.add(step, usage, { amount, ceiling, implausible: options?.implausible })
       const outer = (reservation as Held).outer
       const parent = this.parent

@@ -24,10 +24,6 @@ import * as Journal from "./journal.js"
 import * as Storable from "./storable.js"
 import * as Waiting from "./waiting.js"
 
-const isEmpty = (usage: Usage.Usage): boolean =>
-  usage.cost === 0 && usage.requests === 0 && usage.inputTokens === 0 && usage.outputTokens === 0 &&
-  usage.cachedInputTokens === 0 && usage.reasoningTokens === 0 && usage.toolCalls === 0
-
 /**
  * The ledger hooks that write each reservation to the spend log before the call can be sent, and each settlement
  * before the books count it. A write that fails is a defect: a call whose hold is not written down must not be sent.
@@ -214,7 +210,7 @@ const executor = (
       // A replayed attempt's usage was counted in the ledger of the process that ran it; this run's ledger counts
       // it again, so that the budget holds across restarts.
       const count = (usage: Usage.Usage) =>
-        Effect.suspend(() => !replayed() || isEmpty(usage) ? Effect.void : Effect.orDie(Ledger.record(usage)))
+        Effect.suspend(() => !replayed() || Usage.isEmpty(usage) ? Effect.void : Effect.orDie(Ledger.record(usage)))
       return Effect.provide(activity, services).pipe(
         // The attempt's number is part of the Activity's key in the journal.
         Effect.provideService(Activity.CurrentAttempt, number),
